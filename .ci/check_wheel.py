@@ -1,0 +1,15 @@
+"""Prove the installed wheel carries everything: the extension, its stubs, py.typed, kernels."""
+
+import importlib.resources as resources
+import pathlib
+
+import system0
+import system0._core as core
+import system0.kernels
+
+root = resources.files("system0")
+for name in ("_core.pyi", "py.typed", "kernels/__init__.py"):
+    assert (root / name).is_file(), f"wheel lacks system0/{name}"
+assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {core.__file__}"
+assert system0.__version__ == core.__version__
+print("wheel ok:", core.__file__)

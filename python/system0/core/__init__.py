@@ -1,0 +1,1 @@
+"""system0.core: telemetry, structured logging, configuration and backpressure."""

@@ -1,0 +1,106 @@
+"""The one exception hierarchy of system0, rooted at :class:`Error`.
+
+Every message says what was wrong, where, and what to do. The Rust core raises these same
+classes (``rust/error.rs`` imports them), so ``except system0.Error`` catches everything the
+package raises on purpose. Exceptions that describe bad values also derive from the matching
+builtin (``ValidationError`` is a ``ValueError``) so generic callers keep working.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base of every error system0 raises on purpose."""
+
+
+class ValidationError(Error, ValueError):
+    """Input broke its contract (a schema, a range, a format)."""
+
+
+class CardinalityError(Error, ValueError):
+    """A metric family hit its cap on distinct label sets.
+
+    Attributes: ``metric`` (the family name) and ``cap`` (the limit that was hit).
+    """
+
+    def __init__(self, message: str, metric: str = "", cap: int = 0) -> None:
+        super().__init__(message)
+        self.metric = metric
+        self.cap = cap
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(Error, ValueError):
+    """A configuration could not be loaded, verified or validated."""
+
+
+class Overloaded(Error):
+    """Backpressure: the system refused work instead of degrading silently.
+
+    Attributes: ``depth`` (items waiting when the work was refused) and ``retry_after``
+    (seconds after which a retry is likely to be admitted).
+    """
+
+    def __init__(self, message: str, depth: int = 0, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DeadlineExceeded(Error, TimeoutError):
+    """Work could not finish within its budget and was not run (or was abandoned)."""
+
+
+class CircuitOpen(Error):
+    """A circuit breaker is open; the call was not attempted.
+
+    Attribute: ``retry_after`` (seconds until the breaker lets a probe call through).
+    """
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Closed(Error):
+    """The queue, stream or resource was closed; it accepts nothing more."""
+
+
+class IntegrityError(Error):
+    """Stored or received data failed an integrity check (checksum, MAC, Merkle proof)."""
+
+
+class AccessDenied(Error, PermissionError):
+    """A policy refused the subject this action on this resource."""
+
+
+class CryptoError(Error):
+    """A cryptographic operation failed (wrong key, tampered ciphertext, destroyed key)."""
+
+
+class InternalError(Error):
+    """A bug in system0 itself (a broken invariant); please report it with the message."""
+
+
+__all__ = [
+    "AccessDenied",
+    "CardinalityError",
+    "CircuitOpen",
+    "Closed",
+    "ConfigError",
+    "CryptoError",
+    "DeadlineExceeded",
+    "Error",
+    "IntegrityError",
+    "InternalError",
+    "Overloaded",
+    "ValidationError",
+]

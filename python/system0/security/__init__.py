@@ -1,0 +1,1 @@
+"""system0.security."""
