@@ -30,12 +30,22 @@ pub enum CoreError {
     /// Input data broke its contract.
     Validation(String),
     /// A metric family reached its label-set cap.
-    Cardinality { metric: String, cap: usize },
+    Cardinality {
+        metric: String,
+        cap: usize,
+    },
     Config(String),
     /// Backpressure: the caller should retry after `retry_after_s` seconds.
-    Overloaded { message: String, depth: usize, retry_after_s: f64 },
+    Overloaded {
+        message: String,
+        depth: usize,
+        retry_after_s: f64,
+    },
     DeadlineExceeded(String),
-    CircuitOpen { message: String, retry_after_s: f64 },
+    CircuitOpen {
+        message: String,
+        retry_after_s: f64,
+    },
     /// The queue or stream was closed; no more items will be accepted.
     Closed(String),
     Integrity(String),
@@ -79,13 +89,13 @@ impl From<CoreError> for PyErr {
         match e {
             CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
             CoreError::Validation(_) => ValidationError::new_err(msg),
-            CoreError::Cardinality { metric, cap } => {
-                CardinalityError::new_err((msg, metric, cap))
-            }
+            CoreError::Cardinality { metric, cap } => CardinalityError::new_err((msg, metric, cap)),
             CoreError::Config(_) => ConfigError::new_err(msg),
-            CoreError::Overloaded { depth, retry_after_s, .. } => {
-                Overloaded::new_err((msg, depth, retry_after_s))
-            }
+            CoreError::Overloaded {
+                depth,
+                retry_after_s,
+                ..
+            } => Overloaded::new_err((msg, depth, retry_after_s)),
             CoreError::DeadlineExceeded(_) => DeadlineExceeded::new_err(msg),
             CoreError::CircuitOpen { retry_after_s, .. } => {
                 CircuitOpen::new_err((msg, retry_after_s))

@@ -1,6 +1,8 @@
-//! system0's Rust core. Each concept lives in its own folder and is free of pyo3; the
-//! `py` submodule of each folder binds it. This file only declares modules and exports classes.
+//! system0's Rust core. Each concept lives in its own folder, free of pyo3 except for the
+//! folder's `py.rs`, which binds it and offers `register(m)`. This file only declares modules
+//! and calls each `register`.
 
+pub mod clock;
 pub mod error;
 pub mod gil;
 
@@ -9,5 +11,6 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    clock::py::register(m)?;
     Ok(())
 }
