@@ -32,7 +32,12 @@ impl Api {
     fn load(library: &str) -> Result<Api, String> {
         // SAFETY: loading NVML runs only its (trusted, driver-shipped) initialisers.
         let lib = unsafe { Library::new(library) }.map_err(|e| {
-            format!("not available: {library} not found or not loadable ({e}); no NVIDIA driver")
+            let e = e.to_string();
+            if e.contains("No such file") {
+                format!("not available: {library} not found (no NVIDIA driver installed)")
+            } else {
+                format!("not available: {library} not loadable: {e}")
+            }
         })?;
         // SAFETY: the symbol types below are NVML's documented C signatures.
         unsafe {

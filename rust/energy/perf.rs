@@ -213,7 +213,13 @@ fn refusal_reason(event: Event, err: &io::Error) -> String {
         libc::ENOSYS => "ENOSYS",
         libc::EMFILE => "EMFILE",
         libc::EINVAL => "EINVAL",
-        _ => "errno",
+        _ => "",
+    };
+    // Known errnos are named; anything else keeps the OS's own words.
+    let name = if name.is_empty() {
+        err.to_string()
+    } else {
+        name.to_owned()
     };
     let paranoid = paranoid_level().map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     let why = match errno {
@@ -229,7 +235,7 @@ fn refusal_reason(event: Event, err: &io::Error) -> String {
         _ => "the kernel refused the event",
     };
     format!(
-        "not available: perf_event_open({}) {name} ({err}) (perf_event_paranoid={paranoid}): {why}",
+        "not available: perf_event_open({}) {name} (perf_event_paranoid={paranoid}): {why}",
         event.label()
     )
 }
