@@ -1,6 +1,7 @@
 """Typed stubs of the Rust extension ``system0._core`` (checked by mypy.stubtest)."""
 
 import os
+from typing import final
 
 __version__: str
 
@@ -10,6 +11,7 @@ def to_unix_ns(mono_ns: int) -> int: ...
 def clock_source() -> str: ...
 
 # energy
+@final
 class EnergyMeter:
     def __new__(
         cls,
@@ -22,11 +24,13 @@ class EnergyMeter:
     def domains(self) -> list[str]: ...
     def sources(self) -> list[tuple[str, bool, str | None, list[str]]]: ...
 
+@final
 class EnergySnapshot:
     @property
     def t_ns(self) -> int: ...
     def since(self, start: EnergySnapshot) -> EnergyDelta: ...
 
+@final
 class EnergyDelta:
     @property
     def duration_ns(self) -> int: ...

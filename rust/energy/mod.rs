@@ -62,9 +62,9 @@ impl Meter {
         };
         let nvml = match config.nvml_library {
             Some(lib) => nvml::NvmlReader::open(lib),
-            None => nvml::NvmlReader::unavailable(
-                "not available: NVML reading switched off".to_owned(),
-            ),
+            None => {
+                nvml::NvmlReader::unavailable("not available: NVML reading switched off".to_owned())
+            }
         };
         Meter {
             rapl_reason: rapl.reason.clone(),
@@ -365,10 +365,7 @@ mod tests {
         assert_eq!(d.total_joules, Some(3.0)); // core lies inside the package
         assert!(d.reasons["nvml"].starts_with("not available: libsystem0-absent-nvml"));
         let attrs = d.attributes();
-        assert!(attrs.contains(&(
-            "energy.total.joules".to_owned(),
-            AttrValue::Float(3.0)
-        )));
+        assert!(attrs.contains(&("energy.total.joules".to_owned(), AttrValue::Float(3.0))));
         assert!(attrs.iter().any(|(k, _)| k == "energy.nvml"));
     }
 

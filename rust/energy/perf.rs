@@ -168,13 +168,7 @@ impl PerfGroup {
         let mut buf = [0u64; 3 + MAX_EVENTS];
         let leader = self.fds[0].as_raw_fd();
         // SAFETY: buf is valid for writes of its whole size.
-        let n = unsafe {
-            libc::read(
-                leader,
-                buf.as_mut_ptr().cast(),
-                std::mem::size_of_val(&buf),
-            )
-        };
+        let n = unsafe { libc::read(leader, buf.as_mut_ptr().cast(), std::mem::size_of_val(&buf)) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -257,9 +251,12 @@ impl CpuReading {
                  per-thread counters cannot be subtracted across threads",
             ));
         }
-        self.group.since(&start.group).map(|v| (v[0], v[1])).ok_or_else(|| {
-            Arc::from("not available: the counters were never scheduled on the PMU in between")
-        })
+        self.group
+            .since(&start.group)
+            .map(|v| (v[0], v[1]))
+            .ok_or_else(|| {
+                Arc::from("not available: the counters were never scheduled on the PMU in between")
+            })
     }
 }
 
@@ -279,9 +276,14 @@ pub fn read_thread() -> Result<CpuReading, Arc<str>> {
             PerfGroup::open(&[Event::Cycles, Event::Instructions]).map_err(Arc::from)
         });
         match group {
-            Ok(g) => g.read().map(|group| CpuReading { thread, group }).map_err(|e| {
-                Arc::from(format!("not available: reading the perf counters failed: {e}"))
-            }),
+            Ok(g) => g
+                .read()
+                .map(|group| CpuReading { thread, group })
+                .map_err(|e| {
+                    Arc::from(format!(
+                        "not available: reading the perf counters failed: {e}"
+                    ))
+                }),
             Err(reason) => Err(reason.clone()),
         }
     })
@@ -333,7 +335,10 @@ mod tests {
                 assert!(big > small * 5, "{big} vs {small}");
             }
             Err(reason) => {
-                assert!(reason.starts_with("not available: perf_event_open("), "{reason}");
+                assert!(
+                    reason.starts_with("not available: perf_event_open("),
+                    "{reason}"
+                );
                 assert!(reason.contains("perf_event_paranoid="), "{reason}");
                 // The refusal is remembered: the second call gives the same reason.
                 assert_eq!(read_thread().unwrap_err(), reason);

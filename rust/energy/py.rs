@@ -19,7 +19,9 @@ impl PyEnergyMeter {
     #[new]
     #[pyo3(signature = (powercap_root = Some(PathBuf::from(super::rapl::DEFAULT_ROOT)),
                         nvml_library = Some(super::nvml::DEFAULT_LIBRARY.to_owned()),
-                        perf = true))]
+                        perf = true),
+           text_signature = "(powercap_root='/sys/class/powercap', \
+                              nvml_library='libnvidia-ml.so.1', perf=True)")]
     fn new(
         py: Python<'_>,
         powercap_root: Option<PathBuf>,

@@ -139,7 +139,9 @@ impl RaplReader {
                 root.display()
             ))
         } else if domains.iter().all(|d| d.file.is_err()) {
-            domains.iter().find_map(|d| d.unavailable().map(str::to_owned))
+            domains
+                .iter()
+                .find_map(|d| d.unavailable().map(str::to_owned))
         } else {
             None
         };

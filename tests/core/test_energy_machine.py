@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from system0.core.energy import (
     EnergyMeter,
     EnergySource,

@@ -191,4 +191,3 @@ def measure(
         m.total_joules  # None on a machine without RAPL/NVML, with m.reasons saying why
     """
     return Measurement(meter if meter is not None else default_meter(), energy, cpu)
-
