@@ -261,24 +261,52 @@ impl CpuReading {
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+/// Bumped in every forked child: a perf fd inherited through fork still counts the parent's
+/// thread, so a thread whose group predates the fork reopens it.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+struct ThreadCounters {
+    /// Fresh after a fork too, so a reading from before the fork never subtracts.
+    id: u64,
+    generation: u64,
+    group: Result<PerfGroup, Arc<str>>,
+}
 
 thread_local! {
-    static THREAD_ID: u64 = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-    static THREAD_GROUP: RefCell<Option<Result<PerfGroup, Arc<str>>>> = const { RefCell::new(None) };
+    static THREAD_COUNTERS: RefCell<Option<ThreadCounters>> = const { RefCell::new(None) };
 }
 
 /// Reads the calling thread's cycles and instructions, opening its counters on first use.
 pub fn read_thread() -> Result<CpuReading, Arc<str>> {
-    let thread = THREAD_ID.with(|t| *t);
-    THREAD_GROUP.with(|cell| {
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: the handler only touches an atomic, which is safe in a freshly forked child.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    let read = THREAD_COUNTERS.try_with(|cell| {
         let mut slot = cell.borrow_mut();
-        let group = slot.get_or_insert_with(|| {
-            PerfGroup::open(&[Event::Cycles, Event::Instructions]).map_err(Arc::from)
-        });
-        match group {
+        let stale = slot.as_ref().is_none_or(|c| c.generation != generation);
+        let c = if stale {
+            slot.insert(ThreadCounters {
+                id: NEXT_THREAD.fetch_add(1, Ordering::Relaxed),
+                generation,
+                group: PerfGroup::open(&[Event::Cycles, Event::Instructions]).map_err(Arc::from),
+            })
+        } else {
+            slot.as_mut().expect("checked not stale, so present")
+        };
+        match &c.group {
             Ok(g) => g
                 .read()
-                .map(|group| CpuReading { thread, group })
+                .map(|group| CpuReading {
+                    thread: c.id,
+                    group,
+                })
                 .map_err(|e| {
                     Arc::from(format!(
                         "not available: reading the perf counters failed: {e}"
@@ -286,7 +314,9 @@ pub fn read_thread() -> Result<CpuReading, Arc<str>> {
                 }),
             Err(reason) => Err(reason.clone()),
         }
-    })
+    });
+    // A thread-local destructor reading counters while the thread exits gets a reason.
+    read.unwrap_or_else(|_| Err(Arc::from("not available: the thread is exiting")))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ counts, system0 must count too; if perf reports the event unsupported or refused
 say "not available" with the errno and the perf_event_paranoid level.
 """
 
+import os
 import shutil
 import subprocess
 import threading
@@ -128,3 +129,32 @@ def test_switched_off_perf_says_so() -> None:
         pass
     assert x.reasons["perf"] == "not available: perf counters switched off"
     assert x.as_attributes()["cpu.counters"] == "not available: perf counters switched off"
+
+
+def test_a_forked_child_does_not_subtract_its_parents_counters() -> None:
+    # A perf fd inherited through fork still counts the parent's thread; the child must
+    # reopen its own and refuse to subtract a reading taken before the fork.
+    start = read_counters(energy=False)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report and leave without running pytest's teardown
+        os.close(r)
+        d = read_counters(energy=False).since(start)
+        fresh = measure(energy=False)
+        with fresh:
+            spin(10_000)
+        msg = f"{d.reasons.get('perf', '')}|{fresh.instructions}"
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    stale, fresh_instructions = got.split("|")
+    reason = perf_source_reason()
+    if reason is None:
+        assert "another thread" in stale
+        assert int(fresh_instructions) > 0
+    else:
+        assert stale == reason
+        assert fresh_instructions == "None"
