@@ -339,6 +339,7 @@ mod tests {
             Ok(g) => g,
             Err(reason) => {
                 assert!(reason.starts_with("not available: perf_event_open(task-clock)"));
+                eprintln!("skipped: {reason}");
                 return;
             }
         };
@@ -348,6 +349,26 @@ mod tests {
         let d = b.since(&a).unwrap();
         assert!(d[0] > 1_000_000, "task-clock grew by only {} ns", d[0]);
         assert!(b.time_enabled >= a.time_enabled);
+    }
+
+    #[test]
+    fn a_two_member_group_reads_both_in_one_call() {
+        // Exercises group_fd and the nr/values layout the cycles+instructions group relies on.
+        let g = match PerfGroup::open(&[Event::TaskClock, Event::TaskClock]) {
+            Ok(g) => g,
+            Err(reason) => {
+                assert!(reason.starts_with("not available: perf_event_open(task-clock)"));
+                eprintln!("skipped: {reason}");
+                return;
+            }
+        };
+        let a = g.read().unwrap();
+        spin(5_000_000);
+        let d = g.read().unwrap().since(&a).unwrap();
+        assert!(d[0] > 0 && d[1] > 0, "{d:?}");
+        // Both members were scheduled together, so they saw (almost) the same CPU time.
+        assert!(d[0].abs_diff(d[1]) < d[0] / 10 + 100_000, "{d:?}");
+        assert_eq!(d[2..], [0, 0]);
     }
 
     #[test]
