@@ -140,6 +140,20 @@ impl Meter {
     }
 }
 
+/// The process-wide meter over the real machine (default powercap root, the driver's NVML,
+/// perf on): discovered on first use, shared by Rust spans and Python alike so that their
+/// snapshots subtract.
+pub fn default_meter() -> &'static Arc<Meter> {
+    static DEFAULT: std::sync::OnceLock<Arc<Meter>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        Arc::new(Meter::open(&MeterConfig {
+            powercap_root: Some(Path::new(rapl::DEFAULT_ROOT)),
+            nvml_library: Some(nvml::DEFAULT_LIBRARY),
+            perf: true,
+        }))
+    })
+}
+
 /// Counter readings at one instant, tied to the meter (and thread) that took them.
 #[derive(Debug, Clone)]
 pub struct Snapshot {

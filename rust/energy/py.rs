@@ -41,6 +41,13 @@ impl PyEnergyMeter {
         }
     }
 
+    /// The process-wide meter over the real machine (shared with Rust-side spans).
+    #[staticmethod]
+    fn default(py: Python<'_>) -> Self {
+        let meter = crate::gil::without_gil(py, || Arc::clone(super::default_meter()));
+        PyEnergyMeter { meter }
+    }
+
     /// Reads the counters now; subtract two readings with `later.since(earlier)`.
     #[pyo3(signature = (energy = true, cpu = true))]
     fn read(&self, energy: bool, cpu: bool) -> PyEnergySnapshot {

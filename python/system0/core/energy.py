@@ -32,7 +32,6 @@ Caveats worth knowing before reading a figure:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -51,21 +50,18 @@ __all__ = [
 ]
 
 _default: EnergyMeter | None = None
-_default_lock = threading.Lock()
 
 
 def default_meter() -> EnergyMeter:
-    """The process-wide meter over the real machine (created on first use, then shared).
+    """The process-wide meter over the real machine, shared with Rust-side spans.
 
     Discovery walks sysfs and loads NVML once; later readings reuse the open files and handles.
     """
     global _default
     meter = _default
     if meter is None:
-        with _default_lock:
-            if _default is None:
-                _default = EnergyMeter()
-            meter = _default
+        # Racing threads get wrappers of the same Rust meter, so any of them will do.
+        meter = _default = EnergyMeter.default()
     return meter
 
 
