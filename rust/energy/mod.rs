@@ -44,8 +44,6 @@ pub struct SourceStatus {
 pub struct Meter {
     rapl: rapl::RaplReader,
     nvml: nvml::NvmlReader,
-    rapl_reason: Option<String>,
-    nvml_reason: Option<String>,
     /// `Some(reason)` when perf was switched off in the config.
     perf_off: Option<&'static str>,
 }
@@ -67,8 +65,6 @@ impl Meter {
             }
         };
         Meter {
-            rapl_reason: rapl.reason.clone(),
-            nvml_reason: nvml.reason.clone(),
             rapl,
             nvml,
             perf_off: (!config.perf).then_some("not available: perf counters switched off"),
@@ -93,14 +89,14 @@ impl Meter {
         vec![
             SourceStatus {
                 source: "rapl",
-                available: self.rapl_reason.is_none(),
-                reason: self.rapl_reason.clone(),
+                available: self.rapl.reason.is_none(),
+                reason: self.rapl.reason.clone(),
                 domains: self.rapl.domains.iter().map(|d| d.name.clone()).collect(),
             },
             SourceStatus {
                 source: "nvml",
-                available: self.nvml_reason.is_none(),
-                reason: self.nvml_reason.clone(),
+                available: self.nvml.reason.is_none(),
+                reason: self.nvml.reason.clone(),
                 domains: self.nvml.gpus.iter().map(|g| g.name.clone()).collect(),
             },
             SourceStatus {
@@ -208,7 +204,7 @@ impl Snapshot {
         };
         if let (Some(end), Some(begin)) = (&self.energy_uj, &start.energy_uj) {
             d.energy_read = true;
-            for (src, reason) in [("rapl", &m.rapl_reason), ("nvml", &m.nvml_reason)] {
+            for (src, reason) in [("rapl", &m.rapl.reason), ("nvml", &m.nvml.reason)] {
                 if let Some(r) = reason {
                     d.reasons.insert(src.to_owned(), r.clone());
                 }
