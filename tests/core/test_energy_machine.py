@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from system0.core.energy import (
     EnergyMeter,
     EnergySource,

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from system0.core.energy import EnergyMeter, energy_sources, measure, read_counters
 
 

@@ -11,6 +11,7 @@ from tempfile import TemporaryDirectory
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from system0.core.energy import EnergyMeter, measure
 
 MAX = 262_143_328_850  # a real package's max_energy_range_uj
