@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from system0.core.config import AIConfig, load_from_yaml, validate_config
 from system0.errors import ConfigError, Error
 
@@ -152,7 +151,7 @@ def test_bad_documents(tmp_path: Path, text: str, expected: str) -> None:
 
 
 def test_a_missing_file_and_a_non_utf8_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read config .*nope.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read config .*nope\.yaml"):
         load_from_yaml(tmp_path / "nope.yaml")
     (tmp_path / "latin.yaml").write_bytes(b"schema_version: 2\nmodel: {name: \xe9}\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
@@ -168,7 +167,7 @@ def test_validate_config_from_code_names_paths_without_a_file() -> None:
 
 
 def test_nan_and_bad_map_keys_are_refused() -> None:
-    with pytest.raises(ConfigError, match="training.learning_rate: got nan; expected a finite"):
+    with pytest.raises(ConfigError, match=r"training\.learning_rate: got nan; expected a finite"):
         validate_config({"training": {"learning_rate": float("nan")}})
-    with pytest.raises(ConfigError, match="key 'a.b' is not a valid name"):
+    with pytest.raises(ConfigError, match=r"key 'a\.b' is not a valid name"):
         validate_config({"monitoring": {"latency_threshold_ms": {"a.b": 3}}})

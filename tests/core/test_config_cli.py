@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from system0.cli import main
 from system0.core.config import AIConfig, load_from_yaml
 
@@ -62,7 +61,9 @@ def test_diff_exit_codes_and_output(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, config_file: Path
 ) -> None:
     fork = tmp_path / "fork.yaml"
-    code, out, _ = run(capsys, "fork", str(config_file), "big", "inference.max_batch=64", "-o", str(fork))
+    code, out, _ = run(
+        capsys, "fork", str(config_file), "big", "inference.max_batch=64", "-o", str(fork)
+    )
     assert code == 0 and "experiment 'big'" in out
     code, out, _ = run(capsys, "diff", str(config_file), str(fork))
     assert code == 1

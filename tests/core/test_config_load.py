@@ -12,7 +12,6 @@ from typing import Any
 
 import pydantic
 import pytest
-
 from system0.core.config import (
     SCHEMA_VERSION,
     AIConfig,
@@ -112,9 +111,10 @@ def test_the_resolved_values_are_what_is_hashed(tmp_path: Path) -> None:
     assert a.canonical_json() == b.canonical_json()
     doc = json.loads(a.canonical_json())
     assert doc["inference"]["max_batch"] == 64
-    assert a.canonical_json() == json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    assert (
+        a.canonical_json()
+        == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 _HASH_SCRIPT = (

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from system0.core import config_signing as signing
 from system0.core.config import check_signature, load_from_yaml, sign_file, verify_file
 from system0.errors import ConfigError
@@ -78,9 +77,7 @@ def test_a_changed_file_is_refused_with_both_hashes(signed: Path, keys: tuple[Pa
     assert msg.count("sha256:") == 2
 
 
-def test_a_different_environment_is_a_content_change(
-    signed: Path, keys: tuple[Path, Path]
-) -> None:
+def test_a_different_environment_is_a_content_change(signed: Path, keys: tuple[Path, Path]) -> None:
     load_from_yaml(signed, env={"S0_SIGN_BATCH": "64"}, trusted_keys=[keys[1]])  # same value
     with pytest.raises(ConfigError, match="an environment variable it reads differs"):
         load_from_yaml(signed, env={"S0_SIGN_BATCH": "8"}, trusted_keys=[keys[1]])
@@ -101,7 +98,9 @@ def test_unsigned_is_refused_only_when_trust_is_configured(
     path.write_text(CONFIG, encoding="utf-8")
     monkeypatch.delenv(signing.TRUSTED_KEYS_ENV, raising=False)
     assert load_from_yaml(path, env={}).inference.max_batch == 64
-    with pytest.raises(ConfigError, match=r"unsigned: no signature file .*plain.yaml.sig; 1 trusted"):
+    with pytest.raises(
+        ConfigError, match=r"unsigned: no signature file .*plain.yaml.sig; 1 trusted"
+    ):
         load_from_yaml(path, env={}, trusted_keys=[keys[1]])
     with pytest.raises(ConfigError, match="a signature is required but no trusted keys"):
         load_from_yaml(path, env={}, require_signature=True)

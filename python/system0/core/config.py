@@ -17,11 +17,11 @@ audit sink). :func:`diff` compares two of them.
 from __future__ import annotations
 
 import copy
-import re
 import difflib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import pydantic
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator
 
 from system0.core import config_signing as signing
@@ -74,7 +75,7 @@ def canonical_json(value: Any) -> bytes:
 class AIConfig(Section):
     """The whole configuration of a system0 deployment. Frozen; see the module docs."""
 
-    schema_version: int = Field(SCHEMA_VERSION, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     inference: InferenceConfig = InferenceConfig()
@@ -222,7 +223,7 @@ def _load_unverified(path: str | os.PathLike[str], env: Mapping[str, str] | None
 def check_signature(
     path: str | os.PathLike[str],
     config: AIConfig,
-    trust: Mapping[str, signing.Ed25519PublicKey],
+    trust: Mapping[str, Ed25519PublicKey],
     signature: str | os.PathLike[str] | None = None,
 ) -> str:
     """Verify the detached signature of ``config`` loaded from ``path``; return its key id."""
@@ -362,7 +363,9 @@ def parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> list[tuple[
         for item in overrides:
             key, eq, text = str(item).partition("=")
             if not eq or not key.strip():
-                raise ConfigError(f"override {item!r}: expected 'path=value', e.g. inference.max_batch=64")
+                raise ConfigError(
+                    f"override {item!r}: expected 'path=value', e.g. inference.max_batch=64"
+                )
             pairs.append((key.strip(), parse_scalar(text.strip())))
     seen: set[str] = set()
     for key, _ in pairs:
@@ -383,7 +386,9 @@ def _apply(doc: dict[str, Any], path: str, value: Any) -> None:
     for i, part in enumerate(parts[:-1]):
         if isinstance(part, int) or not isinstance(node, dict) or part not in node:
             here = ".".join(str(p) for p in parts[: i + 1])
-            near = difflib.get_close_matches(str(part), list(node) if isinstance(node, dict) else [], n=1)
+            near = difflib.get_close_matches(
+                str(part), list(node) if isinstance(node, dict) else [], n=1
+            )
             hint = f"; did you mean '{near[0]}'?" if near else ""
             raise ConfigError(f"override {path}: '{here}' is not a section of the config{hint}")
         node = node[part]
@@ -510,9 +515,7 @@ def emergency_override(
         )
     old = _plain(config.get(path)) if _exists(config, path) else None
     pairs = parse_overrides({path: value})
-    lineage = _lineage(
-        "emergency", "emergency-override", config, pairs, reason=reason, actor=actor
-    )
+    lineage = _lineage("emergency", "emergency-override", config, pairs, reason=reason, actor=actor)
     draft = _derive(config, pairs, lineage, f"emergency override of {path}")
     lineage["overrides"] = [{"path": path, "value": _plain(draft.get(path))}]
     new = _derive(config, pairs, lineage, f"emergency override of {path}")

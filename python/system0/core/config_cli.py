@@ -28,7 +28,10 @@ def _guarded(fn: Command) -> Command:
         except OSError as e:
             print(f"error: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
         except Exception as e:  # a bug in system0: still no traceback for the user
-            print(f"error: internal error ({type(e).__name__}): {e}; please report it", file=sys.stderr)
+            print(
+                f"error: internal error ({type(e).__name__}): {e}; please report it",
+                file=sys.stderr,
+            )
         return 2
 
     return run
@@ -146,7 +149,8 @@ def add_config_commands(sub: Any) -> None:
         "--trusted",
         action="append",
         metavar="PUBLIC_KEY",
-        help=f"trusted public key file or directory (repeatable; default ${signing.TRUSTED_KEYS_ENV})",
+        help="trusted public key file or directory (repeatable; default: the files named "
+        f"by ${signing.TRUSTED_KEYS_ENV})",
     )
     p.add_argument("--sig", help="signature file (default PATH.sig)")
 

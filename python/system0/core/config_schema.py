@@ -85,7 +85,7 @@ class Section(BaseModel):
     def __copy__(self) -> Self:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -95,49 +95,49 @@ class Section(BaseModel):
 class ModelConfig(Section):
     """Which policy model to run and how to place it."""
 
-    name: str = Field("policy", pattern=_NAME_RE.pattern)
+    name: str = Field(default="policy", pattern=_NAME_RE.pattern)
     version: str = "0.0.0"
     framework: Literal["torch", "jax", "onnx", "custom"] = "torch"
     artifact_uri: str = ""
-    artifact_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    artifact_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     device: Literal["auto", "cpu", "cuda", "tpu"] = "auto"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     compile: bool = False
-    input_features: int = Field(64, ge=1)
-    num_actions: int = Field(16, ge=1)
-    seed: int = Field(0, ge=0)
+    input_features: int = Field(default=64, ge=1)
+    num_actions: int = Field(default=16, ge=1)
+    seed: int = Field(default=0, ge=0)
 
 
 class TrainingConfig(Section):
     """Offline training on the samples the matches produce."""
 
-    seed: int = Field(0, ge=0)
-    batch_size: int = Field(256, ge=1)
-    learning_rate: float = Field(3e-4, gt=0)
-    max_steps: int = Field(100_000, ge=1)
+    seed: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=3e-4, gt=0)
+    max_steps: int = Field(default=100_000, ge=1)
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
-    weight_decay: float = Field(0.01, ge=0)
-    gradient_clip_norm: float | None = Field(1.0, gt=0)
-    eval_fraction: float = Field(0.05, ge=0, lt=1)
-    checkpoint_every_steps: int = Field(1000, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    gradient_clip_norm: float | None = Field(default=1.0, gt=0)
+    eval_fraction: float = Field(default=0.05, ge=0, lt=1)
+    checkpoint_every_steps: int = Field(default=1000, ge=1)
     deterministic: bool = True
 
 
 class BreakerConfig(Section):
     """The circuit breaker in front of the model."""
 
-    failure_threshold: int = Field(5, ge=1)
-    reset_timeout_s: float = Field(30.0, gt=0)
-    half_open_max_calls: int = Field(1, ge=1)
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout_s: float = Field(default=30.0, gt=0)
+    half_open_max_calls: int = Field(default=1, ge=1)
 
 
 class InferenceConfig(Section):
     """The hot path: bounded queue, deadline batcher, breaker."""
 
-    max_batch: int = Field(32, ge=1, le=65_536)
-    max_wait_ms: float = Field(2.0, ge=0)
-    queue_capacity: int = Field(1024, ge=1)
-    latency_budget_ms: float = Field(50.0, gt=0)
+    max_batch: int = Field(default=32, ge=1, le=65_536)
+    max_wait_ms: float = Field(default=2.0, ge=0)
+    queue_capacity: int = Field(default=1024, ge=1)
+    latency_budget_ms: float = Field(default=50.0, gt=0)
     overload_policy: Literal["reject", "drop_oldest", "block"] = "reject"
     breaker: BreakerConfig = BreakerConfig()
 
@@ -159,15 +159,15 @@ class InferenceConfig(Section):
 class MonitoringConfig(Section):
     """Metrics, traces and alerts."""
 
-    default_latency_threshold_ms: float = Field(100.0, gt=0)
+    default_latency_threshold_ms: float = Field(default=100.0, gt=0)
     latency_threshold_ms: FloatMap = Field(default_factory=dict)
-    sampling_ratio: float = Field(1.0, ge=0, le=1)
-    metrics_namespace: str = Field("system0", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-    max_label_sets: int = Field(10_000, ge=1)
-    prometheus_port: int | None = Field(None, ge=1, le=65_535)
+    sampling_ratio: float = Field(default=1.0, ge=0, le=1)
+    metrics_namespace: str = Field(default="system0", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    max_label_sets: int = Field(default=10_000, ge=1)
+    prometheus_port: int | None = Field(default=None, ge=1, le=65_535)
     trace_export: Literal["none", "stdout", "otlp"] = "none"
     otlp_endpoint: str = ""
-    alert_cooldown_s: float = Field(60.0, ge=0)
+    alert_cooldown_s: float = Field(default=60.0, ge=0)
 
     def threshold_ms(self, model: str) -> float:
         """The latency alert threshold for ``model`` (its own, else the default)."""
@@ -184,11 +184,11 @@ class SecurityConfig(Section):
     """The security spine. Holds references to secrets, never the secrets themselves."""
 
     audit_ledger_path: str = "system0-audit.ledger"
-    key_provider: str = Field("env:SYSTEM0_MASTER_KEY", pattern=r"^[a-z][a-z0-9+.-]*:.+$")
-    key_rotation_days: int = Field(90, ge=1)
+    key_provider: str = Field(default="env:SYSTEM0_MASTER_KEY", pattern=r"^[a-z][a-z0-9+.-]*:.+$")
+    key_rotation_days: int = Field(default=90, ge=1)
     access_policy_path: str = ""
-    privacy_epsilon: float = Field(1.0, gt=0)
-    privacy_delta: float = Field(1e-6, ge=0, lt=1)
+    privacy_epsilon: float = Field(default=1.0, gt=0)
+    privacy_delta: float = Field(default=1e-6, ge=0, lt=1)
 
 
 class StorageConfig(Section):
@@ -197,24 +197,24 @@ class StorageConfig(Section):
     root: str = "system0-data"
     backend: Literal["local", "sqlite", "duckdb"] = "sqlite"
     compression: Literal["none", "zstd", "lz4"] = "zstd"
-    hot_tier_max_bytes: int = Field(1 << 30, ge=0)
-    retention_days: int = Field(30, ge=1)
-    prefetch_batches: int = Field(2, ge=0)
+    hot_tier_max_bytes: int = Field(default=1 << 30, ge=0)
+    retention_days: int = Field(default=30, ge=1)
+    prefetch_batches: int = Field(default=2, ge=0)
 
 
 class ServingConfig(Section):
     """The model server and its rollouts."""
 
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65_535)
-    workers: int = Field(1, ge=1)
-    request_timeout_ms: float = Field(1000.0, gt=0)
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(4, ge=1)
+    port: int = Field(default=8080, ge=1, le=65_535)
+    workers: int = Field(default=1, ge=1)
+    request_timeout_ms: float = Field(default=1000.0, gt=0)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=4, ge=1)
     rollout: Literal["blue_green", "canary", "all_at_once"] = "blue_green"
-    canary_fraction: float = Field(0.05, gt=0, le=1)
-    health_check_interval_s: float = Field(5.0, gt=0)
-    drain_timeout_s: float = Field(30.0, ge=0)
+    canary_fraction: float = Field(default=0.05, gt=0, le=1)
+    health_check_interval_s: float = Field(default=5.0, gt=0)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> ServingConfig:

@@ -144,9 +144,7 @@ def trusted_keys(
             continue
         p = Path(entry)
         files = (
-            sorted(f for f in p.iterdir() if f.suffix in (".pub", ".pem"))
-            if p.is_dir()
-            else [p]
+            sorted(f for f in p.iterdir() if f.suffix in (".pub", ".pem")) if p.is_dir() else [p]
         )
         for f in files:
             k = load_public_key(f)

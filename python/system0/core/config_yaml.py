@@ -248,8 +248,9 @@ class _Resolver:
         value = self.expand(path, m.group(1))
         if isinstance(value, dict | list):
             raise self.fail(
-                path, f"'${{{m.group(1)}}}' is a {type(value).__name__}; only a whole value "
-                "can be a reference to a section or a list"
+                path,
+                f"'${{{m.group(1)}}}' is a {type(value).__name__}; only a whole value "
+                "can be a reference to a section or a list",
             )
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -258,7 +259,9 @@ class _Resolver:
     def expand(self, path: str, body: str) -> Any:
         scheme, sep, arg = body.partition(":")
         if not sep:
-            raise self.fail(path, f"'${{{body}}}' has no scheme; write ${{env:VAR}} or ${{ref:a.b}}")
+            raise self.fail(
+                path, f"'${{{body}}}' has no scheme; write ${{env:VAR}} or ${{ref:a.b}}"
+            )
         if scheme == "env":
             name, comma, default = arg.partition(",")
             name = name.strip()
