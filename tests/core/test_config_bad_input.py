@@ -73,8 +73,10 @@ def test_an_out_of_range_value_and_an_incoherent_section(tmp_path: Path) -> None
         schema_version: 2
         monitoring: {sampling_ratio: 1.5}
         inference: {max_batch: 64, queue_capacity: 8}
+        model: {seed: yes}
         """,
     )
+    assert "bad.yaml:4:16: model.seed: got True; expected a number, not a boolean" in msg
     assert "monitoring.sampling_ratio: got 1.5; expected less than or equal to 1" in msg
     assert "inference: queue_capacity (8) must be at least max_batch (64)" in msg
 

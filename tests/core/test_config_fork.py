@@ -63,6 +63,12 @@ def test_a_mapping_value_merges_into_a_section(base: AIConfig) -> None:
     fork = base.fork_for_experiment("e", {"inference.breaker": {"failure_threshold": 9}})
     assert fork.inference.breaker.failure_threshold == 9
     assert fork.inference.breaker.reset_timeout_s == base.inference.breaker.reset_timeout_s
+    assert fork.lineage is not None
+    [override] = fork.lineage.overrides
+    assert override.path == "inference.breaker"
+    assert override.value["failure_threshold"] == 9
+    with pytest.raises(TypeError):
+        override.value["failure_threshold"] = 1  # the recorded value is read-only too
 
 
 def test_a_fork_of_a_fork_points_at_its_parent(base: AIConfig) -> None:

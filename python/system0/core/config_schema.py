@@ -24,6 +24,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -32,6 +34,7 @@ from system0.errors import ConfigError
 SCHEMA_VERSION = 2
 """The layout this release reads and writes; older files are migrated on load."""
 
+_NUMBERS = (int, float, int | None, float | None)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -65,6 +68,17 @@ class Section(BaseModel):
         validate_default=True,
         protected_namespaces=(),
     )
+
+    # Lax validation turns environment text into numbers ("32" -> 32), but it would also turn
+    # `max_batch: true` into 1: a boolean is never a number in a config.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation in _NUMBERS:
+                raise ValueError(f"got {value!r}; expected a number, not a boolean")
+        return value
 
     # Pydantic's own frozen error says nothing about what to do instead; this one does.
     # Validation and model_copy never go through __setattr__, so only user code hits it.
@@ -225,11 +239,27 @@ class ServingConfig(Section):
         return self
 
 
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
 class Override(Section):
-    """One override of a fork: the dotted path and the value it was given."""
+    """One override of a fork: the dotted path and the (validated) value it was given."""
 
     path: str
-    value: Any
+    value: Annotated[Any, AfterValidator(_freeze), PlainSerializer(_thaw)]
 
 
 class Lineage(Section):
