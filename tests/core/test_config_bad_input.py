@@ -76,7 +76,7 @@ def test_an_out_of_range_value_and_an_incoherent_section(tmp_path: Path) -> None
         model: {seed: yes}
         """,
     )
-    assert "bad.yaml:4:16: model.seed: got True; expected a number, not a boolean" in msg
+    assert "bad.yaml:4:15: model.seed: got True; expected a number, not a boolean" in msg
     assert "monitoring.sampling_ratio: got 1.5; expected less than or equal to 1" in msg
     assert "inference: queue_capacity (8) must be at least max_batch (64)" in msg
 
