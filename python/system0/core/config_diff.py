@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from system0.core.config_yaml import join_path
+
+if TYPE_CHECKING:
+    from system0.core.config import AIConfig
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -98,4 +101,16 @@ def diff_values(a: Mapping[str, Any], b: Mapping[str, Any], base: str = "") -> l
     return out
 
 
-__all__ = ["Change", "ConfigDiff", "diff_values"]
+def diff(a: AIConfig, b: AIConfig, *, include_lineage: bool = False) -> ConfigDiff:
+    """What changed from ``a`` to ``b``: a :class:`ConfigDiff` of :class:`Change` entries
+    (dotted path, kind, old, new) with ``render()`` for people and ``to_json()`` for tools.
+    Lineage is left out unless ``include_lineage``; the hashes in the header cover it.
+    """
+    da, db = a.to_dict(), b.to_dict()
+    if not include_lineage:
+        da.pop("lineage", None)
+        db.pop("lineage", None)
+    return ConfigDiff(a.content_hash, b.content_hash, tuple(diff_values(da, db)))
+
+
+__all__ = ["Change", "ConfigDiff", "diff", "diff_values"]
