@@ -98,7 +98,7 @@ def test_bad_overrides_are_named(base: AIConfig, overrides: Any, expected: str) 
 
 
 def test_bad_experiment_names(base: AIConfig) -> None:
-    for name in ("", "has space", "-dash", "x" * 200):
+    for name in ("", "has space", "-dash", "x" * 200, "newline\n"):
         with pytest.raises(ConfigError, match="experiment name"):
             base.fork_for_experiment(name, {})
 

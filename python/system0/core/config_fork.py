@@ -116,8 +116,7 @@ def fork_for_experiment(
     ``name`` and the overrides (as validated values), so the fork is reproducible from its
     parent and its hash differs from the parent's.
     """
-
-    if not isinstance(name, str) or not re.match(_EXPERIMENT_NAME, name):
+    if not isinstance(name, str) or not re.fullmatch(_EXPERIMENT_NAME, name):
         raise ConfigError(
             f"experiment name {name!r}: use 1 to 128 letters, digits, '_', '.', ':' or '-', "
             "starting with a letter or digit"

@@ -42,7 +42,7 @@ def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
     # Keys become parts of dotted paths (``monitoring.latency_threshold_ms.policy``), so a
     # dot or a bracket in a key would make a path ambiguous.
     for key in value:
-        if not _NAME_RE.match(key):
+        if not _NAME_RE.fullmatch(key):
             raise ValueError(
                 f"key {key!r} is not a valid name: use 1 to 128 letters, digits, '_' or '-'"
             )

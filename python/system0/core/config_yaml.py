@@ -265,7 +265,7 @@ class _Resolver:
         if scheme == "env":
             name, comma, default = arg.partition(",")
             name = name.strip()
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):
                 raise self.fail(path, f"'{name}' is not a valid environment variable name")
             if name in self.env:
                 return self.env[name]
