@@ -313,8 +313,11 @@ def _problem(err: Any, src: Source | None, where: str) -> str:
         return f"{place}: {path or 'top level'}: {msg.removeprefix('Value error, ')}"
     if err["type"] == "missing":
         return f"{place}: {path}: required key is missing"
-    expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
-    return f"{place}: {path}: got {_short(err.get('input'))}; expected {expected}"
+    got = f"{place}: {path}: got {_short(err.get('input'))}"
+    if msg.startswith("Input should be "):
+        return f"{got}; expected {msg.removeprefix('Input should be ')}"
+    # "String should match pattern ...", "List should have at most ...": already says it.
+    return f"{got}; {msg[:1].lower()}{msg[1:]}"
 
 
 def _short(value: Any) -> str:
