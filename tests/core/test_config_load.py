@@ -25,7 +25,7 @@ from system0.errors import ConfigError
 # The hash of the defaults, per schema version. A default that changes without a new schema
 # version and a migration changes the meaning of every file that omits it: this pin fails.
 PINNED_DEFAULTS = {
-    2: "sha256:c2b6d858310feb78b3b58c8b3f5cffd1f7e54893dd63edc1a32db490244403a3",
+    2: "sha256:5147b4e609c5de1692ba427b0692696e0d6067cf30f2c91194339956f3822917",
 }
 
 
@@ -109,12 +109,12 @@ def test_the_resolved_values_are_what_is_hashed(tmp_path: Path) -> None:
     b = load_from_yaml(via_env, env={"B": "64"})
     assert a.content_hash == b.content_hash
     assert a.canonical_json() == b.canonical_json()
-    doc = json.loads(a.canonical_json())
-    assert doc["inference"]["max_batch"] == 64
-    assert (
-        a.canonical_json()
-        == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    )
+    canonical = a.canonical_json()
+    assert json.loads(canonical) == a.to_dict()
+    assert json.loads(canonical)["inference"]["max_batch"] == 64
+    # RFC 8785: sorted keys, no whitespace, integral floats without a fraction.
+    assert canonical.startswith(b'{"inference":{"breaker":{"failure_threshold":5,')
+    assert b'"latency_budget_ms":50,' in canonical and b" " not in canonical
 
 
 _HASH_SCRIPT = (

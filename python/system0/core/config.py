@@ -4,9 +4,9 @@ An :class:`AIConfig` is a frozen pydantic model (sections in ``config_schema``).
 a YAML file through :func:`load_from_yaml` (safe parsing, ``${env:...}``/``${ref:...}``
 interpolation, schema migration, validation and, when trusted keys are configured, signature
 verification) or from code. Its identity is :attr:`AIConfig.content_hash`: the sha256 of its
-canonical form, the canonical JSON of the *resolved* values with every default filled in
-(sorted keys, no whitespace, UTF-8), so the same file read with the same environment has the
-same hash on every machine, and two files that mean the same thing share it.
+canonical form, the canonical JSON (RFC 8785) of the *resolved* values with every default
+filled in (sorted keys, no whitespace, UTF-8), so the same file read with the same environment
+has the same hash on every machine, and two files that mean the same thing share it.
 
 Nothing changes a configuration in place: assignment raises :class:`ConfigError`. A different
 configuration is a new object with its ``lineage``: :func:`fork_for_experiment` for an
@@ -17,7 +17,6 @@ audit sink). :func:`diff` compares two of them.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator
 
 from system0.core import config_signing as signing
+from system0.core.config_canonical import canonical_json
 from system0.core.config_diff import Change, ConfigDiff, diff
 from system0.core.config_fork import (
     AuditSink,
@@ -59,13 +59,6 @@ from system0.core.config_yaml import (
     split_path,
 )
 from system0.errors import ConfigError
-
-
-def canonical_json(value: Any) -> bytes:
-    """The canonical JSON bytes of a JSON value: sorted keys, no whitespace, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 class AIConfig(Section):

@@ -12,7 +12,6 @@ older files (see ``config_migrations``); a test pins the hash of the defaults pe
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from system0.core.config_canonical import canonical_json
 from system0.errors import ConfigError
 
 SCHEMA_VERSION = 2
@@ -92,7 +92,7 @@ class Section(BaseModel):
         raise ConfigError(f"configuration is immutable: cannot delete {type(self).__name__}.{name}")
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+        return hash(canonical_json(self.model_dump(mode="json")))
 
     # Immutable values need no copies; and a read-only map view cannot be pickled or
     # deep-copied, so both go through the validated JSON form instead.
