@@ -173,3 +173,16 @@ def test_nan_and_bad_map_keys_are_refused() -> None:
         validate_config({"training": {"learning_rate": float("nan")}})
     with pytest.raises(ConfigError, match=r"key 'a\.b' is not a valid name"):
         validate_config({"monitoring": {"latency_threshold_ms": {"a.b": 3}}})
+
+
+def test_recursive_and_exploding_aliases_are_refused(tmp_path: Path) -> None:
+    assert "bad.yaml:2:4: a[0]: an alias refers to itself" in message(
+        tmp_path, "schema_version: 2\na: &x [*x]\n"
+    )
+    ten = ",".join(["*{}"] * 10)
+    layers = ["schema_version: 2", "a: &a [" + ",".join(["1"] * 10) + "]"]
+    for prev, name in zip("abcde", "bcdef", strict=True):
+        layers.append(f"{name}: &{name} [{ten.format(*[prev] * 10)}]")
+    assert "more than 100000 values after expanding aliases" in message(
+        tmp_path, "\n".join(layers) + "\n"
+    )

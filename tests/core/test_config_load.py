@@ -248,3 +248,23 @@ def test_code_builds_only_the_current_version_and_validate_config_migrates() -> 
         AIConfig(schema_version=1)
     old = {"schema_version": 1, "monitoring": {"thresholds": {"policy": 0.5}}}
     assert validate_config(old).monitoring.threshold_ms("policy") == 500.0
+
+
+def test_anchors_aliases_and_merge_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        schema_version: 2
+        training: &shared {seed: 11}
+        model: *shared
+        inference:
+          breaker:
+            <<: {failure_threshold: 3, reset_timeout_s: 9}
+            failure_threshold: 7
+        """,
+    )
+    config = load_from_yaml(path, env={})
+    assert config.training.seed == 11 and config.model.seed == 11
+    # An explicit key overrides the merged one; that is not a duplicate.
+    assert config.inference.breaker.failure_threshold == 7
+    assert config.inference.breaker.reset_timeout_s == 9.0

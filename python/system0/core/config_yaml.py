@@ -53,6 +53,7 @@ class Source:
     file: str
     marks: dict[str, Mark] = field(default_factory=dict)
     key_marks: dict[str, Mark] = field(default_factory=dict)
+    node_count: int = 0
 
     def where(self, path: str, *, key: bool = False) -> str:
         """``file:line:column`` of the value at ``path`` (of its key when ``key``), or of the
@@ -127,7 +128,7 @@ def parse(text: str, file: str) -> Source:
         if root is None:
             raise ConfigError(f"{file}: the file is empty; expected a mapping of sections")
         src = Source({}, file)
-        data = _build(loader, root, "", src)
+        data = _build(loader, root, "", src, set())
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = e.problem or e.context or "cannot parse"
@@ -147,31 +148,77 @@ def parse(text: str, file: str) -> Source:
     return src
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: str, src: Source) -> Any:
+_MAX_NODES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _build(
+    loader: yaml.SafeLoader, node: yaml.Node, path: str, src: Source, active: set[int]
+) -> Any:
+    # Aliases share nodes: one that contains itself would recurse forever, and a few nested
+    # ones expand exponentially ("billion laughs"); both are refused instead.
+    if id(node) in active:
+        raise ConfigError(f"{_mark(src.file, node.start_mark)}: {path}: an alias refers to itself")
+    src.node_count += 1
+    if src.node_count > _MAX_NODES:
+        raise ConfigError(
+            f"{_mark(src.file, node.start_mark)}: more than {_MAX_NODES} values after expanding "
+            "aliases; a configuration is never that large"
+        )
     if path:
         src.marks[path] = _mark(src.file, node.start_mark)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves '<<' merge keys in place
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"{_mark(src.file, key_node.start_mark)}: key {key!r} at "
-                    f"{path or 'top level'} is a {type(key).__name__}; keys must be strings"
-                )
-            if key in out:
-                first = src.key_marks.get(join_path(path, key))
-                raise ConfigError(
-                    f"{_mark(src.file, key_node.start_mark)}: duplicate key "
-                    f"{join_path(path, key)!r} (first defined at {first}); keep one"
-                )
-            src.key_marks[join_path(path, key)] = _mark(src.file, key_node.start_mark)
-            out[key] = _build(loader, value_node, join_path(path, key), src)
-        return out
+        active.add(id(node))
+        try:
+            return _build_mapping(loader, node, path, src, active)
+        finally:
+            active.discard(id(node))
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, join_path(path, i), src) for i, item in enumerate(node.value)]
+        active.add(id(node))
+        try:
+            return [
+                _build(loader, item, join_path(path, i), src, active)
+                for i, item in enumerate(node.value)
+            ]
+        finally:
+            active.discard(id(node))
     return loader.construct_object(node, deep=True)
+
+
+def _build_mapping(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, path: str, src: Source, active: set[int]
+) -> dict[str, Any]:
+    # A key written twice is an error; a key written once that overrides one merged in
+    # through '<<' is what merge keys are for, so duplicates are checked before merging.
+    seen: dict[str, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
+        key = _key(loader, key_node, path, src)
+        if key in seen:
+            raise ConfigError(
+                f"{_mark(src.file, key_node.start_mark)}: duplicate key "
+                f"{join_path(path, key)!r} (first defined at {_mark(src.file, seen[key])}); "
+                "keep one"
+            )
+        seen[key] = key_node.start_mark
+    loader.flatten_mapping(node)  # merged pairs come first, so later (explicit) ones win
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = _key(loader, key_node, path, src)
+        src.key_marks[join_path(path, key)] = _mark(src.file, key_node.start_mark)
+        out[key] = _build(loader, value_node, join_path(path, key), src, active)
+    return out
+
+
+def _key(loader: yaml.SafeLoader, key_node: yaml.Node, path: str, src: Source) -> str:
+    key = loader.construct_object(key_node, deep=True)
+    if not isinstance(key, str):
+        raise ConfigError(
+            f"{_mark(src.file, key_node.start_mark)}: key {key!r} at "
+            f"{path or 'top level'} is a {type(key).__name__}; keys must be strings"
+        )
+    return key
 
 
 def parse_scalar(text: str) -> Any:
