@@ -17,6 +17,7 @@ from system0.core.config import (
     emergency_override,
     fork_for_experiment,
     load_from_text,
+    set_audit_sink,
 )
 from system0.errors import ConfigError
 
@@ -216,6 +217,17 @@ def test_emergency_override_returns_a_new_config_and_records_it(base: AIConfig) 
     assert record["parent_hash"] == base.content_hash
     assert record["config_hash"] == new.content_hash
     assert record["actor"] == "oncall@x" and record["reason"] == "GPU OOM at peak"
+
+
+def test_a_process_wide_sink_records_every_override(base: AIConfig) -> None:
+    ledger = ListLedger()
+    previous = set_audit_sink(ledger)
+    try:
+        emergency_override(base, "serving.workers", 2, reason="load", actor="me")
+        emergency_override(base, "serving.workers", 3, reason="more load", actor="me")
+    finally:
+        assert set_audit_sink(previous) is ledger
+    assert [r["new"] for r in ledger.records] == [2, 3]
 
 
 def test_emergency_override_without_a_sink_logs_a_warning(

@@ -35,6 +35,7 @@ from system0.core.config_fork import (
     emergency_override,
     fork_for_experiment,
     parse_overrides,
+    set_audit_sink,
 )
 from system0.core.config_migrations import migrate
 from system0.core.config_schema import (
@@ -367,6 +368,7 @@ __all__ = [
     "load_from_text",
     "load_from_yaml",
     "parse_overrides",
+    "set_audit_sink",
     "sign_file",
     "validate_config",
     "validate_document",

@@ -160,6 +160,21 @@ class AuditSink(Protocol):
     def append(self, record: dict[str, Any]) -> Any: ...
 
 
+_default_sink: AuditSink | None = None
+
+
+def set_audit_sink(sink: AuditSink | None) -> AuditSink | None:
+    """Make ``sink`` where :func:`emergency_override` records by default; return the old one.
+
+    Whoever opens the process's audit ledger calls this once, so every emergency override is
+    recorded in it without each caller passing ``audit=``. ``None`` restores the default
+    (a WARNING on the ``system0.config`` logger).
+    """
+    global _default_sink
+    old, _default_sink = _default_sink, sink
+    return old
+
+
 def emergency_override(
     config: AIConfig,
     path: str,
@@ -172,8 +187,9 @@ def emergency_override(
     """The one sanctioned change at run time: a new config with ``path`` set to ``value``.
 
     ``reason`` and ``actor`` are required. The override is recorded before it is returned: in
-    ``audit`` (``audit.append(record)``) when given, else as a WARNING on the
-    ``system0.config`` logger. When the audit sink fails, no override is returned.
+    ``audit`` (``audit.append(record)``) when given, else in the sink set with
+    :func:`set_audit_sink`, else as a WARNING on the ``system0.config`` logger. When the sink
+    fails, no override is returned.
     """
     if not str(reason).strip() or not str(actor).strip():
         raise ConfigError(
@@ -198,6 +214,8 @@ def emergency_override(
         "unix_ns": time.time_ns(),
     }
     if audit is None:
+        audit = _default_sink
+    if audit is None:
         logger.warning("emergency config override: %s", json.dumps(record, sort_keys=True))
     else:
         try:
@@ -218,4 +236,10 @@ def _exists(config: AIConfig, path: str) -> bool:
     return True
 
 
-__all__ = ["AuditSink", "emergency_override", "fork_for_experiment", "parse_overrides"]
+__all__ = [
+    "AuditSink",
+    "emergency_override",
+    "fork_for_experiment",
+    "parse_overrides",
+    "set_audit_sink",
+]
