@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from system0.core.config import AIConfig, load_from_yaml, validate_config
 from system0.errors import ConfigError, Error
 

@@ -9,6 +9,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from system0.core.config_canonical import canonical_json, content_hash, format_number
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from system0.cli import main
 from system0.core.config import AIConfig, load_from_yaml
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pydantic
 import pytest
+
 from system0.core.config import (
     SCHEMA_VERSION,
     AIConfig,
