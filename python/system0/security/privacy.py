@@ -470,7 +470,7 @@ class PrivacyAccountant:
         presence leaks; that is why they are an argument and not discovered.
         """
         mech, eps, dlt = self._params("histogram", epsilon, delta, mechanism)
-        cats = list(categories)
+        cats: list[str | int] = list(categories)
         if not cats:
             raise ValidationError("histogram: categories must not be empty")
         if len(set(cats)) != len(cats):
@@ -484,7 +484,7 @@ class PrivacyAccountant:
                 "histogram: categories must be all str or all int, got "
                 f"{sorted({type(c).__name__ for c in cats})}"
             )
-        rows = list(data)
+        rows: list[Any] = list(data)
         if not all(isinstance(r, kind) and not isinstance(r, bool) for r in rows):
             raise ValidationError(
                 f"histogram: every row must be a {kind.__name__}, like the categories"
