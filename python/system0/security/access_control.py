@@ -73,6 +73,17 @@ class Decision:
         return f"{self.subject!r} {verdict} {self.action} {self.resource!r}{where}: {self.reason}"
 
 
+class _State:
+    """One policy with its caches; replaced whole by set_policy, never mutated across policies."""
+
+    __slots__ = ("cache", "compiled", "policy")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.cache: dict[tuple[Any, ...], Decision] = {}
+        self.compiled: dict[tuple[frozenset[str], str | None], tuple[CompiledRule, ...]] = {}
+
+
 class Enforcer:
     """Applies a policy. Thread-safe; ``cache_size`` bounds the decision cache (0 disables it)."""
 
@@ -85,44 +96,42 @@ class Enforcer:
     ) -> None:
         if cache_size < 0:
             raise ValidationError(f"Enforcer: cache_size must be >= 0, got {cache_size}")
-        self._policy = policy
+        self._state = _State(policy)
         self._audit = audit
         self._cache_size = cache_size
-        self._cache: dict[tuple[Any, ...], Decision] = {}
-        self._compiled: dict[tuple[frozenset[str], str | None], tuple[CompiledRule, ...]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     @property
     def policy(self) -> Policy:
-        return self._policy
+        return self._state.policy
 
     def set_policy(self, policy: Policy) -> None:
         """Swap the policy atomically; cached decisions of the old one are dropped."""
-        with self._lock:
-            self._policy = policy
-            self._cache = {}
-            self._compiled = {}
+        self._state = _State(policy)
 
     def check(
         self, subject: Subject, resource: str, action: str, domain: str | None = None
     ) -> Decision:
+        # One read of the state: a concurrent set_policy can never mix the old policy's
+        # decisions into the new policy's cache.
+        state = self._state
         key = (subject._key, resource, action, domain)
-        decision = self._cache.get(key)
+        decision = state.cache.get(key)
         if decision is None:
             self.misses += 1
-            decision = self._decide(subject, resource, action, domain)
+            decision = self._decide(state, subject, resource, action, domain)
             if self._cache_size:
                 with self._lock:
-                    cache = self._cache
+                    cache = state.cache
                     if len(cache) >= self._cache_size:
                         del cache[next(iter(cache))]  # oldest first: cheap, and good enough
                     cache[key] = decision
         else:
             self.hits += 1
         if self._audit is not None:
-            self._record(subject, decision)
+            self._record(state.policy, subject, decision)
         return decision
 
     def require(
@@ -142,7 +151,9 @@ class Enforcer:
 
     # -- the decision itself --------------------------------------------------------------
 
-    def _decide(self, subject: Subject, resource: str, action: str, domain: str | None) -> Decision:
+    def _decide(
+        self, state: _State, subject: Subject, resource: str, action: str, domain: str | None
+    ) -> Decision:
         def deny(reason: str, rule: Rule | None = None) -> Decision:
             return Decision(False, subject.id, resource, action, domain, reason, rule)
 
@@ -155,7 +166,7 @@ class Enforcer:
                 f"its token is bound to device {subject.device_binding}, which this request "
                 "has not attested (DeviceIdentity.attest, then Subject.with_device)"
             )
-        policy = self._policy
+        policy = state.policy
         fp = subject.device.fingerprint if subject.device is not None else None
         direct = set(subject.roles_in(domain))
         for b in policy.bindings.get(subject.id, ()):
@@ -171,7 +182,7 @@ class Enforcer:
             r for r in roles if r in policy.role_devices and fp not in policy.role_devices[r]
         )
         roles.difference_update(blocked)
-        rules = self._rules(frozenset(roles), domain)
+        rules = self._rules(state, frozenset(roles), domain)
         allow: CompiledRule | None = None
         for cr in rules:  # deny rules come first in each role; any deny wins over any allow
             if (cr.any_action or action in cr.actions) and cr.match(resource):
@@ -198,13 +209,15 @@ class Enforcer:
             return deny("the subject holds no role here (default deny)")
         return deny(f"no rule of role(s) {', '.join(sorted(roles))} grants it (default deny)")
 
-    def _rules(self, roles: frozenset[str], domain: str | None) -> tuple[CompiledRule, ...]:
+    def _rules(
+        self, state: _State, roles: frozenset[str], domain: str | None
+    ) -> tuple[CompiledRule, ...]:
         key = (roles, domain)
-        compiled = self._compiled.get(key)
+        compiled = state.compiled.get(key)
         if compiled is None:
             out: list[CompiledRule] = []
             for role in sorted(roles):
-                for rule in self._policy.rules[role]:
+                for rule in state.policy.rules[role]:
                     cr = compile_rule(rule, domain)
                     if cr is not None:
                         out.append(cr)
@@ -212,12 +225,12 @@ class Enforcer:
             out.sort(key=lambda c: c.rule.effect != "deny")
             compiled = tuple(out)
             with self._lock:
-                if len(self._compiled) > 4096:
-                    self._compiled.clear()
-                self._compiled[key] = compiled
+                if len(state.compiled) > 4096:
+                    state.compiled.clear()
+                state.compiled[key] = compiled
         return compiled
 
-    def _record(self, subject: Subject, d: Decision) -> None:
+    def _record(self, policy: Policy, subject: Subject, d: Decision) -> None:
         assert self._audit is not None
         self._audit.log_data_access(
             subject.id,
@@ -229,7 +242,7 @@ class Enforcer:
                 "rule": str(d.rule) if d.rule is not None else None,
                 "domain": d.domain,
                 "device": subject.device.fingerprint if subject.device is not None else None,
-                "policy": self._policy.content_hash,
+                "policy": policy.content_hash,
             },
         )
 
