@@ -287,7 +287,12 @@ class TokenVerifier:
             ) from None
         except (ValueError, UnicodeError) as exc:
             raise AccessDenied(f"token rejected: malformed ({exc})") from None
-        claims = json.loads(_unb64(body))
+        try:
+            claims = json.loads(_unb64(body))
+        except ValueError as exc:
+            raise AccessDenied(f"token rejected: malformed payload ({exc})") from None
+        if not isinstance(claims, dict):
+            raise AccessDenied("token rejected: the payload is not a JSON object")
         now = self._clock()
         if claims.get("iss") != self.issuer:
             raise AccessDenied(
@@ -304,10 +309,13 @@ class TokenVerifier:
             raise AccessDenied(f"token rejected: expired {now - exp:.0f} s ago; get a new one")
         if iat > now + self.leeway_s:
             raise AccessDenied("token rejected: issued in the future (clock skew?)")
-        cnf = claims.get("cnf", {}).get("dev")
-        return Subject(
-            claims["sub"],
-            frozenset(claims.get("roles", ())),
-            tuple((d, frozenset(r)) for d, r in claims.get("droles", {}).items()),
-            device_binding=cnf,
-        )
+        try:
+            cnf = claims.get("cnf", {}).get("dev")
+            return Subject(
+                claims["sub"],
+                frozenset(claims.get("roles", ())),
+                tuple((d, frozenset(r)) for d, r in claims.get("droles", {}).items()),
+                device_binding=cnf,
+            )
+        except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+            raise AccessDenied(f"token rejected: malformed claims ({exc})") from None
