@@ -73,15 +73,60 @@ class Decision:
         return f"{self.subject!r} {verdict} {self.action} {self.resource!r}{where}: {self.reason}"
 
 
+_MEMO_LIMIT = 4096  # role resolutions and rule tables kept per policy (cleared when full)
+
+
+class _Table:
+    """The compiled rules of one role set in one domain, indexed for a short scan.
+
+    Rules are bucketed by their first path segment when it is literal (``svc3/**`` goes under
+    ``svc3``); the rest (``*``/``**`` first) are scanned for every resource. The candidate
+    list per (first segment, action) is memoized, denies first.
+    """
+
+    __slots__ = ("by_segment", "lock", "memo", "wild")
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.by_segment: dict[str, list[CompiledRule]] = {}
+        self.wild: list[CompiledRule] = []
+        for cr in rules:
+            first = cr.first_segment
+            if first is None:
+                self.wild.append(cr)
+            else:
+                self.by_segment.setdefault(first, []).append(cr)
+        self.memo: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
+        self.lock = threading.Lock()
+
+    def candidates(self, resource: str, action: str) -> tuple[CompiledRule, ...]:
+        seg = resource.partition("/")[0]
+        key = (seg, action)
+        found = self.memo.get(key)
+        if found is None:
+            pool = [*self.by_segment.get(seg, ()), *self.wild]
+            found = tuple(
+                sorted(
+                    (cr for cr in pool if cr.any_action or action in cr.actions),
+                    key=lambda cr: cr.rule.effect != "deny",
+                )
+            )
+            with self.lock:
+                if len(self.memo) >= _MEMO_LIMIT:
+                    self.memo.clear()
+                self.memo[key] = found
+        return found
+
+
 class _State:
     """One policy with its caches; replaced whole by set_policy, never mutated across policies."""
 
-    __slots__ = ("cache", "compiled", "policy")
+    __slots__ = ("cache", "policy", "roles", "tables")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.cache: dict[tuple[Any, ...], Decision] = {}
-        self.compiled: dict[tuple[frozenset[str], str | None], tuple[CompiledRule, ...]] = {}
+        self.roles: dict[tuple[Any, ...], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self.tables: dict[tuple[frozenset[str], str | None], _Table] = {}
 
 
 class Enforcer:
@@ -166,30 +211,16 @@ class Enforcer:
                 f"its token is bound to device {subject.device_binding}, which this request "
                 "has not attested (DeviceIdentity.attest, then Subject.with_device)"
             )
-        policy = state.policy
         fp = subject.device.fingerprint if subject.device is not None else None
-        direct = set(subject.roles_in(domain))
-        for b in policy.bindings.get(subject.id, ()):
-            if b.domain is not None and b.domain != domain:
-                continue
-            if b.devices and fp not in b.devices:
-                continue
-            direct.add(b.role)
-        roles: set[str] = set()
-        for r in direct:
-            roles |= policy.closure.get(r, frozenset())  # unknown claimed roles grant nothing
-        blocked = sorted(
-            r for r in roles if r in policy.role_devices and fp not in policy.role_devices[r]
-        )
-        roles.difference_update(blocked)
-        rules = self._rules(state, frozenset(roles), domain)
+        roles, blocked = self._roles(state, subject, domain, fp)
         allow: CompiledRule | None = None
-        for cr in rules:  # deny rules come first in each role; any deny wins over any allow
-            if (cr.any_action or action in cr.actions) and cr.match(resource):
+        for cr in self._table(state, roles, domain).candidates(resource, action):
+            # Denies come first, so the first deny that matches decides: deny overrides allow.
+            if cr.match(resource):
                 if cr.rule.effect == "deny":
                     return deny(f"denied by rule '{cr.rule}'", cr.rule)
-                if allow is None:
-                    allow = cr
+                allow = cr
+                break
         if allow is not None:
             return Decision(
                 True,
@@ -209,26 +240,54 @@ class Enforcer:
             return deny("the subject holds no role here (default deny)")
         return deny(f"no rule of role(s) {', '.join(sorted(roles))} grants it (default deny)")
 
-    def _rules(
-        self, state: _State, roles: frozenset[str], domain: str | None
-    ) -> tuple[CompiledRule, ...]:
+    def _roles(
+        self, state: _State, subject: Subject, domain: str | None, fp: str | None
+    ) -> tuple[frozenset[str], tuple[str, ...]]:
+        """The subject's effective roles here (claims, bindings, inheritance, device filter)."""
+        key = (subject._key, domain)
+        hit = state.roles.get(key)
+        if hit is not None:
+            return hit
+        policy = state.policy
+        direct = set(subject.roles_in(domain))
+        for b in policy.bindings.get(subject.id, ()):
+            if b.domain is not None and b.domain != domain:
+                continue
+            if b.devices and fp not in b.devices:
+                continue
+            direct.add(b.role)
+        roles: set[str] = set()
+        for r in direct:
+            roles |= policy.closure.get(r, frozenset())  # unknown claimed roles grant nothing
+        blocked = tuple(
+            sorted(
+                r for r in roles if r in policy.role_devices and fp not in policy.role_devices[r]
+            )
+        )
+        roles.difference_update(blocked)
+        out = (frozenset(roles), blocked)
+        with self._lock:
+            if len(state.roles) >= _MEMO_LIMIT:
+                state.roles.clear()
+            state.roles[key] = out
+        return out
+
+    def _table(self, state: _State, roles: frozenset[str], domain: str | None) -> _Table:
         key = (roles, domain)
-        compiled = state.compiled.get(key)
-        if compiled is None:
-            out: list[CompiledRule] = []
+        table = state.tables.get(key)
+        if table is None:
+            rules: list[CompiledRule] = []
             for role in sorted(roles):
                 for rule in state.policy.rules[role]:
                     cr = compile_rule(rule, domain)
                     if cr is not None:
-                        out.append(cr)
-            # Denies first so that the scan can stop at the first deny it meets.
-            out.sort(key=lambda c: c.rule.effect != "deny")
-            compiled = tuple(out)
+                        rules.append(cr)
+            table = _Table(rules)
             with self._lock:
-                if len(state.compiled) > 4096:
-                    state.compiled.clear()
-                state.compiled[key] = compiled
-        return compiled
+                if len(state.tables) >= _MEMO_LIMIT:
+                    state.tables.clear()
+                state.tables[key] = table
+        return table
 
     def _record(self, policy: Policy, subject: Subject, d: Decision) -> None:
         assert self._audit is not None

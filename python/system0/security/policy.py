@@ -178,6 +178,7 @@ class CompiledRule:
     match: Any  # re.Pattern.fullmatch, bound
     any_action: bool
     actions: frozenset[str]
+    first_segment: str | None  # the pattern's first segment when literal, for indexing
 
 
 def _pattern_regex(pattern: str, domain: str | None) -> str | None:
@@ -201,8 +202,15 @@ def compile_rule(rule: Rule, domain: str | None) -> CompiledRule | None:
     rx = _pattern_regex(rule.resource, domain)
     if rx is None:
         return None
+    first = rule.resource.split("/", 1)[0]
+    if "{domain}" in first and domain is not None:
+        first = first.replace("{domain}", domain)
     return CompiledRule(
-        rule, re.compile(rx).fullmatch, "*" in rule.actions, frozenset(rule.actions)
+        rule,
+        re.compile(rx).fullmatch,
+        "*" in rule.actions,
+        frozenset(rule.actions),
+        None if "*" in first else first,
     )
 
 
