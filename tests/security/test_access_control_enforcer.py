@@ -236,9 +236,16 @@ def test_requires_with_subject_argument_and_ambient_enforcer() -> None:
     def publish(project: str, *, subject: Subject) -> str:
         return project
 
+    @requires("dataset/t", "read")
+    def positional(subject: Subject) -> str:
+        return subject.id
+
     bob = Subject.of("bob")
     with acting_as(Subject.of("mallory"), e):
         assert publish("tetris", subject=bob) == "tetris"  # the argument wins
+        assert positional(Subject.of("alice")) == "alice"  # positional too
+        with pytest.raises(AccessDenied, match="'bob' may not read"):
+            positional(bob)
         with pytest.raises(AccessDenied, match="'bob' may not write 'project/chess/models'"):
             publish("chess", subject=bob)
     with pytest.raises(AccessDenied, match="no enforcer in scope"):

@@ -106,3 +106,42 @@ def test_contributions_bound_scales_the_noise() -> None:
     one = PrivacyAccountant("d", epsilon=BIG).count([0], epsilon=1.0)
     five = PrivacyAccountant("d", epsilon=BIG, max_contributions=5).count([0], epsilon=1.0)
     assert one.scale == pytest.approx(1.0) and five.scale == pytest.approx(5.0)
+
+
+def test_opendp_proves_every_release_within_what_it_charged() -> None:
+    # The accountant charges the epsilon asked for; OpenDP's own privacy map of the measurement
+    # actually used must never exceed it (the noise scale is fitted, then checked).
+    from system0.security import privacy
+
+    acc = PrivacyAccountant("proof", epsilon=BIG, delta=0.5, max_contributions=3)
+    data = [1.0, 2.0, math.nan, 7.5]
+    acc.count(data, epsilon=0.3)
+    acc.sum(data, lower=-1.0, upper=8.0, epsilon=0.7)
+    acc.mean(data, lower=0.0, upper=8.0, epsilon=0.9)
+    acc.histogram(["a", "b"], categories=["a"], epsilon=1.1)
+    acc.quantile(data, q=0.25, lower=0.0, upper=8.0, epsilon=0.45, bins=32)
+    acc.sum(data, lower=0.0, upper=8.0, epsilon=0.6, delta=1e-7, mechanism="gaussian")
+    acc.quantile(data, q=0.5, lower=0.0, upper=8.0, epsilon=0.8, delta=1e-7, mechanism="gaussian")
+    checked = 0
+    for key, (meas, _scale) in list(privacy._measurements.items()):
+        _kind, mech, eps, delta = key[:4]
+        d_in = key[-1]
+        if d_in != 3:
+            continue
+        loss = meas.map(d_in)
+        if mech == "gaussian":
+            assert loss[0] <= eps and loss[1] <= delta, (key, loss)
+        else:
+            assert loss <= eps, (key, loss)
+        checked += 1
+    assert checked >= 7  # mean uses two measurements (a sum and a count)
+
+
+def test_gaussian_mean_and_quantile_release() -> None:
+    acc = PrivacyAccountant("d", epsilon=BIG, delta=0.5, mechanism="gaussian")
+    data = [float(x % 10) for x in range(2000)]
+    mean = acc.mean(data, lower=0.0, upper=9.0, epsilon=2.0, delta=1e-6)
+    assert mean.mechanism == "gaussian" and abs(mean.value - 4.5) < 0.5
+    med = acc.quantile(data, q=0.5, lower=0.0, upper=9.0, epsilon=2.0, delta=1e-6, bins=90)
+    assert med.mechanism == "exponential-zcdp" and abs(med.value - 4.5) <= 1.5
+    assert acc.spent.delta == 2e-6

@@ -367,13 +367,24 @@ def requires(
         sig = inspect.signature(fn)
         templated = "{" in resource or (domain is not None and "{" in domain)
 
+        takes_subject = "subject" in sig.parameters
+
         def target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str | None, Any]:
-            subj = kwargs.get("subject") if "subject" in sig.parameters else None
-            if not templated:
-                return resource, domain, subj
-            bound = sig.bind(*args, **kwargs)
+            if not templated and not takes_subject:
+                return resource, domain, None
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise ValidationError(f"{fn.__qualname__}: {exc}") from None
             bound.apply_defaults()
             values = bound.arguments
+            subj = values.get("subject") if takes_subject else None
+            if subj is not None and not isinstance(subj, Subject):
+                raise ValidationError(
+                    f"{fn.__qualname__}: 'subject' must be a Subject, got {type(subj).__name__}"
+                )
+            if not templated:
+                return resource, domain, subj
             try:
                 res = resource.format(**values)
                 dom = domain.format(**values) if domain is not None else None
