@@ -111,7 +111,7 @@ def test_contributions_bound_scales_the_noise() -> None:
 def test_opendp_proves_every_release_within_what_it_charged() -> None:
     # The accountant charges the epsilon asked for; OpenDP's own privacy map of the measurement
     # actually used must never exceed it (the noise scale is fitted, then checked).
-    from system0.security import privacy
+    from system0.security import privacy_mechanisms
 
     acc = PrivacyAccountant("proof", epsilon=BIG, delta=0.5, max_contributions=3)
     data = [1.0, 2.0, math.nan, 7.5]
@@ -123,7 +123,7 @@ def test_opendp_proves_every_release_within_what_it_charged() -> None:
     acc.sum(data, lower=0.0, upper=8.0, epsilon=0.6, delta=1e-7, mechanism="gaussian")
     acc.quantile(data, q=0.5, lower=0.0, upper=8.0, epsilon=0.8, delta=1e-7, mechanism="gaussian")
     checked = 0
-    for key, (meas, _scale) in list(privacy._measurements.items()):
+    for key, (meas, _scale) in list(privacy_mechanisms._measurements.items()):
         _kind, mech, eps, delta = key[:4]
         d_in = key[-1]
         if d_in != 3:

@@ -36,9 +36,21 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from system0.errors import BudgetExhausted, ConfigError, ValidationError
+from system0.errors import BudgetExhausted, ValidationError
+from system0.security.privacy_mechanisms import (
+    Mechanism,
+    accuracy95,
+    check_bounds,
+    check_delta,
+    check_epsilon,
+    exact_fraction,
+    fit,
+    floats,
+    fmt,
+    opendp,
+)
 
 __all__ = [
     "AuditSink",
@@ -48,10 +60,7 @@ __all__ = [
     "Release",
 ]
 
-Mechanism = Literal["laplace", "gaussian"]
 T = TypeVar("T")
-
-_CACHE_LIMIT = 256  # measurements reused across releases with the same parameters
 
 
 class AuditSink(Protocol):
@@ -112,139 +121,6 @@ class Release(Generic[T]):
         }
 
 
-# OpenDP is imported lazily: it is an optional extra and costs ~100 ms to load.
-_dp: Any = None
-_dp_lock = threading.Lock()
-
-
-def _opendp() -> Any:
-    global _dp
-    if _dp is None:
-        with _dp_lock:
-            if _dp is None:
-                try:
-                    import opendp.prelude as dp
-                except ImportError as exc:  # pragma: no cover - depends on the environment
-                    raise ConfigError(
-                        "differential privacy needs OpenDP, which is not installed; "
-                        "install it with: pip install 'system0[privacy]'"
-                    ) from exc
-                dp.enable_features("contrib")  # why: see the module docstring
-                _dp = dp
-    return _dp
-
-
-_measurements: dict[Hashable, tuple[Any, float]] = {}
-_measurements_lock = threading.Lock()
-
-
-def _fit(
-    key: Hashable,
-    build: Callable[[float], Any],
-    d_in: int,
-    epsilon: float,
-    delta: float,
-    mechanism: Mechanism,
-) -> tuple[Any, float]:
-    """The measurement with the smallest noise scale whose proven loss is within the target.
-
-    For pure DP the loss is proportional to 1/scale, so one probe gives the scale and a few
-    nudges absorb OpenDP's conservative rounding. For the Gaussian the loss curve (zCDP turned
-    into (epsilon, delta) at a fixed delta) has no closed inverse: OpenDP's binary search finds
-    it. Either way the result is verified against OpenDP's map before use.
-    """
-    with _measurements_lock:
-        hit = _measurements.get(key)
-    if hit is not None:
-        return hit
-    dp = _opendp()
-
-    def loss(m: Any) -> float:
-        out = m.map(d_in)
-        return float(out[0]) if isinstance(out, tuple) else float(out)
-
-    if mechanism == "gaussian":
-
-        def chain(scale: float) -> Any:
-            return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(build(scale)), delta)
-
-        scale = float(dp.binary_search_param(chain, d_in=d_in, d_out=(epsilon, delta)))
-        meas = chain(scale)
-    else:
-        scale = loss(build(1.0)) / epsilon
-        meas = build(scale)
-        for _ in range(64):
-            got = loss(meas)
-            if got <= epsilon:
-                break
-            scale *= (got / epsilon) * (1.0 + 1e-12)
-            meas = build(scale)
-    if loss(meas) > epsilon:  # pragma: no cover - a broken invariant, never silently accepted
-        raise RuntimeError(f"could not fit a noise scale for epsilon={epsilon}")
-    with _measurements_lock:
-        if len(_measurements) >= _CACHE_LIMIT:
-            del _measurements[next(iter(_measurements))]
-        _measurements[key] = (meas, scale)
-    return meas, scale
-
-
-def _exact_fraction(x: float) -> Fraction:
-    # The shortest decimal that round-trips to x: what the caller typed (0.1 -> 1/10).
-    return Fraction(repr(x))
-
-
-def _check_epsilon(epsilon: float, where: str) -> float:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
-        raise ValidationError(f"{where}: epsilon must be a number, got {epsilon!r}")
-    eps = float(epsilon)
-    if not math.isfinite(eps) or eps <= 0.0:
-        raise ValidationError(
-            f"{where}: epsilon must be finite and > 0, got {epsilon!r}; "
-            "pass a positive privacy-loss parameter such as 0.5"
-        )
-    return eps
-
-
-def _check_delta(delta: float, where: str) -> float:
-    if isinstance(delta, bool) or not isinstance(delta, int | float):
-        raise ValidationError(f"{where}: delta must be a number, got {delta!r}")
-    d = float(delta)
-    if not math.isfinite(d) or d < 0.0 or d >= 1.0:
-        raise ValidationError(f"{where}: delta must be in [0, 1), got {delta!r}")
-    return d
-
-
-def _check_bounds(lower: float, upper: float, where: str) -> tuple[float, float]:
-    try:
-        lo, hi = float(lower), float(upper)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{where}: bounds must be numbers, got lower={lower!r}, upper={upper!r}"
-        ) from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValidationError(f"{where}: bounds must be finite, got lower={lo}, upper={hi}")
-    if lo > hi:
-        raise ValidationError(
-            f"{where}: lower bound {lo} is greater than upper bound {hi}; swap them"
-        )
-    if where.startswith("quantile") and lo == hi:
-        raise ValidationError(f"{where}: lower and upper must differ, both are {lo}")
-    return lo, hi
-
-
-def _floats(data: Iterable[Any], where: str) -> list[float]:
-    try:
-        import numpy as np
-
-        return [float(x) for x in np.asarray(data, dtype=np.float64).ravel().tolist()]
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{where}: data must be numbers ({exc})") from None
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
-
-
 class PrivacyAccountant:
     """One dataset's differential-privacy budget, and the releases that spend it.
 
@@ -271,8 +147,8 @@ class PrivacyAccountant:
             raise ValidationError(
                 f"PrivacyAccountant: dataset must be a non-empty name, got {dataset!r}"
             )
-        self._epsilon = _exact_fraction(_check_epsilon(epsilon, where))
-        self._delta = _exact_fraction(_check_delta(delta, where))
+        self._epsilon = exact_fraction(check_epsilon(epsilon, where))
+        self._delta = exact_fraction(check_delta(delta, where))
         if mechanism not in ("laplace", "gaussian"):
             raise ValidationError(
                 f"{where}: mechanism must be 'laplace' or 'gaussian', got {mechanism!r}"
@@ -318,8 +194,8 @@ class PrivacyAccountant:
             )
 
     def can_spend(self, epsilon: float, delta: float = 0.0) -> bool:
-        eps = _exact_fraction(_check_epsilon(epsilon, "can_spend"))
-        dlt = _exact_fraction(_check_delta(delta, "can_spend"))
+        eps = exact_fraction(check_epsilon(epsilon, "can_spend"))
+        dlt = exact_fraction(check_delta(delta, "can_spend"))
         with self._lock:
             return self._spent_eps + eps <= self._epsilon and self._spent_delta + dlt <= self._delta
 
@@ -338,13 +214,13 @@ class PrivacyAccountant:
         n = len(data)
         if not self.enabled:
             return self._exact("count", n, f"count of rows in {self.dataset!r}")
-        dp = _opendp()
+        dp = opendp()
 
         def build(scale: float) -> Any:
             t = dp.t.make_count(dp.vector_domain(dp.atom_domain(T=bool)), dp.symmetric_distance())
             return t >> self._noise(dp, mech, scale)
 
-        meas, scale = _fit(
+        meas, scale = fit(
             ("count", mech, eps, dlt, self.max_contributions),
             build,
             self.max_contributions,
@@ -362,7 +238,7 @@ class PrivacyAccountant:
             dlt,
             f"count of rows in {self.dataset!r}",
             int,
-            _accuracy(dp, mech, scale),
+            accuracy95(dp, mech, scale),
         )
 
     def sum(
@@ -377,17 +253,17 @@ class PrivacyAccountant:
     ) -> Release[float]:
         """Sum of ``data`` with each value clamped into ``[lower, upper]``; NaN rows dropped."""
         mech, eps, dlt = self._params("sum", epsilon, delta, mechanism)
-        lo, hi = _check_bounds(lower, upper, "sum")
-        values = _floats(data, "sum")
-        what = f"sum of values clamped to [{_fmt(lo)}, {_fmt(hi)}] in {self.dataset!r}"
+        lo, hi = check_bounds(lower, upper, "sum")
+        values = floats(data, "sum")
+        what = f"sum of values clamped to [{fmt(lo)}, {fmt(hi)}] in {self.dataset!r}"
         if not self.enabled:
             return self._exact("sum", math.fsum(v for v in values if not math.isnan(v)), what)
-        dp = _opendp()
+        dp = opendp()
 
         def build(scale: float) -> Any:
             return self._clamped_sum(dp, lo, hi) >> self._noise(dp, mech, scale)
 
-        meas, scale = _fit(
+        meas, scale = fit(
             ("sum", mech, eps, dlt, lo, hi, self.max_contributions),
             build,
             self.max_contributions,
@@ -396,7 +272,7 @@ class PrivacyAccountant:
             mech,
         )
         return self._release(
-            "sum", meas, values, scale, mech, eps, dlt, what, float, _accuracy(dp, mech, scale)
+            "sum", meas, values, scale, mech, eps, dlt, what, float, accuracy95(dp, mech, scale)
         )
 
     def mean(
@@ -416,15 +292,15 @@ class PrivacyAccountant:
         further privacy cost. The ratio is clamped back into ``[lower, upper]``.
         """
         mech, eps, dlt = self._params("mean", epsilon, delta, mechanism)
-        lo, hi = _check_bounds(lower, upper, "mean")
-        values = _floats(data, "mean")
-        what = f"mean of values clamped to [{_fmt(lo)}, {_fmt(hi)}] in {self.dataset!r}"
+        lo, hi = check_bounds(lower, upper, "mean")
+        values = floats(data, "mean")
+        what = f"mean of values clamped to [{fmt(lo)}, {fmt(hi)}] in {self.dataset!r}"
         if not self.enabled:
             present = [v for v in values if not math.isnan(v)]
             if not present:
                 raise ValidationError(f"mean over {self.dataset!r}: no non-NaN values")
             return self._exact("mean", math.fsum(present) / len(present), what)
-        dp = _opendp()
+        dp = opendp()
         d_in = self.max_contributions
 
         def build_sum(scale: float) -> Any:
@@ -435,10 +311,10 @@ class PrivacyAccountant:
             t = (vd, dp.symmetric_distance()) >> dp.t.then_drop_null() >> dp.t.then_count()
             return t >> self._noise(dp, mech, scale)
 
-        s_meas, s_scale = _fit(
+        s_meas, s_scale = fit(
             ("sum", mech, eps / 2, dlt / 2, lo, hi, d_in), build_sum, d_in, eps / 2, dlt / 2, mech
         )
-        c_meas, _ = _fit(
+        c_meas, _ = fit(
             ("count_present", mech, eps / 2, dlt / 2, d_in),
             build_count,
             d_in,
@@ -497,7 +373,7 @@ class PrivacyAccountant:
             for r in rows:
                 exact[r if r in known else None] += 1
             return self._exact("histogram", exact, what)
-        dp = _opendp()
+        dp = opendp()
         metric = "L2Distance<int>" if mech == "gaussian" else "L1Distance<int>"
 
         def build(scale: float) -> Any:
@@ -507,7 +383,7 @@ class PrivacyAccountant:
             )
             return t >> self._noise(dp, mech, scale)
 
-        meas, scale = _fit(
+        meas, scale = fit(
             ("histogram", mech, eps, dlt, kind, tuple(cats), self.max_contributions),
             build,
             self.max_contributions,
@@ -520,7 +396,7 @@ class PrivacyAccountant:
             return {k: int(v) for k, v in zip(keys, out, strict=True)}
 
         return self._release(
-            "histogram", meas, rows, scale, mech, eps, dlt, what, post, _accuracy(dp, mech, scale)
+            "histogram", meas, rows, scale, mech, eps, dlt, what, post, accuracy95(dp, mech, scale)
         )
 
     def quantile(
@@ -539,13 +415,13 @@ class PrivacyAccountant:
         ``[lower, upper]`` by OpenDP's private quantile (exponential mechanism); NaN rows
         dropped. The answer is always one of the candidates."""
         mech, eps, dlt = self._params("quantile", epsilon, delta, mechanism)
-        lo, hi = _check_bounds(lower, upper, "quantile")
+        lo, hi = check_bounds(lower, upper, "quantile")
         if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= float(q) <= 1.0:
             raise ValidationError(f"quantile: q must be in [0, 1], got {q!r}")
         if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 1_000_000:
             raise ValidationError(f"quantile: bins must be an int in [1, 1000000], got {bins!r}")
-        values = _floats(data, "quantile")
-        what = f"{float(q):g}-quantile within [{_fmt(lo)}, {_fmt(hi)}] in {self.dataset!r}"
+        values = floats(data, "quantile")
+        what = f"{float(q):g}-quantile within [{fmt(lo)}, {fmt(hi)}] in {self.dataset!r}"
         if not self.enabled:
             import numpy as np
 
@@ -553,7 +429,7 @@ class PrivacyAccountant:
             if not present:
                 raise ValidationError(f"quantile over {self.dataset!r}: no non-NaN values")
             return self._exact("quantile", float(np.quantile(present, float(q))), what)
-        dp = _opendp()
+        dp = opendp()
         candidates = [lo + (hi - lo) * i / bins for i in range(bins + 1)]
         measure = dp.zero_concentrated_divergence() if mech == "gaussian" else dp.max_divergence()
 
@@ -569,7 +445,7 @@ class PrivacyAccountant:
                 )
             )
 
-        meas, scale = _fit(
+        meas, scale = fit(
             ("quantile", mech, eps, dlt, lo, hi, float(q), bins, self.max_contributions),
             build,
             self.max_contributions,
@@ -600,8 +476,8 @@ class PrivacyAccountant:
             raise ValidationError(
                 f"{query}: mechanism must be 'laplace' or 'gaussian', got {mech!r}"
             )
-        eps = _check_epsilon(epsilon, query)
-        dlt = 0.0 if delta is None else _check_delta(delta, query)
+        eps = check_epsilon(epsilon, query)
+        dlt = 0.0 if delta is None else check_delta(delta, query)
         if mech == "laplace" and dlt != 0.0:
             raise ValidationError(
                 f"{query}: the Laplace mechanism is pure epsilon-DP; pass delta=0 or "
@@ -629,7 +505,7 @@ class PrivacyAccountant:
         )
 
     def _reserve(self, query: str, eps: float, dlt: float) -> Budget:
-        e, d = _exact_fraction(eps), _exact_fraction(dlt)
+        e, d = exact_fraction(eps), exact_fraction(dlt)
         with self._lock:
             if self._spent_eps + e <= self._epsilon and self._spent_delta + d <= self._delta:
                 self._spent_eps += e
@@ -674,7 +550,7 @@ class PrivacyAccountant:
         # a failure that depends on the data could itself leak.
         spent = self._reserve(query, eps, dlt)
         value = post(meas(data))
-        noise = f"{mech} noise (scale {_fmt(scale)})"
+        noise = f"{mech} noise (scale {fmt(scale)})"
         release = Release(
             value=value,
             epsilon=eps,
@@ -709,9 +585,3 @@ class PrivacyAccountant:
         # No unaudited release: if the sink fails, the caller gets its error, not the value.
         if self._audit is not None:
             self._audit.append(release.to_record())
-
-
-def _accuracy(dp: Any, mech: str, scale: float) -> float:
-    if mech == "gaussian":
-        return float(dp.gaussian_scale_to_accuracy(scale, 0.05))
-    return float(dp.laplacian_scale_to_accuracy(scale, 0.05))
