@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 pytest.importorskip("opendp", reason="differential privacy needs the 'privacy' extra (opendp)")
 
 from system0.errors import BudgetExhausted, Error, ValidationError
-from system0.security.privacy import PrivacyAccountant
+from system0.security.privacy import PrivacyAccountant, PrivacyBudgets
 
 
 class ListSink:
@@ -189,3 +189,41 @@ def test_a_failing_audit_sink_withholds_the_value() -> None:
     with pytest.raises(OSError, match="ledger unavailable"):
         acc.count([1, 2], epsilon=0.5)
     assert acc.spent.epsilon == 0.5  # spent: the noise was drawn even if never shown
+
+
+def test_replaying_the_audit_records_restores_the_spent_budget() -> None:
+    sink = ListSink()
+    first = PrivacyAccountant("games", epsilon=1.0, audit=sink)
+    first.count([1], epsilon=0.25)
+    first.sum([1.0], lower=0.0, upper=1.0, epsilon=0.5)
+    with pytest.raises(BudgetExhausted):
+        first.count([1], epsilon=0.5)
+    other = PrivacyAccountant("other", epsilon=1.0, audit=sink)
+    other.count([1], epsilon=0.125)
+    off = PrivacyAccountant("games", epsilon=1.0, enabled=False, audit=sink)
+    off.count([1], epsilon=0.9)  # exact: recorded, spends nothing
+
+    restarted = PrivacyAccountant("games", epsilon=1.0)
+    assert restarted.replay(sink.records) == 2
+    assert restarted.spent.epsilon == 0.75
+    with pytest.raises(BudgetExhausted):
+        restarted.count([1], epsilon=0.5)
+
+
+def test_budgets_make_one_accountant_per_dataset() -> None:
+    sink = ListSink()
+    budgets = PrivacyBudgets(1.0, budgets={"training": (3.0, 0.0)}, audit=sink)
+    assert budgets["telemetry"] is budgets["telemetry"]
+    assert budgets["telemetry"].budget.epsilon == 1.0
+    assert budgets["training"].budget.epsilon == 3.0
+    budgets["telemetry"].count([1, 2], epsilon=1.0)
+    with pytest.raises(BudgetExhausted):
+        budgets["telemetry"].count([1, 2], epsilon=0.1)
+    budgets["training"].count([1, 2], epsilon=2.0)  # its own budget, untouched by telemetry
+    assert budgets.datasets() == ["telemetry", "training"]
+    fresh = PrivacyBudgets(1.0, budgets={"training": (3.0, 0.0)})
+    assert fresh.replay(sink.records) == 2
+    assert fresh["telemetry"].remaining.epsilon == 0.0
+    assert fresh["training"].remaining.epsilon == 1.0
+    with pytest.raises(ValidationError, match="epsilon"):
+        PrivacyBudgets(1.0, budgets={"bad": (-1.0, 0.0)})

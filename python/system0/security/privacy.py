@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Hashable, Iterable, Sequence, Sized
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Generic, Protocol, TypeVar
 
 from system0.errors import BudgetExhausted, ValidationError
+from system0.security.privacy_budgets import PrivacyBudgets
 from system0.security.privacy_mechanisms import (
     Mechanism,
     accuracy95,
     check_bounds,
+    check_categories,
     check_delta,
     check_epsilon,
     exact_fraction,
@@ -57,6 +59,7 @@ __all__ = [
     "Budget",
     "Mechanism",
     "PrivacyAccountant",
+    "PrivacyBudgets",
     "Release",
 ]
 
@@ -190,7 +193,8 @@ class PrivacyAccountant:
     def remaining(self) -> Budget:
         with self._lock:
             return Budget(
-                float(self._epsilon - self._spent_eps), float(self._delta - self._spent_delta)
+                float(max(Fraction(0), self._epsilon - self._spent_eps)),
+                float(max(Fraction(0), self._delta - self._spent_delta)),
             )
 
     def can_spend(self, epsilon: float, delta: float = 0.0) -> bool:
@@ -198,6 +202,29 @@ class PrivacyAccountant:
         dlt = exact_fraction(check_delta(delta, "can_spend"))
         with self._lock:
             return self._spent_eps + eps <= self._epsilon and self._spent_delta + dlt <= self._delta
+
+    def replay(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Re-charge the releases recorded earlier for this dataset (from the audit ledger).
+
+        A budget held only in memory would reset on every restart, which is a privacy hole:
+        on start-up, feed this accountant the ledger's records and it resumes where it was.
+        Records of other datasets, refusals and exact releases are skipped; nothing is audited
+        again. Returns how many releases were charged. Spending past the budget is recorded
+        as it happened (the releases were made) and simply leaves nothing to spend.
+        """
+        charged = 0
+        for rec in records:
+            if rec.get("kind") != "dp_release" or rec.get("dataset") != self.dataset:
+                continue
+            if rec.get("exact"):
+                continue
+            eps = exact_fraction(check_epsilon(rec["epsilon"], "replay"))
+            dlt = exact_fraction(check_delta(rec.get("delta", 0.0), "replay"))
+            with self._lock:
+                self._spent_eps += eps
+                self._spent_delta += dlt
+            charged += 1
+        return charged
 
     # -- releases -------------------------------------------------------------------------
 
@@ -346,25 +373,7 @@ class PrivacyAccountant:
         presence leaks; that is why they are an argument and not discovered.
         """
         mech, eps, dlt = self._params("histogram", epsilon, delta, mechanism)
-        cats: list[str | int] = list(categories)
-        if not cats:
-            raise ValidationError("histogram: categories must not be empty")
-        if len(set(cats)) != len(cats):
-            raise ValidationError("histogram: categories must be unique")
-        if all(isinstance(c, str) for c in cats):
-            kind: type = str
-        elif all(isinstance(c, int) and not isinstance(c, bool) for c in cats):
-            kind = int
-        else:
-            raise ValidationError(
-                "histogram: categories must be all str or all int, got "
-                f"{sorted({type(c).__name__ for c in cats})}"
-            )
-        rows: list[Any] = list(data)
-        if not all(isinstance(r, kind) and not isinstance(r, bool) for r in rows):
-            raise ValidationError(
-                f"histogram: every row must be a {kind.__name__}, like the categories"
-            )
+        cats, kind, rows = check_categories(categories, data)
         what = f"histogram over {len(cats)} categories in {self.dataset!r}"
         keys: list[str | int | None] = [*cats, None]
         if not self.enabled:

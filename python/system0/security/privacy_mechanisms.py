@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ __all__ = [
     "Mechanism",
     "accuracy95",
     "check_bounds",
+    "check_categories",
     "check_delta",
     "check_epsilon",
     "exact_fraction",
@@ -168,3 +169,29 @@ def accuracy95(dp: Any, mech: str, scale: float) -> float:
     if mech == "gaussian":
         return float(dp.gaussian_scale_to_accuracy(scale, 0.05))
     return float(dp.laplacian_scale_to_accuracy(scale, 0.05))
+
+
+def check_categories(
+    categories: Sequence[str] | Sequence[int], data: Iterable[Any]
+) -> tuple[list[str | int], type, list[Any]]:
+    """Histogram arguments: unique categories all of one type (str or int), rows of that type."""
+    cats: list[str | int] = list(categories)
+    if not cats:
+        raise ValidationError("histogram: categories must not be empty")
+    if len(set(cats)) != len(cats):
+        raise ValidationError("histogram: categories must be unique")
+    if all(isinstance(c, str) for c in cats):
+        kind: type = str
+    elif all(isinstance(c, int) and not isinstance(c, bool) for c in cats):
+        kind = int
+    else:
+        raise ValidationError(
+            "histogram: categories must be all str or all int, got "
+            f"{sorted({type(c).__name__ for c in cats})}"
+        )
+    rows: list[Any] = list(data)
+    if not all(isinstance(r, kind) and not isinstance(r, bool) for r in rows):
+        raise ValidationError(
+            f"histogram: every row must be a {kind.__name__}, like the categories"
+        )
+    return cats, kind, rows
