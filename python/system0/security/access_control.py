@@ -130,7 +130,10 @@ class _State:
 
 
 class Enforcer:
-    """Applies a policy. Thread-safe; ``cache_size`` bounds the decision cache (0 disables it)."""
+    """Applies a policy. Thread-safe; ``cache_size`` bounds the decision cache (0 disables it).
+
+    ``hits``/``misses`` count cache use (statistics: approximate under concurrent checks).
+    """
 
     def __init__(
         self,
