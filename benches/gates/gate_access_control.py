@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import casbin
 from ratio import Gate
+
 from system0.security.access_control import Enforcer, Policy, Subject
 
 MODEL = """

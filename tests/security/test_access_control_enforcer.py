@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from system0.errors import AccessDenied, ValidationError
 from system0.security.access_control import (
     Enforcer,

@@ -7,6 +7,7 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from system0.errors import AccessDenied, ValidationError
 from system0.security.access_control import Enforcer, Policy
 from system0.security.identity import (

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
+
 from system0.errors import ConfigError
 from system0.security.access_control import Enforcer, Policy, Subject
 
