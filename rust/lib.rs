@@ -5,6 +5,8 @@
 pub mod clock;
 pub mod error;
 pub mod gil;
+pub mod logfmt;
+pub mod trace;
 
 use pyo3::prelude::*;
 
@@ -12,5 +14,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
+    trace::py::register(m)?;
+    logfmt::py::register(m)?;
     Ok(())
 }
