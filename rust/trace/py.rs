@@ -210,7 +210,11 @@ impl PySpan {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn exception_event(py: Python<'_>, exc: &Bound<'_, PyAny>) -> PyResult<(Event, String)> {
+    fn exception_event(
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+        time_ns: u64,
+    ) -> PyResult<(Event, String)> {
         let ty = exc.get_type();
         let qual = ty.qualname()?.to_cow()?.into_owned();
         let module = ty.module()?.to_cow()?.into_owned();
@@ -237,7 +241,7 @@ impl PySpan {
         ];
         let event = Event {
             name: "exception".to_owned(),
-            time_ns: crate::clock::now_ns(),
+            time_ns,
             attrs,
         };
         Ok((event, format!("{qual}: {message}")))
@@ -306,7 +310,7 @@ impl PySpan {
         let failure = if exc_value.is_none() {
             None
         } else {
-            Some(Self::exception_event(py, exc_value)?)
+            Some(Self::exception_event(py, exc_value, end)?)
         };
         let token = {
             let mut st = this.state();
@@ -396,7 +400,7 @@ impl PySpan {
     /// Adds an `exception` event (type, message, stack trace) without changing the status.
     fn record_exception(&self, exc: &Bound<'_, PyAny>) -> PyResult<()> {
         if self.sampled {
-            let (event, _) = Self::exception_event(exc.py(), exc)?;
+            let (event, _) = Self::exception_event(exc.py(), exc, crate::clock::now_ns())?;
             self.state().events.push(event);
         }
         Ok(())
