@@ -1,23 +1,18 @@
-//! Finished spans go first into a small per-thread buffer (no lock, no contention), which is
-//! handed to the global buffer as one batch when it fills, when its oldest span is older than
-//! `FLUSH_AGE_NS`, when its thread ends, or when that thread drains. The global buffer holds
-//! at most `capacity()` spans; what does not fit is dropped and counted, never queued without
-//! bound. A span still sitting in another thread's local buffer is not visible to `drain`
-//! until one of those events hands it over (at most `LOCAL_BATCH` spans or `FLUSH_AGE_NS` of
-//! age per thread that keeps recording).
+//! Finished spans go first into a small per-thread buffer (its own uncontended lock, so the
+//! hot path never waits on another thread), which is handed to the global buffer as one batch
+//! when it fills. `drain` also empties every thread's buffer first (each thread registers its
+//! buffer once), so it sees every span finished before it was called, including those of
+//! threads that have ended or that record rarely. The global buffer holds at most
+//! `capacity()` spans; what does not fit is dropped and counted, never queued without bound.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::record::SpanRecord;
 
 /// Spans a thread buffers before handing them over.
 pub const LOCAL_BATCH: usize = 128;
-/// A thread's buffer is handed over once its oldest span finished this long ago (50 ms), so
-/// that a slow thread's spans do not wait for the batch to fill.
-pub const FLUSH_AGE_NS: u64 = 50_000_000;
 /// Default bound of the global buffer.
 pub const DEFAULT_CAPACITY: usize = 65_536;
 
@@ -34,31 +29,44 @@ static CAPACITY: AtomicUsize = AtomicUsize::new(DEFAULT_CAPACITY);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static RECORDED: AtomicU64 = AtomicU64::new(0);
 
-fn global() -> MutexGuard<'static, Global> {
-    // A panic while holding the lock cannot leave `Global` half-updated in a way that matters
-    // (at worst `len` is off until the next drain), so a poisoned lock is still used.
-    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+type LocalBuf = Arc<Mutex<Vec<SpanRecord>>>;
+
+/// Every thread's buffer; an entry whose thread has ended is removed by `drain` once empty.
+static REGISTRY: Mutex<Vec<LocalBuf>> = Mutex::new(Vec::new());
+
+// A panic while holding one of these locks cannot leave the data half-updated in a way that
+// matters (at worst a count is off until the next drain), so a poisoned lock is still used.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Local {
-    spans: Vec<SpanRecord>,
-    oldest_end_ns: u64,
+fn global() -> MutexGuard<'static, Global> {
+    lock(&GLOBAL)
 }
+
+/// A thread's registration: on thread exit its spans are handed over and it unregisters.
+struct Local(LocalBuf);
 
 impl Drop for Local {
     fn drop(&mut self) {
-        hand_over(std::mem::take(&mut self.spans));
+        hand_over(std::mem::take(&mut *lock(&self.0)));
+        lock(&REGISTRY).retain(|b| !Arc::ptr_eq(b, &self.0));
     }
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { spans: Vec::new(), oldest_end_ns: 0 }) };
+    static LOCAL: Local = {
+        let buf: LocalBuf = Arc::new(Mutex::new(Vec::with_capacity(LOCAL_BATCH)));
+        lock(&REGISTRY).push(buf.clone());
+        Local(buf)
+    };
 }
 
 fn hand_over(mut batch: Vec<SpanRecord>) {
     if batch.is_empty() {
         return;
     }
+    RECORDED.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let cap = CAPACITY.load(Ordering::Relaxed);
     let mut g = global();
     let room = cap.saturating_sub(g.len);
@@ -74,39 +82,42 @@ fn hand_over(mut batch: Vec<SpanRecord>) {
 
 /// Records a finished span.
 pub fn submit(span: SpanRecord) {
-    RECORDED.fetch_add(1, Ordering::Relaxed);
-    let end = span.end_ns;
     let mut span = Some(span);
-    let rest = LOCAL.try_with(|l| {
-        let mut l = l.borrow_mut();
-        if l.spans.is_empty() {
-            l.oldest_end_ns = end;
-            l.spans.reserve(LOCAL_BATCH);
-        }
-        l.spans.extend(span.take());
-        if l.spans.len() >= LOCAL_BATCH || end.saturating_sub(l.oldest_end_ns) >= FLUSH_AGE_NS {
-            std::mem::take(&mut l.spans)
+    let full = LOCAL.try_with(|l| {
+        let mut l = lock(&l.0);
+        l.extend(span.take());
+        if l.len() >= LOCAL_BATCH {
+            std::mem::replace(&mut *l, Vec::with_capacity(LOCAL_BATCH))
         } else {
             Vec::new()
         }
     });
     // `try_with` fails only while the thread is being torn down and its buffer is gone: the
     // span then goes straight to the global buffer.
-    hand_over(rest.unwrap_or_else(|_| span.into_iter().collect()));
+    hand_over(full.unwrap_or_else(|_| span.into_iter().collect()));
 }
 
 /// Hands the calling thread's buffered spans to the global buffer.
 pub fn flush_thread() {
     let batch = LOCAL
-        .try_with(|l| std::mem::take(&mut l.borrow_mut().spans))
+        .try_with(|l| std::mem::take(&mut *lock(&l.0)))
         .unwrap_or_default();
     hand_over(batch);
 }
 
-/// Takes up to `max` spans (oldest first) from the global buffer, after flushing the calling
-/// thread's own buffer.
+/// Hands every thread's buffered spans to the global buffer.
+pub fn flush_all() {
+    let locals: Vec<LocalBuf> = lock(&REGISTRY).clone();
+    for buf in locals {
+        let batch = std::mem::take(&mut *lock(&buf));
+        hand_over(batch);
+    }
+}
+
+/// Takes up to `max` spans (oldest first within each thread) from the global buffer, after
+/// handing over every thread's buffer.
 pub fn drain(max: usize) -> Vec<SpanRecord> {
-    flush_thread();
+    flush_all();
     let mut g = global();
     let mut out: Vec<SpanRecord> = Vec::new();
     while out.len() < max {
@@ -143,7 +154,7 @@ pub fn set_capacity(cap: usize) {
 pub struct Stats {
     /// Spans in the global buffer now, waiting for `drain`.
     pub buffered: usize,
-    /// Spans ever submitted (sampled spans that finished).
+    /// Spans handed from the thread buffers to the global one (kept or dropped).
     pub recorded: u64,
     /// Spans dropped because the global buffer was full.
     pub dropped: u64,
