@@ -71,9 +71,8 @@ def get_logger(
 def _new_logger(
     name: str, *, level: str, stream: IO[str] | IO[bytes] | None = None, fd: int | None = None
 ) -> Logger:
-    if stream is not None:
-        return Logger(name, stream=stream, text=_is_text(stream), level=level)
-    return Logger(name, fd=fd, level=level)
+    text = stream is not None and _is_text(stream)
+    return Logger(name, fd=fd, stream=stream, text=text, level=level)
 
 
 class JsonFormatter(logging.Formatter):
