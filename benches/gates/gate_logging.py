@@ -11,13 +11,13 @@ reading the same span), `add_log_level`, `TimeStamper(fmt="iso", utc=True)`, and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ratio import Gate
-
 from system0.core import tracing
 from system0.core.logging import add_trace_context, get_logger
 
-_devnull = open("/dev/null", "wb")  # noqa: SIM115 - lives as long as the benchmark
+_devnull = open("/dev/null", "wb")
 
 
 def _ours(n: int) -> None:
@@ -28,7 +28,7 @@ def _ours(n: int) -> None:
     tracing.drain_spans()
 
 
-def _structlog():  # type: ignore[no-untyped-def]
+def _structlog() -> Callable[[int], None]:
     import orjson
     import structlog
 

@@ -12,8 +12,9 @@ list cleared at the end of each round. A second line measures the peer with a
 
 from __future__ import annotations
 
-from ratio import Gate
+from collections.abc import Callable
 
+from ratio import Gate
 from system0.core import tracing
 
 
@@ -26,7 +27,7 @@ def _ours(n: int) -> None:
     tracing.drain_spans()
 
 
-def _otel(batch: bool):  # type: ignore[no-untyped-def]
+def _otel(batch: bool) -> Callable[[int], None]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from system0.core import tracing
 from system0.core.logging import (
     JsonFormatter,
@@ -243,7 +242,10 @@ def test_trace_context_filter_feeds_classic_formatters() -> None:
         log.info("bye")
     finally:
         log.removeHandler(handler)
-    assert buf.getvalue().splitlines() == [f"{s.trace_id_hex} {s.span_id_hex} hello", "None None bye"]
+    assert buf.getvalue().splitlines() == [
+        f"{s.trace_id_hex} {s.span_id_hex} hello",
+        "None None bye",
+    ]
 
 
 def test_json_formatter_location_fields() -> None:

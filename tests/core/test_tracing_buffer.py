@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
 from system0.core import tracing
 from system0.core.tracing import span
 

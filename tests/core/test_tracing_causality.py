@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from system0.core import tracing
 from system0.core.tracing import FinishedSpan, Span, current_span, span
 
@@ -101,7 +100,7 @@ def test_attributes_events_and_status_are_recorded_with_their_types() -> None:
     assert [(e[0], e[2]) for e in f.events] == [("retry", {"attempt": 2})]
     assert f.status == "ok"
     with pytest.raises(ValueError, match="not one of"):
-        s.set_status("fine")
+        s.set_status("fine")  # type: ignore[arg-type]
 
 
 def test_a_span_cannot_be_entered_twice() -> None:
@@ -191,8 +190,10 @@ def test_thread_with_wrap_continues_the_trace_and_plain_thread_does_not() -> Non
     with span("main") as main:
         t1 = threading.Thread(target=tracing.wrap(work), args=("wrapped",))
         t2 = threading.Thread(target=work, args=("plain",))
-        t1.start(), t2.start()
-        t1.join(), t2.join()
+        for t in (t1, t2):
+            t.start()
+        for t in (t1, t2):
+            t.join()
     assert seen["wrapped"] is main
     assert seen["plain"] is None
     got = by_name(tracing.drain_spans())  # thread exit handed their spans over

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-
 from system0.core import tracing
 from system0.core.tracing import span
 

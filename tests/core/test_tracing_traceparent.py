@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from system0.core import tracing
 from system0.core.tracing import extract, format_traceparent, inject, span
 

@@ -144,7 +144,7 @@ def configure_logging(
             target.removeHandler(h)
     out: IO[str] = stream if stream is not None else sys.stderr
     if fd is not None:
-        out = open(fd, "w", closefd=False, buffering=1)  # noqa: SIM115 - lives with the handler
+        out = open(fd, "w", closefd=False, buffering=1)
     handler = _System0Handler(out)
     handler.setFormatter(JsonFormatter(with_location=with_location))
     target.addHandler(handler)

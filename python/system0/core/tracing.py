@@ -99,7 +99,9 @@ def _decorate(func: Callable[..., Any], name: str, attrs: dict[str, Any]) -> Cal
     return wrapper
 
 
-def traced(name: str | None = None, **attrs: AttrValue) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def traced(
+    name: str | None = None, **attrs: AttrValue
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Typed decorator form of ``@span(name)``; the name defaults to the function's qualname."""
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
