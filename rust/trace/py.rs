@@ -6,9 +6,10 @@
 //! A span takes its parent and ids when it is created, not when it is entered: `with span(..)`
 //! does both at once, and a span created ahead of time keeps the parent current at creation.
 
+use std::cell::RefCell;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -175,21 +176,43 @@ fn dict_to_attrs(attrs: Option<&Bound<'_, PyDict>>, out: &mut Attrs) -> PyResult
     Ok(())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Created,
-    Entered,
-    Finished,
-}
+const CREATED: u8 = 0;
+const ENTERED: u8 = 1;
+const FINISHED: u8 = 2;
 
+/// What a span accumulates while it runs; behind a lock only because attributes may be set
+/// from any thread that holds the span. Entering and leaving touch only atomics.
 struct State {
-    phase: Phase,
-    start_ns: u64,
-    end_ns: u64,
-    token: Option<Py<PyAny>>,
     attrs: Attrs,
     events: Vec<Event>,
     status: Status,
+}
+
+thread_local! {
+    // Span names are usually a handful of literals: each thread keeps the last name seen per
+    // slot (keyed by the str object's address, checked by content) so that most spans share
+    // their name instead of allocating it.
+    static NAMES: RefCell<[(usize, Option<Arc<str>>); 64]> =
+        const { RefCell::new([const { (0, None) }; 64]) };
+}
+
+fn intern_name(name: &Bound<'_, PyString>) -> PyResult<Arc<str>> {
+    let text = name.to_cow()?;
+    let addr = name.as_ptr() as usize;
+    let slot = (addr >> 4) % 64;
+    let cached = NAMES.try_with(|cell| {
+        let mut names = cell.try_borrow_mut().ok()?;
+        let entry = &mut names[slot];
+        match &entry.1 {
+            Some(arc) if entry.0 == addr && **arc == *text => Some(arc.clone()),
+            _ => {
+                let arc: Arc<str> = Arc::from(&*text);
+                *entry = (addr, Some(arc.clone()));
+                Some(arc)
+            }
+        }
+    });
+    Ok(cached.ok().flatten().unwrap_or_else(|| Arc::from(&*text)))
 }
 
 /// A unit of work with a name, a place in its trace and a duration. Use `with span(...)`
@@ -202,6 +225,11 @@ pub struct PySpan {
     parent_id: u64,
     parent_remote: bool,
     sampled: bool,
+    phase: AtomicU8,
+    start_ns: AtomicU64,
+    end_ns: AtomicU64,
+    /// The ContextVar token from `__enter__`, used once by `__exit__`.
+    token: OnceLock<Py<PyAny>>,
     state: Mutex<State>,
 }
 
@@ -263,17 +291,17 @@ impl PySpan {
         let mut a = Attrs::new();
         dict_to_attrs(attrs, &mut a)?;
         Ok(PySpan {
-            name: Arc::from(&*name.to_cow()?),
+            name: intern_name(name)?,
             trace_id,
             span_id: ids::new_span_id(),
             parent_id: p.map_or(0, |p| p.span_id),
             parent_remote: p.is_some_and(|p| p.remote),
             sampled: sampler::sample(trace_id, p.map(|p| p.sampled)),
+            phase: AtomicU8::new(CREATED),
+            start_ns: AtomicU64::new(0),
+            end_ns: AtomicU64::new(0),
+            token: OnceLock::new(),
             state: Mutex::new(State {
-                phase: Phase::Created,
-                start_ns: 0,
-                end_ns: 0,
-                token: None,
                 attrs: a,
                 events: Vec::new(),
                 status: Status::Unset,
@@ -283,7 +311,11 @@ impl PySpan {
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
         let this = slf.get();
-        if this.state().phase != Phase::Created {
+        if this
+            .phase
+            .compare_exchange(CREATED, ENTERED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return Err(CoreError::InvalidArgument(format!(
                 "span '{}' was already entered; create a new span for each `with` block",
                 this.name
@@ -291,10 +323,10 @@ impl PySpan {
             .into());
         }
         let token = ctx_set(slf.py(), slf.as_any())?;
-        let mut st = this.state();
-        st.token = Some(token.unbind());
-        st.phase = Phase::Entered;
-        st.start_ns = crate::clock::now_ns();
+        // The phase check above makes this the only `set`.
+        let _ = this.token.set(token.unbind());
+        this.start_ns
+            .store(crate::clock::now_ns(), Ordering::Release);
         Ok(slf.clone())
     }
 
@@ -307,44 +339,53 @@ impl PySpan {
         let end = crate::clock::now_ns();
         let py = slf.py();
         let this = slf.get();
-        let failure = if exc_value.is_none() {
-            None
-        } else {
-            Some(Self::exception_event(py, exc_value, end)?)
-        };
-        let token = {
+        if this
+            .phase
+            .compare_exchange(ENTERED, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(CoreError::InvalidArgument(format!(
+                "span '{}' was exited without being entered",
+                this.name
+            ))
+            .into());
+        }
+        this.end_ns.store(end, Ordering::Release);
+        if !exc_value.is_none() {
+            // Describing the exception must not stop the span from closing: an exception
+            // whose str() fails is still recorded, by type.
+            let (event, message) = Self::exception_event(py, exc_value, end).unwrap_or_else(|_| {
+                let event = Event {
+                    name: "exception".to_owned(),
+                    time_ns: end,
+                    attrs: Vec::new(),
+                };
+                (event, "<exception not printable>".to_owned())
+            });
             let mut st = this.state();
-            if st.phase != Phase::Entered {
-                return Err(CoreError::InvalidArgument(format!(
-                    "span '{}' was exited without being entered",
-                    this.name
-                ))
-                .into());
-            }
-            st.phase = Phase::Finished;
-            st.end_ns = end;
-            if let Some((event, message)) = failure {
+            if this.sampled {
                 st.events.push(event);
-                st.status = Status::Error(message);
             }
-            let record = this.sampled.then(|| SpanRecord {
+            st.status = Status::Error(message);
+        }
+        if this.sampled {
+            let mut st = this.state();
+            let record = SpanRecord {
                 name: this.name.clone(),
                 trace_id: this.trace_id,
                 span_id: this.span_id,
                 parent_id: this.parent_id,
                 parent_remote: this.parent_remote,
-                start_ns: st.start_ns,
+                start_ns: this.start_ns.load(Ordering::Acquire),
                 end_ns: end,
                 status: st.status.clone(),
                 attrs: std::mem::take(&mut st.attrs),
                 events: std::mem::take(&mut st.events),
-            });
-            if let Some(r) = record {
-                collector::submit(r);
-            }
-            st.token.take()
-        };
-        if let Some(t) = token {
+            };
+            drop(st);
+            collector::submit(record);
+        }
+        if let Some(t) = this.token.get() {
             ctx_reset(py, t.bind(py))?;
         }
         Ok(false)
@@ -463,14 +504,14 @@ impl PySpan {
     /// Monotonic ns when entered (None before).
     #[getter]
     fn start_ns(&self) -> Option<u64> {
-        let st = self.state();
-        (st.phase != Phase::Created).then_some(st.start_ns)
+        (self.phase.load(Ordering::Acquire) != CREATED)
+            .then(|| self.start_ns.load(Ordering::Acquire))
     }
     /// Monotonic ns when exited (None before).
     #[getter]
     fn end_ns(&self) -> Option<u64> {
-        let st = self.state();
-        (st.phase == Phase::Finished).then_some(st.end_ns)
+        (self.phase.load(Ordering::Acquire) == FINISHED)
+            .then(|| self.end_ns.load(Ordering::Acquire))
     }
     #[getter]
     fn context(&self) -> PySpanContext {
