@@ -9,7 +9,7 @@ def clock_source() -> str: ...
 
 # trace
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal, TypeVar, final
+from typing import Any, Literal, TypeVar, final
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Attr = str | int | float | bool

@@ -18,7 +18,6 @@ class SpanEnterExit:
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
             InMemorySpanExporter,
         )
-
         from system0.core import tracing
 
         self.tracing = tracing
@@ -47,12 +46,11 @@ class JsonLogRecord:
     def setup(self) -> None:
         import orjson
         import structlog
-
         from system0.core import tracing
         from system0.core.logging import add_trace_context, get_logger
 
         self.tracing = tracing
-        self.devnull = open("/dev/null", "wb")  # noqa: SIM115 - closed in teardown
+        self.devnull = open("/dev/null", "wb")
         self.ours = get_logger("asv", stream=self.devnull)
         self.peer: Any = structlog.wrap_logger(
             structlog.BytesLogger(self.devnull),
