@@ -1,5 +1,8 @@
 """Typed stubs of the Rust extension ``system0._core`` (checked by mypy.stubtest)."""
 
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, final
+
 __version__: str
 
 # clock
@@ -8,8 +11,6 @@ def to_unix_ns(mono_ns: int) -> int: ...
 def clock_source() -> str: ...
 
 # trace
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, final
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Attr = str | int | float | bool
