@@ -2,6 +2,7 @@
 //! in Rust) and `format_log_record`, which the `logging.Formatter` of `system0.core.logging`
 //! calls.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,6 +12,12 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 
 use super::{begin_record, end_record, field, json, level_name, parse_level};
 use crate::error::CoreError;
+
+/// The text of a str; one holding lone surrogates (from `surrogateescape` decoding) is
+/// written with U+FFFD in their place rather than failing the log call.
+pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    s.to_cow().unwrap_or_else(|_| s.to_string_lossy())
+}
 
 /// Nesting deeper than this is written as `str(value)`, so a cyclic structure cannot recurse
 /// forever.
@@ -25,7 +32,7 @@ thread_local! {
 /// strings), list and tuple keep their JSON shape; anything else is written as `str(value)`.
 fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
     if let Ok(s) = v.cast::<PyString>() {
-        json::write_str(out, &s.to_cow()?);
+        json::write_str(out, &text(s));
     } else if v.is_none() {
         out.push_str("null");
     } else if let Ok(b) = v.cast::<PyBool>() {
@@ -34,12 +41,12 @@ fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> PyResult
         match i.extract::<i64>() {
             Ok(n) => json::write_i64(out, n),
             // Python's decimal form of an int is a valid JSON number of any size.
-            Err(_) => out.push_str(&i.str()?.to_cow()?),
+            Err(_) => out.push_str(&text(&i.str()?)),
         }
     } else if let Ok(f) = v.cast::<PyFloat>() {
         json::write_f64(out, f.value());
     } else if depth >= MAX_DEPTH {
-        json::write_str(out, &v.str()?.to_cow()?);
+        json::write_str(out, &text(&v.str()?));
     } else if let Ok(d) = v.cast::<PyDict>() {
         out.push('{');
         for (i, (k, val)) in d.iter().enumerate() {
@@ -47,8 +54,8 @@ fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> PyResult
                 out.push(',');
             }
             match k.cast::<PyString>() {
-                Ok(ks) => json::write_str(out, &ks.to_cow()?),
-                Err(_) => json::write_str(out, &k.str()?.to_cow()?),
+                Ok(ks) => json::write_str(out, &text(ks)),
+                Err(_) => json::write_str(out, &text(&k.str()?)),
             }
             out.push(':');
             write_value(out, &val, depth + 1)?;
@@ -64,7 +71,7 @@ fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> PyResult
         }
         out.push(']');
     } else {
-        json::write_str(out, &v.str()?.to_cow()?);
+        json::write_str(out, &text(&v.str()?));
     }
     Ok(())
 }
@@ -72,7 +79,7 @@ fn write_value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> PyResult
 fn write_fields(out: &mut String, fields: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
     if let Some(d) = fields {
         for (k, v) in d.iter() {
-            field(out, &k.cast::<PyString>()?.to_cow()?);
+            field(out, &text(k.cast::<PyString>()?));
             write_value(out, &v, 0)?;
         }
     }
@@ -84,7 +91,7 @@ fn with_record<R>(
     py: Python<'_>,
     level: &str,
     logger: &str,
-    event: &str,
+    event: &Bound<'_, PyString>,
     fields: Option<&Bound<'_, PyDict>>,
     sink: impl FnOnce(&str) -> PyResult<R>,
 ) -> PyResult<R> {
@@ -97,7 +104,7 @@ fn with_record<R>(
         let mut guard = cell.try_borrow_mut().ok();
         let buf = guard.as_deref_mut().unwrap_or(&mut fresh);
         buf.clear();
-        begin_record(buf, unix_ns, level, logger, event, ids);
+        begin_record(buf, unix_ns, level, logger, &text(event), ids);
         write_fields(buf, fields)?;
         end_record(buf);
         sink(buf)
@@ -126,7 +133,7 @@ impl PyLogger {
         &self,
         py: Python<'_>,
         level: u8,
-        event: &str,
+        event: &Bound<'_, PyString>,
         kw: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         if level < self.level.load(Ordering::Relaxed) {
@@ -215,7 +222,7 @@ impl PyLogger {
     fn debug(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, super::DEBUG, event, fields)
@@ -225,7 +232,7 @@ impl PyLogger {
     fn info(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, super::INFO, event, fields)
@@ -235,7 +242,7 @@ impl PyLogger {
     fn warning(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, super::WARNING, event, fields)
@@ -245,7 +252,7 @@ impl PyLogger {
     fn error(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, super::ERROR, event, fields)
@@ -255,7 +262,7 @@ impl PyLogger {
     fn critical(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, super::CRITICAL, event, fields)
@@ -266,7 +273,7 @@ impl PyLogger {
     fn exception(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let d = match fields {
@@ -284,7 +291,7 @@ impl PyLogger {
         &self,
         py: Python<'_>,
         level: &str,
-        event: &str,
+        event: &Bound<'_, PyString>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.emit(py, parse_level(level)?, event, fields)
@@ -307,7 +314,7 @@ fn format_log_record(
     py: Python<'_>,
     level: &str,
     logger: &str,
-    event: &str,
+    event: &Bound<'_, PyString>,
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<String> {
     with_record(py, level, logger, event, fields, |line| Ok(line.to_owned()))

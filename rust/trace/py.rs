@@ -20,6 +20,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use super::record::{set_attr, AttrValue, Attrs, Event, SpanRecord, Status};
 use super::{collector, ids, sampler, traceparent};
 use crate::error::CoreError;
+use crate::logfmt::py::text;
 
 static MALFORMED: AtomicU64 = AtomicU64::new(0);
 static CURRENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -134,7 +135,7 @@ fn resolve_parent(py: Python<'_>, parent: Option<&Bound<'_, PyAny>>) -> PyResult
 /// type; anything else (and an int beyond i64) is stored as its `str()`.
 pub(crate) fn to_attr(v: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
     if let Ok(s) = v.cast::<PyString>() {
-        return Ok(AttrValue::Str(s.to_cow()?.into_owned()));
+        return Ok(AttrValue::Str(text(s).into_owned()));
     }
     if let Ok(b) = v.cast::<PyBool>() {
         return Ok(AttrValue::Bool(b.is_true()));
@@ -146,7 +147,7 @@ pub(crate) fn to_attr(v: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
     } else if let Ok(f) = v.cast::<PyFloat>() {
         return Ok(AttrValue::Float(f.value()));
     }
-    Ok(AttrValue::Str(v.str()?.to_cow()?.into_owned()))
+    Ok(AttrValue::Str(text(&v.str()?).into_owned()))
 }
 
 pub(crate) fn attr_to_py<'py>(py: Python<'py>, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
@@ -169,7 +170,7 @@ fn attrs_to_dict<'py>(py: Python<'py>, attrs: &Attrs) -> PyResult<Bound<'py, PyD
 fn dict_to_attrs(attrs: Option<&Bound<'_, PyDict>>, out: &mut Attrs) -> PyResult<()> {
     if let Some(d) = attrs {
         for (k, v) in d.iter() {
-            let key = k.cast::<PyString>()?.to_cow()?;
+            let key = text(k.cast::<PyString>()?);
             set_attr(out, &key, to_attr(&v)?);
         }
     }
@@ -197,7 +198,7 @@ thread_local! {
 }
 
 fn intern_name(name: &Bound<'_, PyString>) -> PyResult<Arc<str>> {
-    let text = name.to_cow()?;
+    let text = text(name);
     let addr = name.as_ptr() as usize;
     let slot = (addr >> 4) % 64;
     let cached = NAMES.try_with(|cell| {
@@ -251,7 +252,7 @@ impl PySpan {
         } else {
             format!("{module}.{qual}")
         };
-        let message = exc.str()?.to_cow()?.into_owned();
+        let message = text(&exc.str()?).into_owned();
         let stack: String = py
             .import("traceback")?
             .call_method1("format_exception", (exc,))?

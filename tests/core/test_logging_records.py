@@ -272,3 +272,15 @@ def test_structlog_processor_adds_trace_context() -> None:
         "span_id": h.span_id_hex,
     }
     assert idle == {"event": "idle"}
+
+
+def test_lone_surrogates_are_replaced_not_fatal() -> None:
+    buf = io.BytesIO()
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")
+    get_logger("s", stream=buf).info(bad, path=bad)
+    with span(bad) as s:
+        s.set_attribute("path", bad)
+    (rec,) = lines(buf)
+    assert rec["event"] == rec["path"] == "caf\ufffd"
+    (f,) = tracing.drain_spans()
+    assert f.name == "caf\ufffd" and f.attributes["path"] == "caf\ufffd"
