@@ -25,6 +25,11 @@ takes them; :func:`write_spans_jsonl` and :mod:`system0.core.tracing_otel` expor
 
 An exception leaving a span marks it ``error`` with an ``exception`` event (type, message,
 stack trace) and propagates unchanged.
+
+The record is taken when the span exits, so a measurement made at the end (energy, cycles)
+is attached before that: ``s.set_attribute("energy.joules", j)`` inside the block, or in a
+wrapper's ``__exit__`` before it calls ``Span.__exit__``. Attributes set after exit are
+ignored.
 """
 
 from __future__ import annotations
