@@ -139,6 +139,33 @@ pub fn drain(max: usize) -> Vec<SpanRecord> {
     out
 }
 
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// In a child process after `fork()`: forgets the spans buffered before the fork (the parent
+/// still holds and exports them) and the buffers of the parent's other threads, which do not
+/// exist in the child. Uses `try_lock` because a lock held by another thread at the fork stays
+/// held forever in the child; such a buffer is then left as it is.
+pub fn reset_after_fork() {
+    let own = LOCAL.try_with(|l| l.0.clone()).ok();
+    if let Some(mut reg) = try_lock(&REGISTRY) {
+        reg.clear();
+        reg.extend(own.clone());
+    }
+    if let Some(mut v) = own.as_ref().and_then(|b| try_lock(b)) {
+        v.clear();
+    }
+    if let Some(mut g) = try_lock(&GLOBAL) {
+        g.batches.clear();
+        g.len = 0;
+    }
+}
+
 /// The bound of the global buffer, in spans.
 pub fn capacity() -> usize {
     CAPACITY.load(Ordering::Relaxed)

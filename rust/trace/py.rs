@@ -829,6 +829,13 @@ fn span_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Called in a forked child (registered with `os.register_at_fork` by
+/// `system0.core.tracing`): the child starts with an empty span buffer.
+#[pyfunction]
+fn _reset_after_fork() {
+    collector::reset_after_fork();
+}
+
 #[pyfunction]
 fn set_span_buffer_capacity(capacity: usize) -> PyResult<()> {
     if capacity == 0 {
@@ -862,5 +869,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flush_spans, m)?)?;
     m.add_function(wrap_pyfunction!(span_stats, m)?)?;
     m.add_function(wrap_pyfunction!(set_span_buffer_capacity, m)?)?;
+    m.add_function(wrap_pyfunction!(_reset_after_fork, m)?)?;
     Ok(())
 }

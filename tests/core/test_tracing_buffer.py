@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from collections.abc import Iterator
 
@@ -109,3 +110,27 @@ def test_write_spans_jsonl_writes_one_object_per_span() -> None:
     assert child["end_unix_ns"] - child["start_unix_ns"] == child["duration_ns"]
     assert child["start"].endswith("Z") and len(child["start"]) == 30
     assert tracing.write_spans_jsonl(buf) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_with_an_empty_buffer_and_continues_the_trace() -> None:
+    with span("before-fork"):
+        pass
+    r, w = os.pipe()
+    with span("parent") as parent:
+        pid = os.fork()
+        if pid == 0:  # child: report what it sees, then leave without running pytest teardown
+            try:
+                inherited = [s.name for s in tracing.drain_spans()]
+                with span("in-child") as c:
+                    pass
+                mine = [(s.name, s.parent_id) for s in tracing.drain_spans()]
+                ok = inherited == [] and mine == [("in-child", parent.span_id)]
+                os.write(w, b"ok" if ok and c.trace_id == parent.trace_id else b"bad")
+            finally:
+                os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 16) == b"ok" and status == 0
+    os.close(r)
+    assert [s.name for s in tracing.drain_spans()] == ["before-fork", "parent"]

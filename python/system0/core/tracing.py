@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, ParamSpec, TypeVar, cast
@@ -45,6 +46,7 @@ from system0._core import (
     FinishedSpan,
     Span,
     SpanContext,
+    _reset_after_fork,
     _reset_current,
     _set_current,
     current_context,
@@ -73,6 +75,12 @@ R = TypeVar("R")
 span = Span
 
 AttrValue = str | int | float | bool
+
+# A forked child must not export the spans its parent buffered (the parent does): it starts
+# with an empty buffer. The current span itself (a ContextVar) is inherited, so work in the
+# child continues the parent's trace.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def set_sampling(ratio: float, *, parent_based: bool = True) -> None:
