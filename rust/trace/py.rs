@@ -97,9 +97,10 @@ fn parent_of(obj: &Bound<'_, PyAny>) -> Option<Parent> {
     None
 }
 
-/// Parses a header, counting it when malformed; an empty header is absent, not malformed.
+/// Parses a header, counting it when malformed; an empty header (or only spaces and tabs,
+/// HTTP's optional whitespace) is absent, not malformed.
 fn parse_counted(header: &str) -> Option<traceparent::TraceParent> {
-    if header.trim().is_empty() {
+    if header.trim_matches([' ', '\t']).is_empty() {
         return None;
     }
     let tp = traceparent::parse_traceparent(header);
