@@ -1,0 +1,530 @@
+//! Log-linear (HDR-style) histogram of non-negative integer values, recorded lock-free.
+//!
+//! # Buckets and relative error
+//!
+//! Values `0..2048` each get their own bucket (exact). Above that, every power-of-two range
+//! `[2^k, 2^(k+1))` is split into 1024 equal sub-buckets, so a bucket is never wider than
+//! 1/1024 of its lowest value. A quantile reports the middle of its bucket (clamped to the
+//! exact min and max; the lowest and highest rank report min and max exactly), hence **its relative error is at most 2^-11 ≈ 0.049 %**: three
+//! significant digits, as HdrHistogram's `significant_figures = 3`.
+//!
+//! # Range and overflow
+//!
+//! The tracked range is `0 ..= 3.6e12` units: 1 ns to 1 h when the unit is nanoseconds.
+//! A larger value is clamped to `MAX_VALUE` (it lands in the top bucket, and `sum`/`max` see
+//! the clamped value) and counted in `overflow`, so it is never lost and never silent.
+//!
+//! # Memory
+//!
+//! Fixed: `BUCKETS` (33 421) `u64` counters = 267 368 bytes, plus 1 152 bytes of
+//! cache-line padded stripes and header: `HISTOGRAM_BYTES` = 268 520 bytes in all, allocated once when the histogram
+//! is created and never grown. The counters come from a zeroed allocation, which the OS
+//! backs lazily: only the pages of the ranges actually recorded become resident.
+//!
+//! # Concurrency
+//!
+//! `record` is two relaxed atomic adds (bucket, sum) and two plain loads guarding the rare
+//! `fetch_min`/`fetch_max`; no lock, no allocation. `sum`/`min`/`max` live in per-thread stripes so
+//! that threads recording into the same histogram do not fight over one cache line. A
+//! snapshot taken while other threads record sees each record either wholly or partly
+//! (its bucket but not yet its sum); totals are exact once recording threads are done.
+
+use std::alloc::{alloc_zeroed, Layout};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::error::{CoreError, CoreResult};
+
+/// log2 of the sub-buckets per power of two.
+pub const SUB_BUCKET_BITS: u32 = 10;
+const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
+/// Largest value tracked: 1 hour in nanoseconds. Larger values are clamped and counted.
+pub const MAX_VALUE: u64 = 3_600_000_000_000;
+/// Number of buckets (counters) in every histogram.
+pub const BUCKETS: usize = bucket_index(MAX_VALUE) + 1;
+/// Upper bound of the relative error of any reported quantile.
+pub const RELATIVE_ERROR: f64 = 1.0 / (2 * SUB_BUCKETS) as f64;
+/// Stripes of sum/min/max; a thread always uses the same one.
+pub const STRIPES: usize = 8;
+/// Bytes held by one histogram, fixed for its lifetime.
+pub const HISTOGRAM_BYTES: usize =
+    BUCKETS * std::mem::size_of::<AtomicU64>() + std::mem::size_of::<Histogram>();
+
+/// Index of the bucket holding `v` (`v <= MAX_VALUE` gives an index below `BUCKETS`).
+#[inline(always)]
+pub const fn bucket_index(v: u64) -> usize {
+    if v < 2 * SUB_BUCKETS {
+        v as usize
+    } else {
+        // shift >= 1; (v >> shift) is in [1024, 2048): the top 11 bits of v.
+        let shift = 63 - v.leading_zeros() - SUB_BUCKET_BITS;
+        shift as usize * SUB_BUCKETS as usize + (v >> shift) as usize
+    }
+}
+
+/// Lowest and highest value that land in bucket `i`.
+#[inline]
+pub const fn bucket_range(i: usize) -> (u64, u64) {
+    if i < 2 * SUB_BUCKETS as usize {
+        (i as u64, i as u64)
+    } else {
+        let shift = (i / SUB_BUCKETS as usize) as u32 - 1;
+        let sub = (i % SUB_BUCKETS as usize) as u64 + SUB_BUCKETS;
+        let low = sub << shift;
+        (low, low + (1u64 << shift) - 1)
+    }
+}
+
+/// The value a bucket stands for: its middle (exact for the single-value buckets).
+#[inline]
+pub const fn bucket_value(i: usize) -> u64 {
+    let (low, high) = bucket_range(i);
+    low + (high - low).div_ceil(2)
+}
+
+/// Converts a caller's float to a histogram value: NaN, infinities and negatives are refused
+/// (`ValueError` in Python); fractions are rounded to the nearest integer unit.
+pub fn value_from_f64(v: f64, metric: &str) -> CoreResult<u64> {
+    if v.is_nan() || v.is_infinite() {
+        return Err(CoreError::InvalidArgument(format!(
+            "histogram '{metric}' was given {v}; record finite values only (a NaN or an \
+             infinity usually means a broken measurement upstream)"
+        )));
+    }
+    if v < 0.0 {
+        return Err(CoreError::InvalidArgument(format!(
+            "histogram '{metric}' was given the negative value {v}; histograms record \
+             non-negative quantities (durations, sizes); use a gauge for signed values"
+        )));
+    }
+    // `as` saturates at u64::MAX, and record() then clamps and counts it as overflow.
+    Ok(v.round() as u64)
+}
+
+#[repr(align(128))]
+pub struct Stripe {
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Stripe {
+    const fn new() -> Self {
+        Stripe {
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+#[inline(always)]
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    INDEX.with(|i| *i)
+}
+
+/// A live histogram; share it (`Arc`) and record from any thread.
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+    stripes: [Stripe; STRIPES],
+    overflow: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn zeroed_counters() -> Box<[AtomicU64]> {
+    let layout = Layout::array::<AtomicU64>(BUCKETS).expect("constant layout");
+    // SAFETY: the layout is non-zero-sized; an all-zero bit pattern is a valid AtomicU64
+    // (it has the same in-memory representation as u64); the pointer is checked for null
+    // and handed to a Box with exactly the layout it was allocated with.
+    unsafe {
+        let p = alloc_zeroed(layout) as *mut AtomicU64;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BUCKETS))
+    }
+}
+
+impl Histogram {
+    pub fn new() -> Self {
+        Histogram {
+            counts: zeroed_counters(),
+            stripes: [const { Stripe::new() }; STRIPES],
+            overflow: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one value. Values above `MAX_VALUE` are clamped and counted as overflow.
+    #[inline]
+    pub fn record(&self, v: u64) {
+        let v = if v > MAX_VALUE {
+            self.overflow.fetch_add(1, Relaxed);
+            MAX_VALUE
+        } else {
+            v
+        };
+        let s = &self.stripes[stripe_index()];
+        s.sum.fetch_add(v, Relaxed);
+        // The loads keep the locked read-modify-write off the common path.
+        if v < s.min.load(Relaxed) {
+            s.min.fetch_min(v, Relaxed);
+        }
+        if v > s.max.load(Relaxed) {
+            s.max.fetch_max(v, Relaxed);
+        }
+        self.counts[bucket_index(v)].fetch_add(1, Relaxed);
+    }
+
+    /// Records `n` occurrences of the same value (sum grows by `n * v`, wrapping).
+    pub fn record_n(&self, v: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let v = if v > MAX_VALUE {
+            self.overflow.fetch_add(n, Relaxed);
+            MAX_VALUE
+        } else {
+            v
+        };
+        let s = &self.stripes[stripe_index()];
+        s.sum.fetch_add(v.wrapping_mul(n), Relaxed);
+        s.min.fetch_min(v, Relaxed);
+        s.max.fetch_max(v, Relaxed);
+        self.counts[bucket_index(v)].fetch_add(n, Relaxed);
+    }
+
+    /// Records the time elapsed since `start_ns` (a `clock::now_ns()` reading).
+    #[inline]
+    pub fn record_since(&self, start_ns: u64) {
+        self.record(crate::clock::now_ns().saturating_sub(start_ns));
+    }
+
+    /// An immutable copy of the current state.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut buckets = Vec::new();
+        let mut count = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n != 0 {
+                buckets.push((i as u32, n));
+                count += n;
+            }
+        }
+        let (mut sum, mut min, mut max) = (0u64, u64::MAX, 0u64);
+        for s in &self.stripes {
+            sum = sum.wrapping_add(s.sum.load(Relaxed));
+            min = min.min(s.min.load(Relaxed));
+            max = max.max(s.max.load(Relaxed));
+        }
+        Snapshot {
+            count,
+            sum,
+            min: if count == 0 { None } else { Some(min) },
+            max: if count == 0 { None } else { Some(max) },
+            overflow: self.overflow.load(Relaxed),
+            buckets,
+        }
+    }
+}
+
+/// An immutable view of a histogram: sparse `(bucket index, count)` pairs in index order.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub count: u64,
+    /// Sum of the (clamped) values, wrapping modulo 2^64 (584 years of nanoseconds).
+    pub sum: u64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    pub overflow: u64,
+    pub buckets: Vec<(u32, u64)>,
+}
+
+impl Snapshot {
+    /// The value at quantile `q` in `[0, 1]`: the smallest recorded value (to within the
+    /// relative error) such that at least `ceil(q * count)` values are <= it.
+    /// `None` when the snapshot holds no value.
+    pub fn quantile(&self, q: f64) -> CoreResult<Option<u64>> {
+        if !(0.0..=1.0).contains(&q) {
+            return Err(CoreError::InvalidArgument(format!(
+                "quantile {q} is outside [0, 1]; ask for e.g. 0.99 for the 99th percentile"
+            )));
+        }
+        if self.count == 0 {
+            return Ok(None);
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        // The extremes are known exactly.
+        if rank == self.count && self.max.is_some() {
+            return Ok(self.max);
+        }
+        if rank == 1 && self.min.is_some() {
+            return Ok(self.min);
+        }
+        let mut seen = 0u64;
+        for &(i, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                return Ok(Some(self.clamped_value(i as usize)));
+            }
+        }
+        // Unreachable when count matches the buckets; report the top rather than panic.
+        Ok(self.max)
+    }
+
+    /// A bucket's representative value, pulled inside the exact [min, max] when they fall
+    /// in that bucket (which only ever moves it closer to the recorded values).
+    fn clamped_value(&self, i: usize) -> u64 {
+        let (low, high) = bucket_range(i);
+        let lo = self.min.map_or(low, |m| m.max(low));
+        let hi = self.max.map_or(high, |m| m.min(high));
+        let v = bucket_value(i);
+        if lo <= hi {
+            v.clamp(lo, hi)
+        } else {
+            v
+        }
+    }
+
+    /// The mean of the recorded values, `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum as f64 / self.count as f64)
+    }
+
+    /// Number of recorded values whose bucket's representative value is <= `le`.
+    /// Exact for `le < 2048`; otherwise a value within the relative error of `le` may
+    /// be counted on either side of it.
+    pub fn count_le(&self, le: u64) -> u64 {
+        self.buckets
+            .iter()
+            .take_while(|&&(i, _)| bucket_value(i as usize) <= le)
+            .map(|&(_, n)| n)
+            .sum()
+    }
+
+    /// The union of two snapshots (as if one histogram had recorded both streams).
+    /// Associative and commutative.
+    pub fn merge(&self, other: &Snapshot) -> Snapshot {
+        let mut buckets = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&(i, n)), Some(&&(j, m))) => {
+                    if i == j {
+                        a.next();
+                        b.next();
+                        (i, n + m)
+                    } else if i < j {
+                        a.next();
+                        (i, n)
+                    } else {
+                        b.next();
+                        (j, m)
+                    }
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (None, None) => break,
+            };
+            buckets.push(next);
+        }
+        let opt = |x: Option<u64>, y: Option<u64>, f: fn(u64, u64) -> u64| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, None) => x,
+            (None, y) => y,
+        };
+        Snapshot {
+            count: self.count + other.count,
+            sum: self.sum.wrapping_add(other.sum),
+            min: opt(self.min, other.min, u64::min),
+            max: opt(self.max, other.max, u64::max),
+            overflow: self.overflow + other.overflow,
+            buckets,
+        }
+    }
+
+    /// What was recorded between `earlier` and `self` (two snapshots of one histogram).
+    /// Counts, sum and overflow are exact; min and max are the lowest and highest value of
+    /// the delta's non-empty buckets (exact values are not recoverable), pulled inside
+    /// `self`'s exact bounds.
+    pub fn delta(&self, earlier: &Snapshot) -> CoreResult<Snapshot> {
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        let mut old = earlier.buckets.iter().peekable();
+        for &(i, n) in &self.buckets {
+            let mut prev = 0;
+            while let Some(&&(j, m)) = old.peek() {
+                if j > i {
+                    break;
+                }
+                old.next();
+                if j == i {
+                    prev = m;
+                } else {
+                    return Err(not_earlier());
+                }
+            }
+            match n.checked_sub(prev) {
+                Some(0) => {}
+                Some(d) => buckets.push((i, d)),
+                None => return Err(not_earlier()),
+            }
+        }
+        if old.next().is_some() || self.overflow < earlier.overflow {
+            return Err(not_earlier());
+        }
+        let count: u64 = buckets.iter().map(|&(_, n)| n).sum();
+        let (min, max) = match (buckets.first(), buckets.last()) {
+            (Some(&(lo, _)), Some(&(hi, _))) => {
+                let low = bucket_range(lo as usize).0.max(self.min.unwrap_or(0));
+                let high = bucket_range(hi as usize)
+                    .1
+                    .min(self.max.unwrap_or(u64::MAX));
+                (Some(low.min(high)), Some(high.max(low)))
+            }
+            _ => (None, None),
+        };
+        Ok(Snapshot {
+            count,
+            sum: self.sum.wrapping_sub(earlier.sum),
+            min,
+            max,
+            overflow: self.overflow - earlier.overflow,
+            buckets,
+        })
+    }
+}
+
+fn not_earlier() -> CoreError {
+    CoreError::InvalidArgument(
+        "delta(earlier): 'earlier' holds counts that this snapshot lacks, so it is not an \
+         earlier snapshot of the same histogram; take both snapshots from one histogram, \
+         the earlier one first"
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn index_and_range_are_inverse_and_contiguous() {
+        let mut expect_low = 0u64;
+        for i in 0..BUCKETS {
+            let (low, high) = bucket_range(i);
+            assert_eq!(low, expect_low, "bucket {i}");
+            assert_eq!(bucket_index(low), i);
+            assert_eq!(bucket_index(high), i);
+            assert!((high - low) as f64 <= low as f64 / SUB_BUCKETS as f64);
+            expect_low = high + 1;
+        }
+        assert!(bucket_range(BUCKETS - 1).1 >= MAX_VALUE);
+        assert_eq!(BUCKETS, 33_421);
+        assert_eq!(HISTOGRAM_BYTES, 268_520);
+    }
+
+    #[test]
+    fn quantiles_within_relative_error() {
+        let h = Histogram::new();
+        let mut values: Vec<u64> = (0..10_000u64).map(|i| i * i * 37 + 5).collect();
+        for &v in &values {
+            h.record(v);
+        }
+        values.sort_unstable();
+        let s = h.snapshot();
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+            let exact = values[rank - 1] as f64;
+            let got = s.quantile(q).unwrap().unwrap() as f64;
+            assert!(
+                (got - exact).abs() <= exact * RELATIVE_ERROR,
+                "q={q} {got} {exact}"
+            );
+        }
+        assert_eq!(s.quantile(1.0).unwrap(), Some(*values.last().unwrap()));
+    }
+
+    #[test]
+    fn overflow_is_clamped_and_counted() {
+        let h = Histogram::new();
+        h.record(u64::MAX);
+        h.record(MAX_VALUE + 1);
+        h.record(7);
+        let s = h.snapshot();
+        assert_eq!((s.count, s.overflow, s.max), (3, 2, Some(MAX_VALUE)));
+        assert_eq!(s.sum, 2 * MAX_VALUE + 7);
+    }
+
+    #[test]
+    fn bad_floats_are_refused() {
+        assert!(value_from_f64(f64::NAN, "h").is_err());
+        assert!(value_from_f64(f64::INFINITY, "h").is_err());
+        assert!(value_from_f64(-1.0, "h").is_err());
+        assert_eq!(value_from_f64(2.5, "h").unwrap(), 3);
+    }
+
+    #[test]
+    fn many_threads_get_exact_totals() {
+        let h = Arc::new(Histogram::new());
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let h = Arc::clone(&h);
+                std::thread::spawn(move || {
+                    for i in 0..50_000u64 {
+                        h.record(t * 1_000_003 + i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 400_000);
+        let expect: u64 = (0..8u64)
+            .flat_map(|t| (0..50_000u64).map(move |i| t * 1_000_003 + i))
+            .sum();
+        assert_eq!(s.sum, expect);
+        assert_eq!(s.min, Some(0));
+        assert_eq!(s.max, Some(7 * 1_000_003 + 49_999));
+    }
+
+    #[test]
+    fn delta_and_merge_round_trip() {
+        let h = Histogram::new();
+        for v in [1, 5000, 70_000, 9_000_000] {
+            h.record(v);
+        }
+        let a = h.snapshot();
+        for v in [3, 5000, 123_456_789] {
+            h.record(v);
+        }
+        let b = h.snapshot();
+        let d = b.delta(&a).unwrap();
+        assert_eq!(d.count, 3);
+        let back = a.merge(&d);
+        assert_eq!(
+            (back.count, back.sum, &back.buckets),
+            (b.count, b.sum, &b.buckets)
+        );
+        assert!(a.delta(&b).is_err());
+        assert_eq!(b.delta(&b).unwrap().count, 0);
+    }
+}
