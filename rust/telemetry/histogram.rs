@@ -360,9 +360,9 @@ impl Snapshot {
     }
 
     /// What was recorded between `earlier` and `self` (two snapshots of one histogram).
-    /// Counts, sum and overflow are exact; min and max are the lowest and highest value of
-    /// the delta's non-empty buckets (exact values are not recoverable), pulled inside
-    /// `self`'s exact bounds.
+    /// Counts, sum and overflow are exact; min and max are the representative values of the
+    /// delta's lowest and highest non-empty buckets (the exact values are not recoverable),
+    /// so they too are within the relative error.
     pub fn delta(&self, earlier: &Snapshot) -> CoreResult<Snapshot> {
         let mut buckets = Vec::with_capacity(self.buckets.len());
         let mut old = earlier.buckets.iter().peekable();
@@ -390,13 +390,10 @@ impl Snapshot {
         }
         let count: u64 = buckets.iter().map(|&(_, n)| n).sum();
         let (min, max) = match (buckets.first(), buckets.last()) {
-            (Some(&(lo, _)), Some(&(hi, _))) => {
-                let low = bucket_range(lo as usize).0.max(self.min.unwrap_or(0));
-                let high = bucket_range(hi as usize)
-                    .1
-                    .min(self.max.unwrap_or(u64::MAX));
-                (Some(low.min(high)), Some(high.max(low)))
-            }
+            (Some(&(lo, _)), Some(&(hi, _))) => (
+                Some(self.clamped_value(lo as usize)),
+                Some(self.clamped_value(hi as usize)),
+            ),
             _ => (None, None),
         };
         Ok(Snapshot {
