@@ -406,16 +406,16 @@ impl PySnapshot {
 
     fn __repr__(&self) -> String {
         let s = &self.0;
-        let q = |q| s.quantile(q).ok().flatten();
+        let show = |v: Option<u64>| v.map_or_else(|| "None".to_owned(), |v| v.to_string());
+        let q = |q| show(s.quantile(q).ok().flatten());
         format!(
-            "HistogramSnapshot(count={}, sum={}, min={:?}, p50={:?}, p99={:?}, max={:?}, \
-             overflow={})",
+            "HistogramSnapshot(count={}, sum={}, min={}, p50={}, p99={}, max={}, overflow={})",
             s.count,
             s.sum,
-            s.min,
+            show(s.min),
             q(0.5),
             q(0.99),
-            s.max,
+            show(s.max),
             s.overflow
         )
     }
