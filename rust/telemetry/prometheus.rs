@@ -54,17 +54,18 @@ fn labels(names: &[String], values: &[String], extra: Option<(&str, &str)>) -> S
     }
 }
 
-/// The name Prometheus families are announced under: counters drop a `_total` suffix
-/// (the sample carries it).
-pub fn family_name(f: &Family) -> &str {
+/// The name a family is announced under (`# HELP`/`# TYPE`): counters carry `_total`, as
+/// prometheus_client writes them, whether or not the registered name ends with it.
+pub fn family_name(f: &Family) -> String {
     match f.kind {
-        Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name),
-        _ => &f.name,
+        Kind::Counter => format!("{}_total", f.name.strip_suffix("_total").unwrap_or(&f.name)),
+        _ => f.name.clone(),
     }
 }
 
 fn render_family(out: &mut String, f: &Family, bounds: &[u64]) {
     let base = family_name(f);
+    let base = base.as_str();
     if !f.help.is_empty() {
         let _ = writeln!(out, "# HELP {base} {}", escape_help(&f.help));
     }
@@ -73,7 +74,7 @@ fn render_family(out: &mut String, f: &Family, bounds: &[u64]) {
         match m {
             Metric::Counter(c) => {
                 let l = labels(&f.label_names, &values, None);
-                let _ = writeln!(out, "{base}_total{l} {}", c.get());
+                let _ = writeln!(out, "{base}{l} {}", c.get());
             }
             Metric::Gauge(g) => {
                 let l = labels(&f.label_names, &values, None);
@@ -134,7 +135,7 @@ mod tests {
             h.record(3000);
         }
         let text = render(&r);
-        assert!(text.contains("# HELP req Requests\\nserved\n# TYPE req counter\n"));
+        assert!(text.contains("# HELP req_total Requests\\nserved\n# TYPE req_total counter\n"));
         assert!(text.contains("req_total{m=\"a\\\"b\"} 3\n"));
         assert!(text.contains("lat_ns_bucket{le=\"2\"} 0\n"));
         assert!(text.contains("lat_ns_bucket{le=\"5\"} 1\n"));

@@ -6,7 +6,6 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from system0.core.telemetry import (
     HISTOGRAM_MAX_VALUE,
     HISTOGRAM_RELATIVE_ERROR,

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from system0.core import telemetry as t
 from system0.errors import CardinalityError, ConfigError, Error, ValidationError
 
