@@ -24,9 +24,11 @@ fn values() -> Vec<u64> {
         .collect()
 }
 
-fn record_loop(h: &Histogram, vals: &[u64], n: u64) -> f64 {
+/// `offset` starts each thread at a different place in the value sequence, as independent
+/// requests would be (threads in lockstep on the same values would fight over each bucket).
+fn record_loop(h: &Histogram, vals: &[u64], n: u64, offset: u64) -> f64 {
     let t0 = Instant::now();
-    for i in 0..n {
+    for i in offset..offset + n {
         h.record(black_box(vals[(i & 4095) as usize]));
     }
     t0.elapsed().as_nanos() as f64 / n as f64
@@ -41,13 +43,13 @@ fn inc_loop(c: &Counter, n: u64) -> f64 {
 }
 
 /// Runs `f` on `threads` threads at once; returns (ns per op per thread, ns per op overall).
-fn parallel(threads: usize, f: impl Fn() -> f64 + Send + Sync + 'static) -> (f64, f64) {
+fn parallel(threads: u64, f: impl Fn(u64) -> f64 + Send + Sync + 'static) -> (f64, f64) {
     let f = Arc::new(f);
     let t0 = Instant::now();
     let per: Vec<f64> = (0..threads)
-        .map(|_| {
+        .map(|t| {
             let f = Arc::clone(&f);
-            thread::spawn(move || f())
+            thread::spawn(move || f(t))
         })
         .collect::<Vec<_>>()
         .into_iter()
@@ -60,13 +62,13 @@ fn parallel(threads: usize, f: impl Fn() -> f64 + Send + Sync + 'static) -> (f64
 fn main() {
     let vals = Arc::new(values());
     let h = Histogram::new();
-    record_loop(&h, &vals, N / 10); // warm the pages and caches
-    let one = record_loop(&h, &vals, N);
+    record_loop(&h, &vals, N / 10, 0); // warm the pages and caches
+    let one = record_loop(&h, &vals, N, 0);
     println!("histogram record, 1 thread:                 {one:6.2} ns/record");
 
     let shared = Arc::new(Histogram::new());
     let (s, v) = (Arc::clone(&shared), Arc::clone(&vals));
-    let (per, wall) = parallel(2, move || record_loop(&s, &v, N));
+    let (per, wall) = parallel(2, move |t| record_loop(&s, &v, N, t * 2048));
     println!(
         "histogram record, 2 threads, one histogram: {per:6.2} ns/record per thread \
          ({wall:.2} ns/record overall, {:.2}x one thread's throughput)",
@@ -75,7 +77,7 @@ fn main() {
     assert_eq!(shared.snapshot().count, 2 * N);
 
     let v = Arc::clone(&vals);
-    let (per, wall) = parallel(2, move || record_loop(&Histogram::new(), &v, N));
+    let (per, wall) = parallel(2, move |t| record_loop(&Histogram::new(), &v, N, t * 2048));
     println!(
         "histogram record, 2 threads, own histogram: {per:6.2} ns/record per thread \
          ({wall:.2} ns/record overall, {:.2}x one thread's throughput)",
@@ -88,7 +90,7 @@ fn main() {
     println!("counter inc, 1 thread:                      {one_c:6.2} ns/inc");
     let shared_c = Arc::new(Counter::new());
     let sc = Arc::clone(&shared_c);
-    let (per, wall) = parallel(2, move || inc_loop(&sc, N));
+    let (per, wall) = parallel(2, move |_| inc_loop(&sc, N));
     println!(
         "counter inc, 2 threads, one counter:        {per:6.2} ns/inc per thread ({wall:.2} ns/inc overall)"
     );

@@ -5,8 +5,9 @@
 //! Values `0..2048` each get their own bucket (exact). Above that, every power-of-two range
 //! `[2^k, 2^(k+1))` is split into 1024 equal sub-buckets, so a bucket is never wider than
 //! 1/1024 of its lowest value. A quantile reports the middle of its bucket (clamped to the
-//! exact min and max; the lowest and highest rank report min and max exactly), hence **its relative error is at most 2^-11 ≈ 0.049 %**: three
-//! significant digits, as HdrHistogram's `significant_figures = 3`.
+//! exact min and max; the lowest and highest rank report min and max exactly), hence **its
+//! relative error is at most 2^-11 ≈ 0.049 %**: three significant digits, as HdrHistogram's
+//! `significant_figures = 3`.
 //!
 //! # Range and overflow
 //!
@@ -16,21 +17,26 @@
 //!
 //! # Memory
 //!
-//! Fixed: `BUCKETS` (33 421) `u64` counters = 267 368 bytes, plus 1 152 bytes of
-//! cache-line padded stripes and header: `HISTOGRAM_BYTES` = 268 520 bytes in all, allocated once when the histogram
-//! is created and never grown. The counters come from a zeroed allocation, which the OS
-//! backs lazily: only the pages of the ranges actually recorded become resident.
+//! Fixed: `BUCKETS` (33 421) `u64` counters = 267 368 bytes, plus 2 688 bytes of
+//! cache-line padded stripes and header: `HISTOGRAM_BYTES` = 270 056 bytes in all,
+//! allocated once when the histogram is created and never grown. The counters come from a
+//! zeroed allocation, which the OS backs lazily: only the pages of the ranges actually
+//! recorded become resident.
 //!
 //! # Concurrency
 //!
-//! `record` is two relaxed atomic adds (bucket, sum) and two plain loads guarding the rare
-//! `fetch_min`/`fetch_max`; no lock, no allocation. `sum`/`min`/`max` live in per-thread stripes so
-//! that threads recording into the same histogram do not fight over one cache line. A
-//! snapshot taken while other threads record sees each record either wholly or partly
-//! (its bucket but not yet its sum); totals are exact once recording threads are done.
+//! `record` is one locked instruction (the bucket's `fetch_add`). `sum`/`min`/`max` live in
+//! cache-line padded stripes: each of the first 16 recording threads owns one (plain
+//! relaxed load + store, exact because no other thread writes it; an exiting thread hands
+//! it back), later threads share 4 stripes with atomic read-modify-writes. No lock, no
+//! allocation, and two threads recording into one histogram do not fight over a line unless
+//! they hit the same bucket. A snapshot taken while other threads record sees each record
+//! either wholly or partly (its bucket but not yet its sum); totals are exact once the
+//! recording threads are done.
 
 use std::alloc::{alloc_zeroed, Layout};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use crate::error::{CoreError, CoreResult};
 
@@ -43,8 +49,11 @@ pub const MAX_VALUE: u64 = 3_600_000_000_000;
 pub const BUCKETS: usize = bucket_index(MAX_VALUE) + 1;
 /// Upper bound of the relative error of any reported quantile.
 pub const RELATIVE_ERROR: f64 = 1.0 / (2 * SUB_BUCKETS) as f64;
-/// Stripes of sum/min/max; a thread always uses the same one.
-pub const STRIPES: usize = 8;
+/// Stripes of sum/min/max owned by one thread each (plain load + store, no locked
+/// instruction); a thread that finds none free shares one of `SHARED_STRIPES` (atomic RMW).
+pub const OWNED_STRIPES: usize = 16;
+pub const SHARED_STRIPES: usize = 4;
+pub const STRIPES: usize = OWNED_STRIPES + SHARED_STRIPES;
 /// Bytes held by one histogram, fixed for its lifetime.
 pub const HISTOGRAM_BYTES: usize =
     BUCKETS * std::mem::size_of::<AtomicU64>() + std::mem::size_of::<Histogram>();
@@ -117,13 +126,59 @@ impl Stripe {
     }
 }
 
-#[inline(always)]
-fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+/// This thread's stripe: an owned one (returned to the pool when the thread exits, so a
+/// pool of long-lived workers keeps them) or, when all are taken, a shared one.
+struct Slot {
+    index: usize,
+    owned: bool,
+}
+
+static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static SLOTS_HANDED_OUT: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
+
+impl Slot {
+    fn acquire() -> Slot {
+        let reused = FREE_SLOTS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(index) = reused {
+            return Slot { index, owned: true };
+        }
+        let fresh = SLOTS_HANDED_OUT.fetch_add(1, Relaxed);
+        if fresh < OWNED_STRIPES {
+            return Slot {
+                index: fresh,
+                owned: true,
+            };
+        }
+        let shared = OWNED_STRIPES + NEXT_SHARED.fetch_add(1, Relaxed) % SHARED_STRIPES;
+        Slot {
+            index: shared,
+            owned: false,
+        }
     }
-    INDEX.with(|i| *i)
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The mutex orders this thread's last plain stores before the next owner's loads.
+        if self.owned {
+            FREE_SLOTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.index);
+        }
+    }
+}
+
+thread_local! {
+    static SLOT: Slot = Slot::acquire();
+}
+
+/// (stripe index, owned by this thread). During thread teardown, a shared stripe.
+#[inline(always)]
+fn slot() -> (usize, bool) {
+    SLOT.try_with(|s| (s.index, s.owned))
+        .unwrap_or((OWNED_STRIPES, false))
 }
 
 /// A live histogram; share it (`Arc`) and record from any thread.
@@ -171,14 +226,26 @@ impl Histogram {
         } else {
             v
         };
-        let s = &self.stripes[stripe_index()];
-        s.sum.fetch_add(v, Relaxed);
-        // The loads keep the locked read-modify-write off the common path.
-        if v < s.min.load(Relaxed) {
-            s.min.fetch_min(v, Relaxed);
-        }
-        if v > s.max.load(Relaxed) {
-            s.max.fetch_max(v, Relaxed);
+        let (i, owned) = slot();
+        let s = &self.stripes[i];
+        if owned {
+            // Only this thread writes this stripe: a plain load and store is exact.
+            s.sum.store(s.sum.load(Relaxed).wrapping_add(v), Relaxed);
+            if v < s.min.load(Relaxed) {
+                s.min.store(v, Relaxed);
+            }
+            if v > s.max.load(Relaxed) {
+                s.max.store(v, Relaxed);
+            }
+        } else {
+            s.sum.fetch_add(v, Relaxed);
+            // The loads keep the locked read-modify-write off the common path.
+            if v < s.min.load(Relaxed) {
+                s.min.fetch_min(v, Relaxed);
+            }
+            if v > s.max.load(Relaxed) {
+                s.max.fetch_max(v, Relaxed);
+            }
         }
         self.counts[bucket_index(v)].fetch_add(1, Relaxed);
     }
@@ -194,10 +261,18 @@ impl Histogram {
         } else {
             v
         };
-        let s = &self.stripes[stripe_index()];
-        s.sum.fetch_add(v.wrapping_mul(n), Relaxed);
-        s.min.fetch_min(v, Relaxed);
-        s.max.fetch_max(v, Relaxed);
+        let (i, owned) = slot();
+        let s = &self.stripes[i];
+        if owned {
+            s.sum
+                .store(s.sum.load(Relaxed).wrapping_add(v.wrapping_mul(n)), Relaxed);
+            s.min.store(s.min.load(Relaxed).min(v), Relaxed);
+            s.max.store(s.max.load(Relaxed).max(v), Relaxed);
+        } else {
+            s.sum.fetch_add(v.wrapping_mul(n), Relaxed);
+            s.min.fetch_min(v, Relaxed);
+            s.max.fetch_max(v, Relaxed);
+        }
         self.counts[bucket_index(v)].fetch_add(n, Relaxed);
     }
 
@@ -434,7 +509,7 @@ mod tests {
         }
         assert!(bucket_range(BUCKETS - 1).1 >= MAX_VALUE);
         assert_eq!(BUCKETS, 33_421);
-        assert_eq!(HISTOGRAM_BYTES, 268_520);
+        assert_eq!(HISTOGRAM_BYTES, 270_056);
     }
 
     #[test]
@@ -479,28 +554,33 @@ mod tests {
 
     #[test]
     fn many_threads_get_exact_totals() {
+        // 24 threads at once: 16 own a stripe, 8 share; a second wave reuses the
+        // stripes the first one handed back.
         let h = Arc::new(Histogram::new());
-        let threads: Vec<_> = (0..8u64)
-            .map(|t| {
-                let h = Arc::clone(&h);
-                std::thread::spawn(move || {
-                    for i in 0..50_000u64 {
-                        h.record(t * 1_000_003 + i);
-                    }
+        let mut expect_sum = 0u64;
+        for wave in 0..2u64 {
+            let threads: Vec<_> = (0..24u64)
+                .map(|t| {
+                    let h = Arc::clone(&h);
+                    std::thread::spawn(move || {
+                        for i in 0..20_000u64 {
+                            h.record((wave * 24 + t) * 1_000_003 + i);
+                        }
+                    })
                 })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            expect_sum += (0..24u64)
+                .flat_map(|t| (0..20_000u64).map(move |i| (wave * 24 + t) * 1_000_003 + i))
+                .sum::<u64>();
         }
         let s = h.snapshot();
-        assert_eq!(s.count, 400_000);
-        let expect: u64 = (0..8u64)
-            .flat_map(|t| (0..50_000u64).map(move |i| t * 1_000_003 + i))
-            .sum();
-        assert_eq!(s.sum, expect);
+        assert_eq!(s.count, 2 * 24 * 20_000);
+        assert_eq!(s.sum, expect_sum);
         assert_eq!(s.min, Some(0));
-        assert_eq!(s.max, Some(7 * 1_000_003 + 49_999));
+        assert_eq!(s.max, Some(47 * 1_000_003 + 19_999));
     }
 
     #[test]

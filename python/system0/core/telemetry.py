@@ -18,7 +18,7 @@ Histograms
     The range is 0 to 3.6e12 units (1 ns to 1 h in ns); a larger value is clamped to 3.6e12
     and counted in ``snapshot().overflow``. NaN, infinities and negative values raise
     ``ValueError``; fractional values round to the nearest unit. Each histogram holds a
-    fixed ``HISTOGRAM_BYTES`` = 268 520 bytes (33 421 64-bit buckets plus padded headers),
+    fixed ``HISTOGRAM_BYTES`` = 270 056 bytes (33 421 64-bit buckets plus padded stripes),
     allocated zeroed once (the OS makes only the touched pages resident).
     ``snapshot()`` returns an immutable :class:`HistogramSnapshot`; ``later.delta(earlier)``
     is what was recorded in between and ``a.merge(b)`` the union (associative, commutative).
