@@ -305,6 +305,7 @@ handle_methods!(PyHistogram {
     }
 
     /// Records one value (int fast path; floats are checked and rounded).
+    #[pyo3(signature = (v, /))]
     fn record(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
         let core = self.core("record")?;
         core.record(hist_value(v, &self.family.name)?);
