@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import weakref
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -65,8 +65,10 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _DEFAULT_REGISTRY = _core_default_registry()
-# Bridges to refresh when a family is registered, so that exporters never miss one.
-_bridges: weakref.WeakSet[OtelMetricsBridge] = weakref.WeakSet()
+# Bridges to refresh when a family is registered, so that exporters never miss one. Held
+# strongly: a caller may well drop the bridge that install_otel_metrics returns.
+_bridges: list[OtelMetricsBridge] = []
+_bridges_lock = threading.Lock()
 
 
 def default_registry() -> Registry:
@@ -84,7 +86,9 @@ def _labels(name: str, labels: Sequence[str]) -> list[str]:
 
 
 def _registered(handle: Any) -> None:
-    for bridge in list(_bridges):
+    with _bridges_lock:
+        bridges = list(_bridges)
+    for bridge in bridges:
         bridge.refresh()
 
 
@@ -261,7 +265,8 @@ def install_otel_metrics(
     from system0.core.otel_metrics import OtelMetricsBridge
 
     bridge = OtelMetricsBridge(registry or _DEFAULT_REGISTRY, meter_provider)
-    _bridges.add(bridge)
+    with _bridges_lock:
+        _bridges.append(bridge)
     return bridge
 
 
