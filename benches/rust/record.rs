@@ -9,7 +9,21 @@ use std::time::Instant;
 
 use _core::telemetry::{Counter, Histogram};
 
-const N: u64 = 20_000_000;
+const N: u64 = 10_000_000;
+/// Each figure is the best of this many rounds: the least disturbed by other processes.
+const ROUNDS: usize = 7;
+
+fn best(mut f: impl FnMut() -> f64) -> f64 {
+    (0..ROUNDS).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn best2(mut f: impl FnMut() -> (f64, f64)) -> (f64, f64) {
+    (0..ROUNDS)
+        .map(|_| f())
+        .fold((f64::INFINITY, f64::INFINITY), |a, b| {
+            (a.0.min(b.0), a.1.min(b.1))
+        })
+}
 
 /// Latency-like values spread over six decades, so records hit many buckets as in real use.
 fn values() -> Vec<u64> {
@@ -63,21 +77,25 @@ fn main() {
     let vals = Arc::new(values());
     let h = Histogram::new();
     record_loop(&h, &vals, N / 10, 0); // warm the pages and caches
-    let one = record_loop(&h, &vals, N, 0);
+    let one = best(|| record_loop(&h, &vals, N, 0));
     println!("histogram record, 1 thread:                 {one:6.2} ns/record");
 
     let shared = Arc::new(Histogram::new());
-    let (s, v) = (Arc::clone(&shared), Arc::clone(&vals));
-    let (per, wall) = parallel(2, move |t| record_loop(&s, &v, N, t * 2048));
+    let (per, wall) = best2(|| {
+        let (s, v) = (Arc::clone(&shared), Arc::clone(&vals));
+        parallel(2, move |t| record_loop(&s, &v, N, t * 2048))
+    });
     println!(
         "histogram record, 2 threads, one histogram: {per:6.2} ns/record per thread \
          ({wall:.2} ns/record overall, {:.2}x one thread's throughput)",
         one / wall
     );
-    assert_eq!(shared.snapshot().count, 2 * N);
+    assert_eq!(shared.snapshot().count, 2 * N * ROUNDS as u64);
 
-    let v = Arc::clone(&vals);
-    let (per, wall) = parallel(2, move |t| record_loop(&Histogram::new(), &v, N, t * 2048));
+    let (per, wall) = best2(|| {
+        let v = Arc::clone(&vals);
+        parallel(2, move |t| record_loop(&Histogram::new(), &v, N, t * 2048))
+    });
     println!(
         "histogram record, 2 threads, own histogram: {per:6.2} ns/record per thread \
          ({wall:.2} ns/record overall, {:.2}x one thread's throughput)",
@@ -86,13 +104,15 @@ fn main() {
 
     let c = Counter::new();
     inc_loop(&c, N / 10);
-    let one_c = inc_loop(&c, N);
+    let one_c = best(|| inc_loop(&c, N));
     println!("counter inc, 1 thread:                      {one_c:6.2} ns/inc");
     let shared_c = Arc::new(Counter::new());
-    let sc = Arc::clone(&shared_c);
-    let (per, wall) = parallel(2, move |_| inc_loop(&sc, N));
+    let (per, wall) = best2(|| {
+        let sc = Arc::clone(&shared_c);
+        parallel(2, move |_| inc_loop(&sc, N))
+    });
     println!(
         "counter inc, 2 threads, one counter:        {per:6.2} ns/inc per thread ({wall:.2} ns/inc overall)"
     );
-    assert_eq!(shared_c.get(), 2 * N);
+    assert_eq!(shared_c.get(), 2 * N * ROUNDS as u64);
 }
