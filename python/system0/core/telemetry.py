@@ -19,7 +19,9 @@ Histograms
     and counted in ``snapshot().overflow``. NaN, infinities and negative values raise
     ``ValueError``; fractional values round to the nearest unit. Each histogram holds a
     fixed ``HISTOGRAM_BYTES`` = 270 056 bytes (33 421 64-bit buckets plus padded stripes),
-    allocated zeroed once (the OS makes only the touched pages resident).
+    allocated zeroed once (the OS makes only the touched pages resident; a latency
+    histogram typically touches a few tens of KiB). Every label set of a histogram family
+    is one such histogram: size ``max_label_sets`` with that in mind.
     ``snapshot()`` returns an immutable :class:`HistogramSnapshot`; ``later.delta(earlier)``
     is what was recorded in between and ``a.merge(b)`` the union (associative, commutative).
 
@@ -28,9 +30,11 @@ Timers
     ``h.record_since(start)`` with ``start = now_ns()``.
 
 Exporters
-    :func:`render_prometheus` (text exposition format 0.0.4), :func:`write_jsonl` (one JSON
-    object per metric and label set) and :func:`install_otel_metrics` (an OpenTelemetry
-    MeterProvider exports our metrics; needs the ``otel`` extra).
+    :func:`render_prometheus` (text exposition format 0.0.4; histograms export the fixed
+    ``le`` boundaries of :func:`prometheus_le_bounds`, the 1-2-5 series from 1 to 2e12, in
+    the histogram's own unit), :func:`write_jsonl` (one JSON object per metric and label
+    set) and :func:`install_otel_metrics` (an OpenTelemetry MeterProvider exports our
+    metrics; needs the ``otel`` extra).
 """
 
 from __future__ import annotations
