@@ -11,6 +11,7 @@ from system0.core.telemetry import (
     HISTOGRAM_RELATIVE_ERROR,
     HistogramSnapshot,
     Registry,
+    prometheus_le_bounds,
 )
 
 QUANTILES = (0.0, 0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0)
@@ -109,3 +110,17 @@ def test_snapshot_is_immutable_view(xs: list[int]) -> None:
         h.record(x)
     assert (s.count, s.sum, s.buckets()) == frozen
     assert h.snapshot().count == 2 * len(xs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples)
+def test_prometheus_le_counts_within_relative_error(xs: list[int]) -> None:
+    s = snap_of(xs)
+    err = HISTOGRAM_RELATIVE_ERROR
+    for le in prometheus_le_bounds():
+        got = s.count_le(le)
+        surely_below = sum(1 for x in xs if x <= le * (1 - err))
+        maybe_below = sum(1 for x in xs if x <= le * (1 + err))
+        assert surely_below <= got <= maybe_below, le
+        if le < 2048:
+            assert got == sum(1 for x in xs if x <= le)
