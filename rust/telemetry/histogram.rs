@@ -373,13 +373,13 @@ impl Snapshot {
         (self.count > 0).then(|| self.sum as f64 / self.count as f64)
     }
 
-    /// Number of recorded values whose bucket's representative value is <= `le`.
-    /// Exact for `le < 2048`; otherwise a value within the relative error of `le` may
-    /// be counted on either side of it.
+    /// Number of recorded values in buckets that start at or below `le`: every value <= `le`
+    /// is counted (exact for `le < 2048`), plus any value sharing the bucket of `le`, which
+    /// is at most `le * (1 + 2^-10)`.
     pub fn count_le(&self, le: u64) -> u64 {
         self.buckets
             .iter()
-            .take_while(|&&(i, _)| bucket_value(i as usize) <= le)
+            .take_while(|&&(i, _)| bucket_range(i as usize).0 <= le)
             .map(|&(_, n)| n)
             .sum()
     }

@@ -3,9 +3,9 @@
 //! Histograms export a fixed set of `le` boundaries, the 1-2-5 series from 1 to 2e12 units
 //! (1 ns to 33 min when the unit is ns) and `+Inf`: the same boundaries for every histogram
 //! and every scrape, as Prometheus needs to aggregate. Each boundary counts the HDR buckets
-//! whose representative value is <= it, so counts are exact below 2048 units and otherwise
-//! place a value within the histogram's relative error (0.049 %) of a boundary on either
-//! side of it.
+//! that start at or below it: every value <= `le` is counted, as Prometheus defines `le`
+//! (exact below 2048 units), plus values at most 0.1 % (2^-10) above `le` that share its
+//! HDR bucket.
 
 use std::fmt::Write;
 

@@ -128,3 +128,56 @@ def test_otel_meter_provider_exports_our_metrics(reg: t.Registry) -> None:
     assert quantiles == {0.5: 200, 0.9: 400, 0.99: 400, 0.999: 400, 1.0: 400}
     assert bridge.refresh() == 0
     provider.shutdown()
+
+
+def test_wrapped_exporter_sends_true_otel_histograms(
+    reg: t.Registry, tmp_path: pathlib.Path
+) -> None:
+    pytest.importorskip("opentelemetry.sdk.metrics", reason="needs the otel extra")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+    from system0.core.otel_metrics import System0MetricExporter
+
+    out = (tmp_path / "otel.jsonl").open("w")
+    console = ConsoleMetricExporter(out=out, formatter=lambda md: md.to_json(indent=None) + "\n")
+    reader = PeriodicExportingMetricReader(
+        System0MetricExporter(console, reg), export_interval_millis=3_600_000
+    )
+    provider = MeterProvider(metric_readers=[reader])
+    h = t.histogram("step_ns", labels=("phase",), help="Step time", registry=reg)
+    values = [1, 7, 7, 300, 4000, 2_000_000]
+    for v in values:
+        h.labels("train").record(v)
+    t.counter("steps_total", registry=reg).inc(6)
+    t.install_otel_metrics(provider, reg, histogram_summaries=False)
+    provider.force_flush()
+    provider.shutdown()
+    out.close()
+
+    exported: dict[str, dict[str, object]] = {}
+    for line in (tmp_path / "otel.jsonl").read_text().splitlines():
+        for rm in json.loads(line)["resource_metrics"]:
+            for sm in rm["scope_metrics"]:
+                for m in sm["metrics"]:
+                    exported[m["name"]] = m
+    assert "step_ns.count" not in exported  # no summary instruments when asked not to
+    data = exported["step_ns"]["data"]
+    assert isinstance(data, dict)
+    (point,) = data["data_points"]
+    assert point["attributes"] == {"phase": "train"}
+    assert (point["count"], point["sum"]) == (len(values), sum(values))
+    assert (point["min"], point["max"]) == (1.0, 2_000_000.0)
+    bounds = point["explicit_bounds"]
+    assert bounds == [float(b) for b in t.prometheus_le_bounds()]
+    counts = point["bucket_counts"]
+    assert len(counts) == len(bounds) + 1 and sum(counts) == len(values)
+    for i, n in enumerate(counts):
+        lo = bounds[i - 1] if i else -math.inf
+        hi = bounds[i] if i < len(bounds) else math.inf
+        assert n == sum(1 for v in values if lo < v <= hi)
+    assert exported["step_ns"]["unit"] == "ns"
+    steps = exported["steps_total"]["data"]
+    assert isinstance(steps, dict) and steps["data_points"][0]["value"] == 6

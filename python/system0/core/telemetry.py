@@ -260,15 +260,21 @@ def write_jsonl(fp: _SupportsWrite, registry: Registry | None = None) -> int:
 
 
 def install_otel_metrics(
-    meter_provider: Any = None, registry: Registry | None = None
+    meter_provider: Any = None,
+    registry: Registry | None = None,
+    *,
+    histogram_summaries: bool = True,
 ) -> OtelMetricsBridge:
     """Makes an OpenTelemetry MeterProvider export our metrics (needs the ``otel`` extra).
 
-    See :class:`system0.core.otel_metrics.OtelMetricsBridge` for the mapping.
+    See :mod:`system0.core.otel_metrics` for the mapping; pass ``histogram_summaries=False``
+    when the exporter is wrapped in ``System0MetricExporter`` (true OTel histograms).
     """
     from system0.core.otel_metrics import OtelMetricsBridge
 
-    bridge = OtelMetricsBridge(registry or _DEFAULT_REGISTRY, meter_provider)
+    bridge = OtelMetricsBridge(
+        registry or _DEFAULT_REGISTRY, meter_provider, histogram_summaries=histogram_summaries
+    )
     with _bridges_lock:
         _bridges.append(bridge)
     return bridge
