@@ -29,13 +29,18 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry import metrics as otel_metrics
+try:
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry.sdk.metrics.export import MetricExporter
+except ImportError as e:  # pragma: no cover - only without the extra
+    raise ImportError(
+        "system0.core.otel_metrics needs OpenTelemetry: pip install 'system0[otel]'"
+    ) from e
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
     Metric,
-    MetricExporter,
     MetricExportResult,
     MetricsData,
     ResourceMetrics,
