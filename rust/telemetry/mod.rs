@@ -10,7 +10,9 @@ pub mod metrics;
 pub mod prometheus;
 pub mod py;
 pub mod registry;
+pub mod snapshot;
 
-pub use histogram::{Histogram, Snapshot};
+pub use histogram::Histogram;
 pub use metrics::{Counter, Gauge};
 pub use registry::{default_registry, Family, Kind, Metric, Registry};
+pub use snapshot::Snapshot;

@@ -7,9 +7,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
-use super::histogram::{self, value_from_f64, Snapshot};
+use super::histogram::{self, value_from_f64};
 use super::metrics::check_gauge_value;
 use super::registry::{self, Family, Kind, Metric, Registry, DEFAULT_MAX_LABEL_SETS};
+use super::snapshot::Snapshot;
 use super::{prometheus, Counter, Gauge, Histogram};
 use crate::error::CoreError;
 
