@@ -148,6 +148,8 @@ class timer:  # lower-case: it reads as the verb it is used as
     ``with timer(h): ...`` records once when the block exits; ``@timer(h)`` records each
     call of a sync or async function. The time is recorded whether the body returns or
     raises (a failing call took time too). ``elapsed_ns`` holds the last block's duration.
+    As a decorator it is safe from any number of threads and tasks; as a context manager,
+    one ``timer`` object times one block at a time (make one per block: it is cheap).
     """
 
     __slots__ = ("_hist", "_start", "elapsed_ns")
