@@ -7,6 +7,7 @@ pub mod energy;
 pub mod error;
 pub mod gil;
 pub mod logfmt;
+pub mod telemetry;
 pub mod trace;
 
 use pyo3::prelude::*;
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     energy::py::register(m)?;
     trace::py::register(m)?;
     logfmt::py::register(m)?;
+    telemetry::py::register(m)?;
     Ok(())
 }
