@@ -85,6 +85,8 @@ class Span:
         /,
         *,
         parent: Span | SpanContext | str | None = None,
+        energy: bool = False,
+        cpu_counters: bool = False,
         **attrs: object,
     ) -> Span: ...
     def __enter__(self) -> Span: ...

@@ -19,6 +19,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::record::{set_attr, AttrValue, Attrs, Event, SpanRecord, Status};
 use super::{collector, ids, sampler, traceparent};
+use crate::energy;
 use crate::error::CoreError;
 use crate::logfmt::py::text;
 
@@ -232,6 +233,10 @@ pub struct PySpan {
     end_ns: AtomicU64,
     /// The ContextVar token from `__enter__`, used once by `__exit__`.
     token: OnceLock<Py<PyAny>>,
+    /// Which counters the span asked for: (joules, cycles+instructions).
+    counters: (bool, bool),
+    /// Energy/CPU counter readings at `__enter__`, when the span asked for them.
+    counters_at_start: OnceLock<energy::Snapshot>,
     state: Mutex<State>,
 }
 
@@ -278,14 +283,41 @@ impl PySpan {
     }
 }
 
+/// Joules and CPU counters as span attributes; a reading that cannot be taken (for example
+/// a span that ended on another thread than it started) says why instead of inventing a figure.
+fn counter_attributes(delta: Result<energy::Delta, CoreError>) -> Vec<(String, AttrValue)> {
+    match delta {
+        Ok(d) => d
+            .attributes()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    energy::AttrValue::Float(f) => AttrValue::Float(f),
+                    energy::AttrValue::Int(i) => {
+                        AttrValue::Int(i64::try_from(i).unwrap_or(i64::MAX))
+                    }
+                    energy::AttrValue::Text(t) => AttrValue::Str(t),
+                };
+                (k, v)
+            })
+            .collect(),
+        Err(e) => vec![(
+            "energy".to_owned(),
+            AttrValue::Str(format!("not available: {e}")),
+        )],
+    }
+}
+
 #[pymethods]
 impl PySpan {
     #[new]
-    #[pyo3(signature = (name, /, *, parent=None, **attrs))]
+    #[pyo3(signature = (name, /, *, parent=None, energy=false, cpu_counters=false, **attrs))]
     fn new(
         py: Python<'_>,
         name: &Bound<'_, PyString>,
         parent: Option<&Bound<'_, PyAny>>,
+        energy: bool,
+        cpu_counters: bool,
         attrs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let p = resolve_parent(py, parent)?;
@@ -303,6 +335,8 @@ impl PySpan {
             start_ns: AtomicU64::new(0),
             end_ns: AtomicU64::new(0),
             token: OnceLock::new(),
+            counters: (energy, cpu_counters),
+            counters_at_start: OnceLock::new(),
             state: Mutex::new(State {
                 attrs: a,
                 events: Vec::new(),
@@ -327,6 +361,12 @@ impl PySpan {
         let token = ctx_set(slf.py(), slf.as_any())?;
         // The phase check above makes this the only `set`.
         let _ = this.token.set(token.unbind());
+        let (energy, cpu) = this.counters;
+        if this.sampled && (energy || cpu) {
+            let _ = this
+                .counters_at_start
+                .set(energy::default_meter().snapshot(energy, cpu));
+        }
         this.start_ns
             .store(crate::clock::now_ns(), Ordering::Release);
         Ok(slf.clone())
@@ -372,6 +412,13 @@ impl PySpan {
         }
         if this.sampled {
             let mut st = this.state();
+            if let Some(start) = this.counters_at_start.get() {
+                let (energy, cpu) = this.counters;
+                let delta = energy::default_meter().snapshot(energy, cpu).since(start);
+                for (key, value) in counter_attributes(delta) {
+                    set_attr(&mut st.attrs, &key, value);
+                }
+            }
             let record = SpanRecord {
                 name: this.name.clone(),
                 trace_id: this.trace_id,
@@ -398,6 +445,14 @@ impl PySpan {
     fn __call__<'py>(&self, func: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = func.py();
         let attrs = attrs_to_dict(py, &self.state().attrs)?;
+        // Each call's span asks for the same counters as the decorating span.
+        let (energy, cpu) = self.counters;
+        if energy {
+            attrs.set_item("energy", true)?;
+        }
+        if cpu {
+            attrs.set_item("cpu_counters", true)?;
+        }
         py.import("system0.core.tracing")?
             .getattr("_decorate")?
             .call1((func, &*self.name, attrs))

@@ -306,4 +306,28 @@ __all__ = [
     "timer",
     "write_jsonl",
 ]
-# Spans (system0.core.tracing) and energy are added beside these by their own modules.
+# Spans and energy live in their own modules; telemetry is the one place to import them from.
+
+from system0.core.energy import measure as measure_energy  # noqa: E402
+from system0.core.tracing import (  # noqa: E402
+    Span,
+    current_span,
+    drain_spans,
+    extract,
+    inject,
+    set_sampling,
+    span,
+    traced,
+)
+
+__all__ += [
+    "Span",
+    "current_span",
+    "drain_spans",
+    "extract",
+    "inject",
+    "measure_energy",
+    "set_sampling",
+    "span",
+    "traced",
+]
