@@ -52,3 +52,23 @@ def test_span_without_the_request_reads_nothing() -> None:
         pass
     attrs = _finished("work.plain")
     assert not any(k.startswith(("energy", "cpu.")) for k in attrs)
+
+
+def test_timer_with_energy_reports_joules_or_the_reason() -> None:
+    h = telemetry.histogram("test_timer_energy_ns")
+    t = telemetry.timer(h, energy=True)
+    with t:
+        sum(range(10_000))
+    assert h.snapshot().count == 1
+    assert t.energy is not None
+    if t.energy.total_joules is None:
+        assert t.energy.reasons, "an unreadable meter says why"
+    else:
+        assert t.energy.total_joules >= 0.0
+
+
+def test_timer_without_energy_reads_nothing() -> None:
+    t = telemetry.timer(telemetry.histogram("test_timer_plain_ns"))
+    with t:
+        pass
+    assert t.energy is None and t.elapsed_ns >= 0

@@ -62,6 +62,7 @@ from system0._core import (
     to_unix_ns,
 )
 from system0._core import default_registry as _core_default_registry
+from system0.core.energy import EnergyDelta, EnergySnapshot, read_counters
 
 if TYPE_CHECKING:
     from system0.core.otel_metrics import OtelMetricsBridge
@@ -145,29 +146,39 @@ def histogram(
 class timer:  # lower-case: it reads as the verb it is used as
     """Times a block or every call of a function into a histogram, in nanoseconds.
 
-    ``with timer(h): ...`` records once when the block exits; ``@timer(h)`` records each
-    call of a sync or async function. The time is recorded whether the body returns or
-    raises (a failing call took time too). ``elapsed_ns`` holds the last block's duration.
+    ``with timer(h): ...`` records once when the block exits (with ``energy=True`` the
+    block's joules, or why none are readable, are in ``.energy`` afterwards);
+    ``@timer(h)`` records each call of a sync or async function. The time is recorded
+    whether the body returns or raises (a failing call took time too). ``elapsed_ns``
+    holds the last block's duration.
     As a decorator it is safe from any number of threads and tasks; as a context manager,
     one ``timer`` object times one block at a time (make one per block: it is cheap).
     """
 
-    __slots__ = ("_hist", "_start", "elapsed_ns")
+    __slots__ = ("_counters", "_energy", "_hist", "_start", "elapsed_ns", "energy")
 
-    def __init__(self, hist: Histogram) -> None:
+    def __init__(self, hist: Histogram, *, energy: bool = False) -> None:
         if not isinstance(hist, Histogram):
             raise TypeError(f"timer() needs a Histogram handle, got {type(hist).__name__}")
         self._hist = hist
         self._start = 0
+        self._energy = energy
+        self._counters: EnergySnapshot | None = None
         self.elapsed_ns = 0
+        # With energy=True: the last block's joules, or the reason none could be read.
+        self.energy: EnergyDelta | None = None
 
     def __enter__(self) -> timer:
+        if self._energy:
+            self._counters = read_counters(energy=True, cpu=False)
         self._start = now_ns()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.elapsed_ns = max(0, now_ns() - self._start)
         self._hist.record(self.elapsed_ns)
+        if self._counters is not None:
+            self.energy = read_counters(energy=True, cpu=False).since(self._counters)
 
     def __call__(self, fn: F) -> F:
         hist = self._hist
