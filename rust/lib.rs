@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod error;
 pub mod gil;
+pub mod queue;
 
 use pyo3::prelude::*;
 
@@ -12,5 +13,6 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
+    queue::py::register(m)?;
     Ok(())
 }
