@@ -2,6 +2,8 @@
 //! folder's `py.rs`, which binds it and offers `register(m)`. This file only declares modules
 //! and calls each `register`.
 
+pub mod admission;
+pub mod breaker;
 pub mod clock;
 pub mod error;
 pub mod gil;
@@ -14,5 +16,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
     queue::py::register(m)?;
+    admission::py::register(m)?;
+    breaker::py::register(m)?;
     Ok(())
 }
