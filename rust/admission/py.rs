@@ -15,7 +15,7 @@ use crate::gil::without_gil;
 use crate::queue::py::parse_timeout;
 use crate::queue::py_waiters::AsyncWaiters;
 
-fn max_wait_ns(owner: &str, timeout: Option<f64>) -> PyResult<u64> {
+fn max_wait_ns(owner: impl FnOnce() -> String, timeout: Option<f64>) -> PyResult<u64> {
     Ok(match parse_timeout(owner, timeout)? {
         None => u64::MAX,
         Some(_) => (timeout.unwrap_or(0.0) * 1e9) as u64,
@@ -82,7 +82,7 @@ impl PyTokenBucket {
     /// Overloaded with a retry-after hint when they would come later than that.
     #[pyo3(signature = (n = 1, timeout = None))]
     fn acquire(&self, py: Python<'_>, n: u64, timeout: Option<f64>) -> PyResult<()> {
-        let max = max_wait_ns(&format!("token bucket '{}'", self.b.name), timeout)?;
+        let max = max_wait_ns(|| format!("token bucket '{}'", self.b.name), timeout)?;
         match self.b.reserve(n, crate::clock::now_ns(), max)? {
             Ok(0) => Ok(()),
             Ok(w) => {
@@ -96,7 +96,7 @@ impl PyTokenBucket {
     /// For `aacquire`: reserve `n` tokens within `timeout`, returning the seconds to sleep.
     #[pyo3(signature = (n = 1, timeout = None))]
     fn _reserve(&self, n: u64, timeout: Option<f64>) -> PyResult<f64> {
-        let max = max_wait_ns(&format!("token bucket '{}'", self.b.name), timeout)?;
+        let max = max_wait_ns(|| format!("token bucket '{}'", self.b.name), timeout)?;
         match self.b.reserve(n, crate::clock::now_ns(), max)? {
             Ok(w) => Ok(w as f64 / 1e9),
             Err(w) => Err(self.overloaded(n, w)),
@@ -177,7 +177,7 @@ impl PyConcurrencyLimiter {
     /// Take a permit, waiting (GIL released) up to `timeout` seconds; raises Overloaded.
     #[pyo3(signature = (timeout = None))]
     fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let until = parse_timeout(&format!("concurrency limiter '{}'", self.l.name), timeout)?;
+        let until = parse_timeout(|| format!("concurrency limiter '{}'", self.l.name), timeout)?;
         if self.l.try_acquire() {
             return Ok(());
         }

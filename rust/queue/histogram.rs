@@ -10,7 +10,6 @@ pub const BUCKETS: usize = 4 + 62 * SUB as usize;
 
 pub struct Histogram {
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
 }
@@ -56,7 +55,6 @@ impl Histogram {
     pub fn new() -> Self {
         Histogram {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
         }
@@ -65,7 +63,6 @@ impl Histogram {
     #[inline]
     pub fn record(&self, v: u64) {
         self.buckets[index(v)].fetch_add(1, Relaxed);
-        self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
         if v > self.max.load(Relaxed) {
             self.max.fetch_max(v, Relaxed);

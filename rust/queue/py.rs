@@ -17,11 +17,17 @@ use crate::gil::without_gil;
 type Item = Py<PyAny>;
 
 /// Validate a timeout in seconds: None = wait forever, 0 = do not wait.
-pub fn parse_timeout(owner: &str, timeout: Option<f64>) -> CoreResult<Option<Instant>> {
+/// `owner` names the object in the error message (built only on error).
+#[inline]
+pub fn parse_timeout(
+    owner: impl FnOnce() -> String,
+    timeout: Option<f64>,
+) -> CoreResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
         Some(t) if t.is_nan() || t < 0.0 => Err(CoreError::InvalidArgument(format!(
-            "{owner}: timeout must be None (wait forever) or a number of seconds >= 0, got {t}"
+            "{}: timeout must be None (wait forever) or a number of seconds >= 0, got {t}",
+            owner()
         ))),
         Some(t) if t.is_infinite() || t > 1e9 => Ok(None),
         Some(t) => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
@@ -173,7 +179,7 @@ impl PyBoundedQueue {
         ttl: Option<f64>,
         deadline_ns: Option<u64>,
     ) -> PyResult<bool> {
-        let until = parse_timeout(&self.owner(), timeout)?;
+        let until = parse_timeout(|| self.owner(), timeout)?;
         let dl = self.deadline(ttl, deadline_ns)?;
         let r = match self.q.put_nowait(item, dl, crate::clock::now_ns()) {
             Put::Full(item) if self.q.config().policy == super::Policy::Block => {
@@ -230,7 +236,7 @@ impl PyBoundedQueue {
         ttl: Option<f64>,
         deadline_ns: Option<u64>,
     ) -> PyResult<usize> {
-        let until = parse_timeout(&self.owner(), timeout)?;
+        let until = parse_timeout(|| self.owner(), timeout)?;
         let dl = self.deadline(ttl, deadline_ns)?;
         if dl != 0 && crate::clock::now_ns() >= dl {
             return Err(self.expired_error().into());
@@ -281,7 +287,7 @@ impl PyBoundedQueue {
     /// Raises DeadlineExceeded on timeout and Closed once the queue is closed and drained.
     #[pyo3(signature = (timeout = None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Item> {
-        let until = parse_timeout(&self.owner(), timeout)?;
+        let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         let mut r = self.q.try_get(crate::clock::now_ns(), &mut discard);
         if matches!(r, Get::Empty) && until.is_none_or(|t| Instant::now() < t) {
@@ -343,7 +349,7 @@ impl PyBoundedQueue {
             .into());
         }
         let max_items = max_items as usize;
-        let until = parse_timeout(&self.owner(), timeout)?;
+        let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         // First take what is there without releasing the GIL.
         let first = self.q.get_many(max_items, Some(Instant::now()), &mut discard);
