@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 
 from ratio import Gate
-
 from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
 
 
@@ -138,16 +137,64 @@ def _breaker_peer(n: int) -> None:
 
 def gates() -> list[Gate]:
     return [
-        Gate("queue put+get, one thread", _one_thread_ours, _one_thread_queue,
-             "queue.Queue", gate=5.0, goal=12.0, n=50_000, rounds=9),
-        Gate("queue put+get, one thread vs SimpleQueue (unbounded, C)", _one_thread_ours,
-             _one_thread_simple, "queue.SimpleQueue", gate=0.0, goal=0.5, n=50_000, rounds=9),
-        Gate("queue producer->consumer thread, one by one", _xt_ours, _xt_queue,
-             "queue.Queue(1024)", gate=2.0, goal=3.0, n=100_000, rounds=5),
-        Gate("queue producer->consumer thread, batches of 64", _xt_ours_batched, _xt_queue,
-             "queue.Queue(1024) one by one", gate=2.0, goal=5.8, n=128_000, rounds=5),
-        Gate("queue asyncio aput+aget", _async_ours, _async_peer,
-             "asyncio.Queue put+get", gate=0.0, goal=2.0, n=50_000, rounds=5),
-        Gate("breaker guarded call, closed", _breaker_ours, _breaker_peer,
-             "pybreaker.CircuitBreaker.call", gate=3.0, goal=6.0, n=50_000, rounds=9),
+        Gate(
+            "queue put+get, one thread",
+            _one_thread_ours,
+            _one_thread_queue,
+            "queue.Queue",
+            gate=5.0,
+            goal=12.0,
+            n=50_000,
+            rounds=9,
+        ),
+        Gate(
+            "queue put+get, one thread vs SimpleQueue (unbounded, C)",
+            _one_thread_ours,
+            _one_thread_simple,
+            "queue.SimpleQueue",
+            gate=0.0,
+            goal=0.5,
+            n=50_000,
+            rounds=9,
+        ),
+        Gate(
+            "queue producer->consumer thread, one by one",
+            _xt_ours,
+            _xt_queue,
+            "queue.Queue(1024)",
+            gate=2.0,
+            goal=3.0,
+            n=100_000,
+            rounds=5,
+        ),
+        Gate(
+            "queue producer->consumer thread, batches of 64",
+            _xt_ours_batched,
+            _xt_queue,
+            "queue.Queue(1024) one by one",
+            gate=2.0,
+            goal=5.8,
+            n=128_000,
+            rounds=5,
+        ),
+        Gate(
+            "queue asyncio aput+aget",
+            _async_ours,
+            _async_peer,
+            "asyncio.Queue put+get",
+            gate=0.0,
+            goal=2.0,
+            n=50_000,
+            rounds=5,
+        ),
+        Gate(
+            "breaker guarded call, closed",
+            _breaker_ours,
+            _breaker_peer,
+            "pybreaker.CircuitBreaker.call",
+            gate=3.0,
+            goal=6.0,
+            n=50_000,
+            rounds=9,
+        ),
     ]

@@ -1,5 +1,10 @@
 """Typed stubs of the Rust extension ``system0._core`` (checked by mypy.stubtest)."""
 
+from collections.abc import Callable, Iterable
+from typing import Any, final
+
+from typing_extensions import disjoint_base
+
 __version__: str
 
 # clock
@@ -8,9 +13,8 @@ def to_unix_ns(mono_ns: int) -> int: ...
 def clock_source() -> str: ...
 
 # queue
-from collections.abc import Callable, Iterable
-from typing import Any, final
 
+@disjoint_base
 class BoundedQueue:
     def __new__(
         cls,
@@ -68,8 +72,11 @@ class BoundedQueue:
     def _stats(self) -> dict[str, Any]: ...
 
 # admission
+@disjoint_base
 class TokenBucket:
-    def __new__(cls, rate: float, burst: int | None = None, *, name: str | None = None) -> TokenBucket: ...
+    def __new__(
+        cls, rate: float, burst: int | None = None, *, name: str | None = None
+    ) -> TokenBucket: ...
     @property
     def name(self) -> str: ...
     @property
@@ -82,6 +89,7 @@ class TokenBucket:
     def _reserve(self, n: int = 1, timeout: float | None = None) -> float: ...
     def _stats(self) -> dict[str, Any]: ...
 
+@disjoint_base
 class ConcurrencyLimiter:
     def __new__(cls, limit: int, *, name: str | None = None) -> ConcurrencyLimiter: ...
     @property
@@ -106,6 +114,7 @@ class ConcurrencyLimiter:
 @final
 class BreakerPermit: ...
 
+@disjoint_base
 class CircuitBreaker:
     def __new__(
         cls,
@@ -113,7 +122,7 @@ class CircuitBreaker:
         *,
         failure_rate_threshold: float = 0.5,
         minimum_calls: int = 10,
-        window_calls: int | None = 100,
+        window_calls: int | None = None,
         window: float | None = None,
         window_buckets: int = 10,
         slow_call_duration: float | None = None,
@@ -149,6 +158,6 @@ class CircuitBreaker:
 class GuardedCall:
     def __new__(cls, breaker: CircuitBreaker, func: Callable[..., Any]) -> GuardedCall: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-    def __get__(self, obj: object, _owner: object = None) -> Any: ...
+    def __get__(self, instance: object, owner: object = None, /) -> Any: ...
     @property
     def breaker(self) -> CircuitBreaker: ...

@@ -50,8 +50,16 @@ impl PyTokenBucket {
     #[pyo3(signature = (rate, burst = None, *, name = None))]
     fn new(rate: f64, burst: Option<i64>, name: Option<String>) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| "unnamed".to_owned());
-        let burst = burst.unwrap_or_else(|| if rate.is_finite() { rate.ceil().max(1.0) as i64 } else { 1 });
-        Ok(PyTokenBucket { b: TokenBucket::new(&name, rate, burst)? })
+        let burst = burst.unwrap_or_else(|| {
+            if rate.is_finite() {
+                rate.ceil().max(1.0) as i64
+            } else {
+                1
+            }
+        });
+        Ok(PyTokenBucket {
+            b: TokenBucket::new(&name, rate, burst)?,
+        })
     }
 
     #[getter]
@@ -113,12 +121,20 @@ impl PyTokenBucket {
     }
 
     fn __repr__(&self) -> String {
-        format!("TokenBucket(name={:?}, rate={}, burst={})", self.b.name, self.b.rate, self.b.burst)
+        format!(
+            "TokenBucket(name={:?}, rate={}, burst={})",
+            self.b.name, self.b.rate, self.b.burst
+        )
     }
 }
 
 /// At most `limit` holders at once.
-#[pyclass(module = "system0._core", name = "ConcurrencyLimiter", subclass, frozen)]
+#[pyclass(
+    module = "system0._core",
+    name = "ConcurrencyLimiter",
+    subclass,
+    frozen
+)]
 pub struct PyConcurrencyLimiter {
     l: Arc<Limiter>,
     waiters: AsyncWaiters,
@@ -149,7 +165,10 @@ impl PyConcurrencyLimiter {
     #[pyo3(signature = (limit, *, name = None))]
     fn new(limit: i64, name: Option<String>) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| "unnamed".to_owned());
-        Ok(PyConcurrencyLimiter { l: Arc::new(Limiter::new(&name, limit)?), waiters: AsyncWaiters::default() })
+        Ok(PyConcurrencyLimiter {
+            l: Arc::new(Limiter::new(&name, limit)?),
+            waiters: AsyncWaiters::default(),
+        })
     }
 
     #[getter]

@@ -75,7 +75,10 @@ pub struct Config {
 impl Config {
     pub fn validate(&self) -> CoreResult<()> {
         let bad = |what: String| {
-            Err(CoreError::InvalidArgument(format!("circuit breaker '{}': {what}", self.name)))
+            Err(CoreError::InvalidArgument(format!(
+                "circuit breaker '{}': {what}",
+                self.name
+            )))
         };
         if matches!(self.window_calls, Some(0)) {
             return bad("window_calls must be >= 1".into());
@@ -96,7 +99,10 @@ impl Config {
             ));
         }
         if !(self.backoff >= 1.0 && self.backoff.is_finite()) {
-            return bad(format!("backoff multiplier must be >= 1, got {}", self.backoff));
+            return bad(format!(
+                "backoff multiplier must be >= 1, got {}",
+                self.backoff
+            ));
         }
         if !(0.0..1.0).contains(&self.jitter) {
             return bad(format!("jitter must be in [0, 1), got {}", self.jitter));
@@ -212,7 +218,10 @@ impl Breaker {
             half_slow: AtomicU64::new(0),
             window,
             counters: Counters::default(),
-            slow: Mutex::new(Slow { opens_in_row: 0, rng: seed }),
+            slow: Mutex::new(Slow {
+                opens_in_row: 0,
+                rng: seed,
+            }),
         })
     }
 
@@ -226,7 +235,13 @@ impl Breaker {
     }
 
     /// Move from the state word `expected` to `to`; None if another thread moved first.
-    fn transition(&self, expected: u64, to: State, now_ns: u64, reason: String) -> Option<Transition> {
+    fn transition(
+        &self,
+        expected: u64,
+        to: State,
+        now_ns: u64,
+        reason: String,
+    ) -> Option<Transition> {
         let mut slow = self.slow.lock();
         if self.state.load(Acquire) != expected {
             return None;
@@ -241,12 +256,15 @@ impl Breaker {
                     .min(self.cfg.max_wait_ns as f64);
                 let u = (splitmix64(&mut slow.rng) >> 11) as f64 / (1u64 << 53) as f64;
                 let wait = base * (1.0 + self.cfg.jitter * (2.0 * u - 1.0));
-                self.open_until.store(now_ns.saturating_add(wait.max(0.0) as u64), Release);
+                self.open_until
+                    .store(now_ns.saturating_add(wait.max(0.0) as u64), Release);
                 self.counters.opened.fetch_add(1, Relaxed);
             }
             State::HalfOpen => {
-                self.half_issued.store((next & ((1 << 44) - 1)) << 20, Release);
-                self.half_done.store((next & ((1 << 24) - 1)) << 40, Release);
+                self.half_issued
+                    .store((next & ((1 << 44) - 1)) << 20, Release);
+                self.half_done
+                    .store((next & ((1 << 24) - 1)) << 40, Release);
                 self.half_slow.store(0, Release);
                 self.half_open_since.store(now_ns, Release);
             }
@@ -267,7 +285,10 @@ impl Breaker {
                 w,
                 State::HalfOpen,
                 now_ns,
-                format!("open wait elapsed; letting {} probe call(s) through", self.cfg.half_open_permits),
+                format!(
+                    "open wait elapsed; letting {} probe call(s) through",
+                    self.cfg.half_open_permits
+                ),
             ),
             State::HalfOpen
                 if now_ns.saturating_sub(self.half_open_since.load(Acquire))
@@ -296,7 +317,12 @@ impl Breaker {
             let w = self.state.load(Acquire);
             let (st, epoch) = unpack(w);
             match st {
-                State::Closed => return Ok(Permit { epoch, start_ns: now_ns }),
+                State::Closed => {
+                    return Ok(Permit {
+                        epoch,
+                        start_ns: now_ns,
+                    })
+                }
                 State::Open => {
                     let until = self.open_until.load(Acquire);
                     if now_ns < until {
@@ -320,14 +346,21 @@ impl Breaker {
                         }
                         if h & MASK20 >= self.cfg.half_open_permits as u64 {
                             self.counters.rejected.fetch_add(1, Relaxed);
-                            let left = self
-                                .cfg
-                                .max_half_open_ns
-                                .saturating_sub(now_ns.saturating_sub(self.half_open_since.load(Acquire)));
+                            let left = self.cfg.max_half_open_ns.saturating_sub(
+                                now_ns.saturating_sub(self.half_open_since.load(Acquire)),
+                            );
                             return Err((left.min(self.cfg.wait_ns) as f64 / 1e9).max(1e-6));
                         }
-                        match self.half_issued.compare_exchange_weak(h, h + 1, AcqRel, Acquire) {
-                            Ok(_) => return Ok(Permit { epoch, start_ns: now_ns }),
+                        match self
+                            .half_issued
+                            .compare_exchange_weak(h, h + 1, AcqRel, Acquire)
+                        {
+                            Ok(_) => {
+                                return Ok(Permit {
+                                    epoch,
+                                    start_ns: now_ns,
+                                })
+                            }
                             Err(x) => h = x,
                         }
                     }
@@ -433,9 +466,15 @@ impl Breaker {
                 if n < self.cfg.half_open_permits as u64 {
                     return None;
                 }
-                let t = Totals { calls: n, failures: bad, slow: self.half_slow.load(Acquire) };
+                let t = Totals {
+                    calls: n,
+                    failures: bad,
+                    slow: self.half_slow.load(Acquire),
+                };
                 match self.trips(t) {
-                    Some(why) => self.transition(w, State::Open, now_ns, format!("half-open probes: {why}")),
+                    Some(why) => {
+                        self.transition(w, State::Open, now_ns, format!("half-open probes: {why}"))
+                    }
                     None => self.transition(
                         w,
                         State::Closed,

@@ -55,7 +55,9 @@ impl PyCircuitBreaker {
         let name = &self.b.config().name;
         let level = if t.to == State::Open { 30 } else { 20 }; // WARNING / INFO
         let log = LOGGER.get_or_try_init(py, || {
-            py.import("logging")?.call_method1("getLogger", ("system0.breaker",)).map(Bound::unbind)
+            py.import("logging")?
+                .call_method1("getLogger", ("system0.breaker",))
+                .map(Bound::unbind)
         });
         match log {
             Ok(l) => {
@@ -180,7 +182,7 @@ impl PyCircuitBreaker {
 impl PyCircuitBreaker {
     #[new]
     #[pyo3(signature = (
-        name = None, *, failure_rate_threshold = 0.5, minimum_calls = 10, window_calls = Some(100),
+        name = None, *, failure_rate_threshold = 0.5, minimum_calls = 10, window_calls = None,
         window = None, window_buckets = 10, slow_call_duration = None,
         slow_call_rate_threshold = 1.0, wait = 30.0, max_wait = 300.0, backoff = 2.0,
         jitter = 0.1, half_open_permits = 1, max_half_open = 60.0, seed = None,
@@ -217,34 +219,50 @@ impl PyCircuitBreaker {
             CoreError::InvalidArgument(format!("circuit breaker '{name}': {m}")).into()
         };
         if minimum_calls < 1 {
-            return Err(bad(format!("minimum_calls must be >= 1, got {minimum_calls}")));
+            return Err(bad(format!(
+                "minimum_calls must be >= 1, got {minimum_calls}"
+            )));
         }
         let window_calls = match (window, window_calls) {
             (Some(_), _) => None,
             (None, Some(n)) if n >= 1 => Some(n as usize),
             (None, Some(n)) => return Err(bad(format!("window_calls must be >= 1, got {n}"))),
-            (None, None) => return Err(bad("give window_calls (count) or window (seconds)".into())),
+            (None, None) => {
+                return Err(bad("give window_calls (count) or window (seconds)".into()))
+            }
         };
         if !(1..=1000).contains(&window_buckets) {
-            return Err(bad(format!("window_buckets must be in 1..=1000, got {window_buckets}")));
+            return Err(bad(format!(
+                "window_buckets must be in 1..=1000, got {window_buckets}"
+            )));
         }
         if !(1..(1 << 20)).contains(&half_open_permits) {
-            return Err(bad(format!("half_open_permits must be >= 1, got {half_open_permits}")));
+            return Err(bad(format!(
+                "half_open_permits must be >= 1, got {half_open_permits}"
+            )));
         }
         let check_types = |v: &Option<Py<PyAny>>, what: &str| -> PyResult<()> {
             if let Some(t) = v {
                 let t = t.bind(py);
                 let ok = t.is_instance_of::<PyType>()
-                    || t.cast::<PyTuple>().is_ok_and(|tu| tu.iter().all(|x| x.is_instance_of::<PyType>()));
+                    || t.cast::<PyTuple>()
+                        .is_ok_and(|tu| tu.iter().all(|x| x.is_instance_of::<PyType>()));
                 if !ok {
-                    return Err(bad(format!("{what} must be an exception class or a tuple of them")));
+                    return Err(bad(format!(
+                        "{what} must be an exception class or a tuple of them"
+                    )));
                 }
             }
             Ok(())
         };
         check_types(&failure_exceptions, "failure_exceptions")?;
         check_types(&ignore_exceptions, "ignore_exceptions")?;
-        for (cb, what) in [(&is_failure, "is_failure"), (&fallback, "fallback"), (&on_state_change, "on_state_change"), (&clock, "clock")] {
+        for (cb, what) in [
+            (&is_failure, "is_failure"),
+            (&fallback, "fallback"),
+            (&on_state_change, "on_state_change"),
+            (&clock, "clock"),
+        ] {
             if cb.as_ref().is_some_and(|c| !c.bind(py).is_callable()) {
                 return Err(bad(format!("{what} must be callable")));
             }
@@ -396,7 +414,11 @@ impl PyCircuitBreaker {
     }
 
     fn __repr__(&self) -> String {
-        format!("CircuitBreaker(name={:?}, state={:?})", self.b.config().name, self.b.state().as_str())
+        format!(
+            "CircuitBreaker(name={:?}, state={:?})",
+            self.b.config().name,
+            self.b.state().as_str()
+        )
     }
 }
 
@@ -421,7 +443,9 @@ impl PyGuardedCall {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        self.breaker.get().guarded(py, self.func.bind(py), args, kwargs)
+        self.breaker
+            .get()
+            .guarded(py, self.func.bind(py), args, kwargs)
     }
 
     /// Bind like a function, so `@breaker` works on methods.
@@ -433,7 +457,11 @@ impl PyGuardedCall {
         let py = slf.py();
         match obj {
             None => Ok(slf.into_any().unbind()),
-            Some(o) => Ok(py.import("types")?.getattr("MethodType")?.call1((slf, o))?.unbind()),
+            Some(o) => Ok(py
+                .import("types")?
+                .getattr("MethodType")?
+                .call1((slf, o))?
+                .unbind()),
         }
     }
 

@@ -27,7 +27,15 @@ fn cfg() -> Config {
 fn call(b: &Breaker, ok: bool, now: u64) -> Result<Option<Transition>, f64> {
     let mut tr = None;
     let p = b.acquire(now, &mut tr)?;
-    let r = b.record(p, if ok { Outcome::Success } else { Outcome::Failure }, now);
+    let r = b.record(
+        p,
+        if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+        now,
+    );
     Ok(r.or(tr))
 }
 
@@ -88,14 +96,23 @@ fn concurrent_probes_get_exactly_the_permits() {
             thread::spawn(move || b.acquire(100 * MS, &mut None).is_ok())
         })
         .collect();
-    let granted = hs.into_iter().filter(|_| true).map(|h| h.join().unwrap()).filter(|&x| x).count();
+    let granted = hs
+        .into_iter()
+        .filter(|_| true)
+        .map(|h| h.join().unwrap())
+        .filter(|&x| x)
+        .count();
     assert_eq!(granted, 2);
 }
 
 #[test]
 fn jitter_is_deterministic_for_a_seed() {
     let mk = || {
-        let b = Breaker::new(Config { jitter: 0.5, ..cfg() }).unwrap();
+        let b = Breaker::new(Config {
+            jitter: 0.5,
+            ..cfg()
+        })
+        .unwrap();
         b.force(State::Open, 0);
         b.stats(0).open_remaining_ns
     };

@@ -108,9 +108,7 @@ impl TimeWindow {
         let e = now_ns / self.bucket_ns;
         let b = &self.buckets[(e % self.buckets.len() as u64) as usize];
         let seen = b.epoch.load(Acquire);
-        if seen != e
-            && b.epoch.compare_exchange(seen, e, AcqRel, Relaxed).is_ok()
-        {
+        if seen != e && b.epoch.compare_exchange(seen, e, AcqRel, Relaxed).is_ok() {
             b.calls.store(0, Relaxed);
             b.failures.store(0, Relaxed);
             b.slow.store(0, Relaxed);
@@ -187,9 +185,23 @@ mod tests {
         for f in [true, true, false, false, false, false] {
             w.record(f, false);
         }
-        assert_eq!(w.totals(), Totals { calls: 4, failures: 0, slow: 0 });
+        assert_eq!(
+            w.totals(),
+            Totals {
+                calls: 4,
+                failures: 0,
+                slow: 0
+            }
+        );
         w.record(true, true);
-        assert_eq!(w.totals(), Totals { calls: 4, failures: 1, slow: 1 });
+        assert_eq!(
+            w.totals(),
+            Totals {
+                calls: 4,
+                failures: 1,
+                slow: 1
+            }
+        );
     }
 
     #[test]
@@ -198,7 +210,14 @@ mod tests {
         w.record(true, false, 0);
         w.record(false, false, 500);
         assert_eq!(w.totals(900).calls, 2);
-        assert_eq!(w.totals(1_050), Totals { calls: 1, failures: 0, slow: 0 });
+        assert_eq!(
+            w.totals(1_050),
+            Totals {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
         assert_eq!(w.totals(5_000).calls, 0);
     }
 }

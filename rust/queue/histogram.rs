@@ -42,7 +42,10 @@ fn upper(i: usize) -> u64 {
     let j = i - 4;
     let p = (j / SUB as usize) as u32 + 2;
     let sub = (j % SUB as usize) as u64;
-    (5 + sub).checked_shl(p - 2).filter(|&x| x >> (p - 2) == 5 + sub).unwrap_or(u64::MAX)
+    (5 + sub)
+        .checked_shl(p - 2)
+        .filter(|&x| x >> (p - 2) == 5 + sub)
+        .unwrap_or(u64::MAX)
 }
 
 impl Default for Histogram {
@@ -113,10 +116,27 @@ mod tests {
 
     #[test]
     fn buckets_cover_values_and_bound_relative_error() {
-        for v in [0u64, 1, 3, 4, 5, 7, 8, 100, 1_000, 123_456_789, u64::MAX / 3, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            100,
+            1_000,
+            123_456_789,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let i = index(v);
             assert!(i < BUCKETS);
-            assert!(v < upper(i) || upper(i) == u64::MAX, "v={v} i={i} ub={}", upper(i));
+            assert!(
+                v < upper(i) || upper(i) == u64::MAX,
+                "v={v} i={i} ub={}",
+                upper(i)
+            );
             if v >= 8 {
                 assert!((upper(i) - v) as f64 / v as f64 <= 0.25 + 1e-9);
             }

@@ -279,7 +279,11 @@ impl<T: Send> Queue<T> {
             self.inflight.fetch_sub(1, SeqCst);
             return Put::Closed(item);
         }
-        let entry = Entry { item, enq_ns: now_ns, deadline_ns };
+        let entry = Entry {
+            item,
+            enq_ns: now_ns,
+            deadline_ns,
+        };
         let out = if self.cfg.policy == Policy::DropOldest {
             match self.ring.force_push(entry) {
                 None => Put::Accepted,
@@ -458,7 +462,8 @@ impl<T: Send> Queue<T> {
         }
         let until = self.codel_above_until.load(Relaxed);
         if until == 0 {
-            self.codel_above_until.store(now_ns + self.cfg.sojourn_interval_ns, Relaxed);
+            self.codel_above_until
+                .store(now_ns + self.cfg.sojourn_interval_ns, Relaxed);
             false
         } else {
             now_ns >= until
@@ -489,7 +494,11 @@ impl<T: Send> Queue<T> {
                     if last != 0 && now_ns > last {
                         let gap = now_ns - last;
                         let old = self.gap_ewma_ns.load(Relaxed);
-                        let new = if old == 0 { gap } else { old - old / 8 + gap / 8 };
+                        let new = if old == 0 {
+                            gap
+                        } else {
+                            old - old / 8 + gap / 8
+                        };
                         self.gap_ewma_ns.store(new, Relaxed);
                     }
                     return Get::Item(e.item);
@@ -523,13 +532,13 @@ impl<T: Send> Queue<T> {
     }
 
     /// Up to `max_items`, returning as soon as that many are there or `until` passes (then
-    /// with what there is, possibly nothing). `Err(())` = closed and drained with nothing taken.
+    /// with what there is, possibly nothing). `None` = closed and drained with nothing taken.
     pub fn get_many(
         &self,
         max_items: usize,
         until: Option<Instant>,
         discard: &mut Vec<T>,
-    ) -> Result<Vec<T>, ()> {
+    ) -> Option<Vec<T>> {
         let mut out = Vec::with_capacity(max_items.min(self.cfg.capacity).min(4096));
         loop {
             let now_ns = now();
@@ -537,11 +546,11 @@ impl<T: Send> Queue<T> {
                 match self.try_get(now_ns, discard) {
                     Get::Item(x) => out.push(x),
                     Get::Empty => break,
-                    Get::Closed => return if out.is_empty() { Err(()) } else { Ok(out) },
+                    Get::Closed => return if out.is_empty() { None } else { Some(out) },
                 }
             }
             if out.len() >= max_items || until.is_some_and(|t| Instant::now() >= t) {
-                return Ok(out);
+                return Some(out);
             }
             self.wait_not_empty(until);
         }

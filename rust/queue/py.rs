@@ -58,7 +58,9 @@ impl PyBoundedQueue {
                 "{}: ttl must be a positive number of seconds, got {t}",
                 self.owner()
             ))),
-            (Some(t), None) => Ok(crate::clock::now_ns().saturating_add((t * 1e9) as u64).max(1)),
+            (Some(t), None) => Ok(crate::clock::now_ns()
+                .saturating_add((t * 1e9) as u64)
+                .max(1)),
             (None, Some(d)) => Ok(d.max(1)),
             (None, None) => Ok(0),
         }
@@ -194,7 +196,11 @@ impl PyBoundedQueue {
             }
             other => other,
         };
-        self.finish_put(py, r, &format!("put timed out after {:?} s", timeout.unwrap_or(0.0)))
+        self.finish_put(
+            py,
+            r,
+            &format!("put timed out after {:?} s", timeout.unwrap_or(0.0)),
+        )
     }
 
     /// Non-blocking put; same as `put(item, timeout=0)`.
@@ -241,7 +247,10 @@ impl PyBoundedQueue {
         if dl != 0 && crate::clock::now_ns() >= dl {
             return Err(self.expired_error().into());
         }
-        let v: Vec<Item> = items.try_iter()?.map(|x| x.map(Bound::unbind)).collect::<PyResult<_>>()?;
+        let v: Vec<Item> = items
+            .try_iter()?
+            .map(|x| x.map(Bound::unbind))
+            .collect::<PyResult<_>>()?;
         if v.is_empty() {
             return Ok(0);
         }
@@ -250,8 +259,8 @@ impl PyBoundedQueue {
         // batch that fits. Only a BLOCK queue that is full goes on to wait, GIL released.
         let mut discard = Vec::new();
         let (mut done, mut stop, rest) = self.q.put_many(v, dl, until, false, &mut discard);
-        let blocked = matches!(stop, Some(Put::Full(())))
-            && self.q.config().policy == super::Policy::Block;
+        let blocked =
+            matches!(stop, Some(Put::Full(()))) && self.q.config().policy == super::Policy::Block;
         if blocked && until.is_none_or(|t| Instant::now() < t) {
             let q = self.q.clone();
             let (d2, s2, r2, disc2) = without_gil(py, move || {
@@ -352,9 +361,11 @@ impl PyBoundedQueue {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         // First take what is there without releasing the GIL.
-        let first = self.q.get_many(max_items, Some(Instant::now()), &mut discard);
+        let first = self
+            .q
+            .get_many(max_items, Some(Instant::now()), &mut discard);
         let r = match first {
-            Ok(v) if v.len() < max_items && until.is_none_or(|t| Instant::now() < t) => {
+            Some(v) if v.len() < max_items && until.is_none_or(|t| Instant::now() < t) => {
                 let q = self.q.clone();
                 let have = v.len();
                 let (r2, d2) = without_gil(py, move || {
@@ -363,20 +374,20 @@ impl PyBoundedQueue {
                 });
                 discard.extend(d2);
                 match r2 {
-                    Ok(more) => Ok(v.into_iter().chain(more).collect()),
-                    Err(()) if have > 0 => Ok(v),
-                    Err(()) => Err(()),
+                    Some(more) => Some(v.into_iter().chain(more).collect()),
+                    None if have > 0 => Some(v),
+                    None => None,
                 }
             }
             other => other,
         };
         drop(discard);
         match r {
-            Ok(v) => {
+            Some(v) => {
                 self.putters.wake(py, v.len());
                 PyList::new(py, v)
             }
-            Err(()) => Err(self.q.closed_error().into()),
+            None => Err(self.q.closed_error().into()),
         }
     }
 

@@ -84,8 +84,8 @@ fn many_producers_and_consumers_lose_and_duplicate_nothing() {
                 let mut d = Vec::new();
                 loop {
                     match x.get_many(16, None, &mut d) {
-                        Ok(v) => got.extend(v),
-                        Err(()) => return got,
+                        Some(v) => got.extend(v),
+                        None => return got,
                     }
                 }
             })

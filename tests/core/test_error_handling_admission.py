@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from system0.core.error_handling import ConcurrencyLimiter, TokenBucket
 from system0.errors import Overloaded
 

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from system0.core.error_handling import BoundedQueue, ConcurrencyLimiter, Policy, TokenBucket
 from system0.errors import Closed, DeadlineExceeded, Overloaded
 
@@ -135,7 +134,9 @@ async def test_many_tasks_and_threads_deliver_each_item_once() -> None:
         async for x in q:
             got.append(x)
 
-    threads = [threading.Thread(target=thread_producer, args=(10**6 * (k + 10),)) for k in range(n_threads)]
+    threads = [
+        threading.Thread(target=thread_producer, args=(10**6 * (k + 10),)) for k in range(n_threads)
+    ]
     consumers = [asyncio.create_task(consumer()) for _ in range(3)]
     for t in threads:
         t.start()

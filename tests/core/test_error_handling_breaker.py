@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import pytest
-
 from system0.core.error_handling import CircuitBreaker
 from system0.errors import CircuitOpen
 
@@ -39,8 +38,17 @@ def ok() -> str:
 
 def make(clock: Clock, **kw: Any) -> CircuitBreaker:
     base: dict[str, Any] = dict(
-        window_calls=4, minimum_calls=4, failure_rate_threshold=0.5, wait=1.0, max_wait=8.0,
-        backoff=2.0, jitter=0.0, half_open_permits=2, max_half_open=5.0, seed=1, clock=clock,
+        window_calls=4,
+        minimum_calls=4,
+        failure_rate_threshold=0.5,
+        wait=1.0,
+        max_wait=8.0,
+        backoff=2.0,
+        jitter=0.0,
+        half_open_permits=2,
+        max_half_open=5.0,
+        seed=1,
+        clock=clock,
     )
     base.update(kw)
     return CircuitBreaker("svc", **base)
@@ -238,7 +246,12 @@ def test_exception_classification() -> None:
     def raise_(e: BaseException) -> None:
         raise e
 
-    for exc in [ValueError("bad input"), KeyError("k"), ConnectionError("transient"), ConnectionError("hard")]:
+    for exc in [
+        ValueError("bad input"),
+        KeyError("k"),
+        ConnectionError("transient"),
+        ConnectionError("hard"),
+    ]:
         with pytest.raises(type(exc)):
             b.call(raise_, exc)
     s = b.stats()

@@ -10,7 +10,6 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from system0.core.error_handling import BoundedQueue, Policy
 from system0.errors import Closed, DeadlineExceeded, Overloaded
 

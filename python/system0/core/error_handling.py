@@ -433,7 +433,7 @@ class CircuitBreaker(_core.CircuitBreaker):
     """A circuit breaker shared by all threads (state in Rust atomics).
 
     ``CircuitBreaker(name=None, *, failure_rate_threshold=0.5, minimum_calls=10,
-    window_calls=100, window=None, window_buckets=10, slow_call_duration=None,
+    window_calls=None (= 100), window=None, window_buckets=10, slow_call_duration=None,
     slow_call_rate_threshold=1.0, wait=30.0, max_wait=300.0, backoff=2.0, jitter=0.1,
     half_open_permits=1, max_half_open=60.0, seed=None, failure_exceptions=None,
     ignore_exceptions=None, is_failure=None, fallback=None, on_state_change=None, clock=None)``.
@@ -459,9 +459,7 @@ class CircuitBreaker(_core.CircuitBreaker):
     def guard(self) -> _Guard:
         return _Guard(self)
 
-    async def acall(
-        self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
-    ) -> R:
+    async def acall(self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
         try:
             permit = self._acquire()
         except CircuitOpen as e:
@@ -496,5 +494,5 @@ class CircuitBreaker(_core.CircuitBreaker):
 
             return wrapper
         guarded = _core.GuardedCall(self, func)
-        functools.update_wrapper(guarded, func)  # type: ignore[arg-type]
+        functools.update_wrapper(guarded, func)
         return cast(Callable[P, Any], guarded)
