@@ -227,9 +227,7 @@ impl PyCircuitBreaker {
             (Some(_), _) => None,
             (None, Some(n)) if n >= 1 => Some(n as usize),
             (None, Some(n)) => return Err(bad(format!("window_calls must be >= 1, got {n}"))),
-            (None, None) => {
-                return Err(bad("give window_calls (count) or window (seconds)".into()))
-            }
+            (None, None) => Some(100),
         };
         if !(1..=1000).contains(&window_buckets) {
             return Err(bad(format!(
