@@ -135,6 +135,20 @@ def _breaker_peer(n: int) -> None:
         call(_work, i)
 
 
+def _decorated_ours(n: int) -> None:
+    f = CircuitBreaker("bench", seed=1)(_work)
+    for i in range(n):
+        f(i)
+
+
+def _decorated_peer(n: int) -> None:
+    import pybreaker
+
+    f = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)(_work)
+    for i in range(n):
+        f(i)
+
+
 def gates() -> list[Gate]:
     return [
         Gate(
@@ -192,6 +206,16 @@ def gates() -> list[Gate]:
             _breaker_ours,
             _breaker_peer,
             "pybreaker.CircuitBreaker.call",
+            gate=3.0,
+            goal=6.0,
+            n=50_000,
+            rounds=9,
+        ),
+        Gate(
+            "breaker decorated function, closed",
+            _decorated_ours,
+            _decorated_peer,
+            "pybreaker decorator",
             gate=3.0,
             goal=6.0,
             n=50_000,

@@ -490,7 +490,9 @@ impl<T: Send> Queue<T> {
                     }
                     self.counters.dequeued.fetch_add(1, Relaxed);
                     self.sojourn.record(s);
-                    let last = self.last_dequeue_ns.swap(now_ns, Relaxed);
+                    // A hint only: plain load/store, no locked instruction on the hot path.
+                    let last = self.last_dequeue_ns.load(Relaxed);
+                    self.last_dequeue_ns.store(now_ns, Relaxed);
                     if last != 0 && now_ns > last {
                         let gap = now_ns - last;
                         let old = self.gap_ewma_ns.load(Relaxed);
