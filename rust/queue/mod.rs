@@ -241,9 +241,11 @@ impl<T: Send> Queue<T> {
         ))
     }
 
+    // No fence needed before the waiter check: every successful ring change is a SeqCst RMW
+    // inside crossbeam (push/pop CAS on tail/head), and a waiter's registration and re-check
+    // are SeqCst too, so the single SeqCst order makes one side see the other.
     #[inline]
     fn notify_getters(&self, all: bool) {
-        fence(SeqCst);
         if self.getters_waiting.load(SeqCst) > 0 {
             let _g = self.lock.lock();
             if all {
@@ -256,7 +258,6 @@ impl<T: Send> Queue<T> {
 
     #[inline]
     fn notify_putters(&self, all: bool) {
-        fence(SeqCst);
         if self.putters_waiting.load(SeqCst) > 0 {
             let _g = self.lock.lock();
             if all {

@@ -308,13 +308,18 @@ impl PyBoundedQueue {
             r = r2;
             discard.extend(d2);
         }
+        // Shed and expired items freed slots too: wake that many async producers as well.
+        let freed = discard.len();
         drop(discard);
         match r {
             Get::Item(x) => {
-                self.putters.wake(py, 1);
+                self.putters.wake(py, 1 + freed);
                 Ok(x)
             }
-            Get::Empty => Err(self.timeout_error(timeout).into()),
+            Get::Empty => {
+                self.putters.wake(py, freed);
+                Err(self.timeout_error(timeout).into())
+            }
             Get::Closed => Err(self.q.closed_error().into()),
         }
     }
@@ -330,13 +335,17 @@ impl PyBoundedQueue {
     fn try_get(&self, py: Python<'_>, default: Option<Item>) -> PyResult<Item> {
         let mut discard = Vec::new();
         let r = self.q.try_get(crate::clock::now_ns(), &mut discard);
+        let freed = discard.len();
         drop(discard);
         match r {
             Get::Item(x) => {
-                self.putters.wake(py, 1);
+                self.putters.wake(py, 1 + freed);
                 Ok(x)
             }
-            Get::Empty => Ok(default.unwrap_or_else(|| py.None())),
+            Get::Empty => {
+                self.putters.wake(py, freed);
+                Ok(default.unwrap_or_else(|| py.None()))
+            }
             Get::Closed => Err(self.q.closed_error().into()),
         }
     }
@@ -381,10 +390,11 @@ impl PyBoundedQueue {
             }
             other => other,
         };
+        let freed = discard.len();
         drop(discard);
         match r {
             Some(v) => {
-                self.putters.wake(py, v.len());
+                self.putters.wake(py, v.len() + freed);
                 PyList::new(py, v)
             }
             None => Err(self.q.closed_error().into()),
