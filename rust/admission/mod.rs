@@ -161,14 +161,14 @@ impl Limiter {
         self.rejected.fetch_add(1, Relaxed);
     }
 
-    /// Wait for a permit until `until` (None = forever); false (counted) on timeout.
+    /// Wait for a permit until `until` (None = forever); false on timeout (not counted: the
+    /// caller may wait on, and counts the refusal once it gives up).
     pub fn acquire(&self, until: Option<Instant>) -> bool {
         loop {
             if self.take() {
                 return true;
             }
             if until.is_some_and(|t| Instant::now() >= t) {
-                self.count_rejected();
                 return false;
             }
             let mut g = self.lock.lock();
@@ -227,6 +227,7 @@ mod tests {
         let l = Arc::new(Limiter::new("t", 1).unwrap());
         assert!(l.try_acquire());
         assert!(!l.acquire(Some(Instant::now() + Duration::from_millis(5))));
+        assert_eq!(l.rejected.load(Relaxed), 0, "the caller counts refusals");
         let l2 = l.clone();
         let h = std::thread::spawn(move || l2.acquire(None));
         std::thread::sleep(Duration::from_millis(10));

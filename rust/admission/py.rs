@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 use super::{Limiter, TokenBucket};
 use crate::error::CoreError;
 use crate::gil::without_gil;
-use crate::queue::py::parse_timeout;
+use crate::queue::py::{parse_timeout, passed, slice_end};
 use crate::queue::py_waiters::AsyncWaiters;
 
 fn max_wait_ns(owner: impl FnOnce() -> String, timeout: Option<f64>) -> PyResult<u64> {
@@ -200,11 +200,17 @@ impl PyConcurrencyLimiter {
         if self.l.try_acquire() {
             return Ok(());
         }
-        let l = self.l.clone();
-        if without_gil(py, move || l.acquire(until)) {
-            Ok(())
-        } else {
-            Err(self.overloaded(timeout))
+        loop {
+            if passed(until) {
+                self.l.count_rejected();
+                return Err(self.overloaded(timeout));
+            }
+            let l = self.l.clone();
+            let end = slice_end(until);
+            if without_gil(py, move || l.acquire(Some(end))) {
+                return Ok(());
+            }
+            py.check_signals()?;
         }
     }
 

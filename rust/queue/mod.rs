@@ -370,14 +370,14 @@ impl<T: Send> Queue<T> {
     }
 
     /// Put, waiting for room under BLOCK until `until` (None = forever). Other policies never
-    /// wait. A BLOCK put that times out is counted as rejected and returns `Full`.
+    /// wait. A BLOCK put that times out returns `Full`, not counted: the caller may wait on
+    /// (waits run in slices) and counts the refusal once it gives up.
     pub fn put(&self, mut item: T, deadline_ns: u64, until: Option<Instant>) -> Put<T> {
         loop {
             match self.put_nowait(item, deadline_ns, now()) {
                 Put::Full(back) if self.cfg.policy == Policy::Block => {
                     item = back;
                     if until.is_some_and(|t| Instant::now() >= t) {
-                        self.counters.rejected.fetch_add(1, Relaxed);
                         return Put::Full(item);
                     }
                     self.wait_not_full(until);
@@ -420,8 +420,7 @@ impl<T: Send> Queue<T> {
                 Put::Full(x) if self.cfg.policy == Policy::Block => {
                     self.notify_getters(true);
                     if until.is_some_and(|t| Instant::now() >= t) {
-                        self.counters.rejected.fetch_add(1, Relaxed);
-                        pending = Some(x);
+                        pending = Some(x); // not counted: see `put`
                         break Some(Put::Full(()));
                     }
                     pending = Some(x);

@@ -16,6 +16,26 @@ use crate::gil::without_gil;
 
 type Item = Py<PyAny>;
 
+/// Blocking waits run in slices of at most this long so that Ctrl-C is honoured: between
+/// slices the GIL is taken back and pending signals are checked. A notify still ends a wait at
+/// once; the slice only bounds how long a signal waits to be seen.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+/// The end of the next wait slice, never past `until`.
+#[inline]
+pub fn slice_end(until: Option<Instant>) -> Instant {
+    let s = Instant::now() + SLICE;
+    match until {
+        Some(t) if t < s => t,
+        _ => s,
+    }
+}
+
+#[inline]
+pub fn passed(until: Option<Instant>) -> bool {
+    until.is_some_and(|t| Instant::now() >= t)
+}
+
 /// Validate a timeout in seconds: None = wait forever, 0 = do not wait.
 /// `owner` names the object in the error message (built only on error).
 #[inline]
@@ -185,13 +205,21 @@ impl PyBoundedQueue {
         let dl = self.deadline(ttl, deadline_ns)?;
         let r = match self.q.put_nowait(item, dl, crate::clock::now_ns()) {
             Put::Full(item) if self.q.config().policy == super::Policy::Block => {
-                if until.is_some_and(|t| Instant::now() >= t) {
-                    // timeout=0: a non-blocking put that found no room.
-                    self.q.count_rejected();
-                    Put::Full(item)
-                } else {
+                let mut item = item;
+                loop {
+                    if passed(until) {
+                        self.q.count_rejected();
+                        break Put::Full(item);
+                    }
                     let q = self.q.clone();
-                    without_gil(py, move || q.put(item, dl, until))
+                    let end = slice_end(until);
+                    match without_gil(py, move || q.put(item, dl, Some(end))) {
+                        Put::Full(back) => {
+                            item = back;
+                            py.check_signals()?;
+                        }
+                        other => break other,
+                    }
                 }
             }
             other => other,
@@ -261,22 +289,28 @@ impl PyBoundedQueue {
         let (mut done, mut stop, rest) = self.q.put_many(v, dl, until, false, &mut discard);
         let blocked =
             matches!(stop, Some(Put::Full(()))) && self.q.config().policy == super::Policy::Block;
-        if blocked && until.is_none_or(|t| Instant::now() < t) {
-            let q = self.q.clone();
-            let (d2, s2, r2, disc2) = without_gil(py, move || {
-                let mut d = Vec::new();
-                let (a, b, c) = q.put_many(rest, dl, until, true, &mut d);
-                (a, b, c, d)
-            });
-            done += d2;
-            stop = s2;
-            drop(r2);
-            discard.extend(disc2);
-        } else {
-            if blocked {
-                self.q.count_rejected();
+        if blocked {
+            let mut rest = rest;
+            while matches!(stop, Some(Put::Full(()))) {
+                if passed(until) {
+                    self.q.count_rejected();
+                    break;
+                }
+                let q = self.q.clone();
+                let end = slice_end(until);
+                let (d2, s2, r2, disc2) = without_gil(py, move || {
+                    let mut d = Vec::new();
+                    let (a, b, c) = q.put_many(rest, dl, Some(end), true, &mut d);
+                    (a, b, c, d)
+                });
+                done += d2;
+                stop = s2;
+                rest = r2;
+                discard.extend(disc2);
+                if matches!(stop, Some(Put::Full(()))) && !passed(until) {
+                    py.check_signals()?;
+                }
             }
-            drop(rest);
         }
         drop(discard);
         if done > 0 {
@@ -299,14 +333,18 @@ impl PyBoundedQueue {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         let mut r = self.q.try_get(crate::clock::now_ns(), &mut discard);
-        if matches!(r, Get::Empty) && until.is_none_or(|t| Instant::now() < t) {
+        while matches!(r, Get::Empty) && !passed(until) {
             let q = self.q.clone();
+            let end = slice_end(until);
             let (r2, d2) = without_gil(py, move || {
                 let mut d = Vec::new();
-                (q.get(until, &mut d), d)
+                (q.get(Some(end), &mut d), d)
             });
             r = r2;
             discard.extend(d2);
+            if matches!(r, Get::Empty) {
+                py.check_signals()?;
+            }
         }
         // Shed and expired items freed slots too: wake that many async producers as well.
         let freed = discard.len();
@@ -374,20 +412,31 @@ impl PyBoundedQueue {
             .q
             .get_many(max_items, Some(Instant::now()), &mut discard);
         let r = match first {
-            Some(v) if v.len() < max_items && until.is_none_or(|t| Instant::now() < t) => {
+            Some(mut v) if v.len() < max_items && !passed(until) => loop {
                 let q = self.q.clone();
-                let have = v.len();
+                let want = max_items - v.len();
+                let end = slice_end(until);
                 let (r2, d2) = without_gil(py, move || {
                     let mut d = Vec::new();
-                    (q.get_many(max_items - have, until, &mut d), d)
+                    (q.get_many(want, Some(end), &mut d), d)
                 });
                 discard.extend(d2);
                 match r2 {
-                    Some(more) => Some(v.into_iter().chain(more).collect()),
-                    None if have > 0 => Some(v),
-                    None => None,
+                    Some(more) => {
+                        v.extend(more);
+                        if v.len() >= max_items || passed(until) {
+                            break Some(v);
+                        }
+                        // Signals are checked only while empty-handed: items already taken
+                        // are never dropped on the floor by an interrupt.
+                        if v.is_empty() {
+                            py.check_signals()?;
+                        }
+                    }
+                    None if v.is_empty() => break None,
+                    None => break Some(v),
                 }
-            }
+            },
             other => other,
         };
         let freed = discard.len();

@@ -50,12 +50,15 @@ def test_bucket_rate_holds_across_threads() -> None:
         got.append(n)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
+    t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # Never more than 200/s over the span plus the burst (a loaded machine may give fewer).
-    assert 1 <= sum(got) <= 45
+    span = time.monotonic() - t0
+    # GCRA's guarantee: never more than burst + rate * elapsed, whatever the threads do.
+    # (A loaded machine may give fewer, so there is no lower bound beyond "some".)
+    assert 1 <= sum(got) <= 1 + 200.0 * span
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import collections
 import statistics
 import threading
@@ -365,3 +366,26 @@ def test_close_racing_producers_loses_nothing() -> None:
         for t in [*ps, c]:
             t.join(5)
         assert sorted(got) == sorted(accepted)
+
+
+def test_blocking_waits_honour_ctrl_c() -> None:
+    """A consumer blocked forever on an empty queue (or a producer on a full one) must still
+    raise KeyboardInterrupt when the user presses Ctrl-C."""
+    q = BoundedQueue(1)
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        q.get()
+    assert time.monotonic() - t0 < 2.0
+    q.put(0)
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        q.put(1)
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        q.put_many([1, 2])
+    q.get()
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        q.get_many(4)
+    assert q.stats().rejected == 0, "an interrupted wait is not a refusal"
