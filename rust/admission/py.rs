@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -94,8 +94,19 @@ impl PyTokenBucket {
         match self.b.reserve(n, crate::clock::now_ns(), max)? {
             Ok(0) => Ok(()),
             Ok(w) => {
-                without_gil(py, move || std::thread::sleep(Duration::from_nanos(w)));
-                Ok(())
+                // The tokens are reserved; sleep until they are due, in slices so that Ctrl-C
+                // is honoured (an interrupted caller has still spent them).
+                let due = Instant::now() + Duration::from_nanos(w);
+                loop {
+                    let end = slice_end(Some(due));
+                    without_gil(py, move || {
+                        std::thread::sleep(end.saturating_duration_since(Instant::now()))
+                    });
+                    if passed(Some(due)) {
+                        return Ok(());
+                    }
+                    py.check_signals()?;
+                }
             }
             Err(w) => Err(self.overloaded(n, w)),
         }
