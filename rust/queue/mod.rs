@@ -472,10 +472,13 @@ impl<T: Send> Queue<T> {
 
     /// One non-blocking get. Expired and shed items go to `discard` (counted), never to the
     /// caller. `Closed` only once the queue is closed, no producer is mid-push, and it is empty.
-    pub fn try_get(&self, now_ns: u64, discard: &mut Vec<T>) -> Get<T> {
+    /// `now_ns` None: read the clock only once an item is popped (an empty poll reads none).
+    pub fn try_get(&self, now_ns: Option<u64>, discard: &mut Vec<T>) -> Get<T> {
+        let mut now_ns = now_ns;
         loop {
             match self.ring.pop() {
                 Some(e) => {
+                    let now_ns = *now_ns.get_or_insert_with(now);
                     self.notify_putters(false);
                     if e.deadline_ns != 0 && now_ns >= e.deadline_ns {
                         self.counters.expired_deadline.fetch_add(1, Relaxed);
@@ -521,7 +524,7 @@ impl<T: Send> Queue<T> {
     /// Get one item, waiting until `until` (None = forever). `Empty` means timed out.
     pub fn get(&self, until: Option<Instant>, discard: &mut Vec<T>) -> Get<T> {
         loop {
-            match self.try_get(now(), discard) {
+            match self.try_get(None, discard) {
                 Get::Empty => {
                     if until.is_some_and(|t| Instant::now() >= t) {
                         return Get::Empty;
@@ -534,24 +537,25 @@ impl<T: Send> Queue<T> {
     }
 
     /// Up to `max_items`, returning as soon as that many are there or `until` passes (then
-    /// with what there is, possibly nothing). `None` = closed and drained with nothing taken.
+    /// with what there is, possibly nothing); `wait` false: one pass, no waiting. `None` = closed and drained with nothing taken.
     pub fn get_many(
         &self,
         max_items: usize,
         until: Option<Instant>,
+        wait: bool,
         discard: &mut Vec<T>,
     ) -> Option<Vec<T>> {
         let mut out = Vec::with_capacity(max_items.min(self.cfg.capacity).min(4096));
         loop {
             let now_ns = now();
             while out.len() < max_items {
-                match self.try_get(now_ns, discard) {
+                match self.try_get(Some(now_ns), discard) {
                     Get::Item(x) => out.push(x),
                     Get::Empty => break,
                     Get::Closed => return if out.is_empty() { None } else { Some(out) },
                 }
             }
-            if out.len() >= max_items || until.is_some_and(|t| Instant::now() >= t) {
+            if !wait || out.len() >= max_items || until.is_some_and(|t| Instant::now() >= t) {
                 return Some(out);
             }
             self.wait_not_empty(until);

@@ -95,7 +95,13 @@ impl PyBoundedQueue {
     }
 
     /// Map a put outcome to the Python result; `true` = accepted.
-    fn finish_put(&self, py: Python<'_>, r: Put<Item>, what: &str) -> PyResult<bool> {
+    #[inline]
+    fn finish_put(
+        &self,
+        py: Python<'_>,
+        r: Put<Item>,
+        what: impl FnOnce() -> String,
+    ) -> PyResult<bool> {
         match r {
             Put::Accepted => {
                 self.getters.wake(py, 1);
@@ -107,7 +113,7 @@ impl PyBoundedQueue {
                 Ok(true)
             }
             Put::DroppedNewest(_) => Ok(false),
-            Put::Full(_) => Err(self.q.overloaded(what).into()),
+            Put::Full(_) => Err(self.q.overloaded(&what()).into()),
             Put::Closed(_) => Err(self.q.closed_error().into()),
             Put::Expired(_) => Err(self.expired_error().into()),
         }
@@ -224,11 +230,12 @@ impl PyBoundedQueue {
             }
             other => other,
         };
-        self.finish_put(
-            py,
-            r,
-            &format!("put timed out after {:?} s", timeout.unwrap_or(0.0)),
-        )
+        // The message is built only when the put is refused.
+        self.finish_put(py, r, || match (self.q.config().policy, timeout) {
+            (super::Policy::Block, Some(t)) => format!("put timed out after {t} s"),
+            (super::Policy::Block, None) => "put refused".to_owned(),
+            _ => "put refused".to_owned(),
+        })
     }
 
     /// Non-blocking put; same as `put(item, timeout=0)`.
@@ -255,7 +262,9 @@ impl PyBoundedQueue {
         let dl = self.deadline(ttl, deadline_ns)?;
         match self.q.put_nowait(item, dl, crate::clock::now_ns()) {
             Put::Full(_) if self.q.config().policy == super::Policy::Block => Ok(None),
-            r => self.finish_put(py, r, "non-blocking put refused").map(Some),
+            r => self
+                .finish_put(py, r, || "non-blocking put refused".to_owned())
+                .map(Some),
         }
     }
 
@@ -332,7 +341,7 @@ impl PyBoundedQueue {
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Item> {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
-        let mut r = self.q.try_get(crate::clock::now_ns(), &mut discard);
+        let mut r = self.q.try_get(None, &mut discard);
         while matches!(r, Get::Empty) && !passed(until) {
             let q = self.q.clone();
             let end = slice_end(until);
@@ -372,7 +381,7 @@ impl PyBoundedQueue {
     #[pyo3(signature = (default = None))]
     fn try_get(&self, py: Python<'_>, default: Option<Item>) -> PyResult<Item> {
         let mut discard = Vec::new();
-        let r = self.q.try_get(crate::clock::now_ns(), &mut discard);
+        let r = self.q.try_get(None, &mut discard);
         let freed = discard.len();
         drop(discard);
         match r {
@@ -408,9 +417,7 @@ impl PyBoundedQueue {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         // First take what is there without releasing the GIL.
-        let first = self
-            .q
-            .get_many(max_items, Some(Instant::now()), &mut discard);
+        let first = self.q.get_many(max_items, None, false, &mut discard);
         let r = match first {
             Some(mut v) if v.len() < max_items && !passed(until) => loop {
                 let q = self.q.clone();
@@ -418,7 +425,7 @@ impl PyBoundedQueue {
                 let end = slice_end(until);
                 let (r2, d2) = without_gil(py, move || {
                     let mut d = Vec::new();
-                    (q.get_many(want, Some(end), &mut d), d)
+                    (q.get_many(want, Some(end), true, &mut d), d)
                 });
                 discard.extend(d2);
                 match r2 {

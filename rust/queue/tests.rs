@@ -28,15 +28,15 @@ fn policies_on_a_full_queue() {
     for i in 1..=3 {
         o.put_nowait(i, 0, now());
     }
-    assert!(matches!(o.try_get(now(), &mut d), Get::Item(2)));
+    assert!(matches!(o.try_get(None, &mut d), Get::Item(2)));
     assert_eq!(o.stats().dropped_oldest, 1);
 
     let n = q(2, "drop_newest");
     for i in 1..=3 {
         n.put_nowait(i, 0, now());
     }
-    assert!(matches!(n.try_get(now(), &mut d), Get::Item(1)));
-    assert!(matches!(n.try_get(now(), &mut d), Get::Item(2)));
+    assert!(matches!(n.try_get(None, &mut d), Get::Item(1)));
+    assert!(matches!(n.try_get(None, &mut d), Get::Item(2)));
     assert_eq!(n.stats().dropped_newest, 1);
 }
 
@@ -47,7 +47,7 @@ fn expired_items_are_never_handed_out() {
     let t = now();
     x.put_nowait(1, t + 1, t);
     x.put_nowait(2, 0, t);
-    assert!(matches!(x.try_get(t + 10, &mut d), Get::Item(2)));
+    assert!(matches!(x.try_get(Some(t + 10), &mut d), Get::Item(2)));
     assert_eq!(d, vec![1]);
     assert_eq!(x.stats().expired_deadline, 1);
 }
@@ -83,7 +83,7 @@ fn many_producers_and_consumers_lose_and_duplicate_nothing() {
                 let mut got = Vec::new();
                 let mut d = Vec::new();
                 loop {
-                    match x.get_many(16, None, &mut d) {
+                    match x.get_many(16, None, true, &mut d) {
                         Some(v) => got.extend(v),
                         None => return got,
                     }
@@ -130,7 +130,7 @@ fn bench_put_get_one_thread() {
     let t = Instant::now();
     for i in 0..n {
         let _ = x.put_nowait(i, 0, now());
-        let _ = x.try_get(now(), &mut d);
+        let _ = x.try_get(None, &mut d);
     }
     eprintln!("put+get {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
     let t = Instant::now();
