@@ -402,11 +402,13 @@ impl<T: Send> Queue<T> {
         let mut iter = items.into_iter();
         let mut done = 0usize;
         let mut pending: Option<T> = None;
+        // One clock read per batch (and per wait): a batch is enqueued at one instant.
+        let mut ts = now();
         let stop = loop {
             let Some(item) = pending.take().or_else(|| iter.next()) else {
                 break None;
             };
-            match self.push_once(item, deadline_ns, now()) {
+            match self.push_once(item, deadline_ns, ts) {
                 Put::Accepted => done += 1,
                 Put::Displaced(old) => {
                     discard.push(old);
@@ -425,6 +427,7 @@ impl<T: Send> Queue<T> {
                     }
                     pending = Some(x);
                     self.wait_not_full(until);
+                    ts = now();
                 }
                 Put::Full(x) => {
                     pending = Some(x);
