@@ -6,8 +6,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::PyTraverseError;
 
 use super::{Limiter, TokenBucket};
 use crate::error::CoreError;
@@ -245,6 +247,10 @@ impl PyConcurrencyLimiter {
     ) -> PyResult<bool> {
         self.release(py)?;
         Ok(false)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.waiters.traverse(&visit)
     }
 
     /// For `aacquire`: take a permit without waiting (no refusal counted).

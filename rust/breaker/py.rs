@@ -4,9 +4,11 @@
 //! "system0.breaker" and passed to the optional `on_state_change(name, old, new)` callback.
 
 use pyo3::exceptions::PyException;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::PyTraverseError;
 
 use super::{Breaker, Config, Outcome, Permit, State, Transition};
 use crate::error::CoreError;
@@ -312,6 +314,16 @@ impl PyCircuitBreaker {
         &self.b.config().name
     }
 
+    /// Callbacks often refer back to the breaker's owner: let the cycle collector see them.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.failure_types)?;
+        visit.call(&self.ignore_types)?;
+        visit.call(&self.is_failure)?;
+        visit.call(&self.fallback)?;
+        visit.call(&self.on_state_change)?;
+        visit.call(&self.clock)
+    }
+
     /// "closed", "open" or "half_open" (time-driven transitions are applied first).
     #[getter]
     fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
@@ -432,6 +444,11 @@ impl PyGuardedCall {
     #[new]
     fn new(breaker: Py<PyCircuitBreaker>, func: Py<PyAny>) -> Self {
         PyGuardedCall { breaker, func }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.breaker)?;
+        visit.call(&self.func)
     }
 
     #[pyo3(signature = (*args, **kwargs))]

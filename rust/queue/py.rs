@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyStopIteration;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use pyo3::PyTraverseError;
 
 use super::py_waiters::AsyncWaiters;
 use super::{Config, Get, Put, Queue};
@@ -502,6 +504,14 @@ impl PyBoundedQueue {
         self.putters.wake(py, usize::MAX);
     }
 
+    /// Lets the cycle collector see the async wakers. Items in the ring are not visited (the
+    /// lock-free ring cannot be walked): a queue holding an item that refers back to the queue
+    /// is a cycle only `close()` + draining breaks.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.getters.traverse(&visit)?;
+        self.putters.traverse(&visit)
+    }
+
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -540,6 +550,8 @@ impl PyBoundedQueue {
         d.set_item("sojourn_p90_ns", s.sojourn.quantile(0.9))?;
         d.set_item("sojourn_p99_ns", s.sojourn.quantile(0.99))?;
         d.set_item("sojourn_buckets", s.sojourn.buckets)?;
+        d.set_item("async_getters", self.getters.len())?;
+        d.set_item("async_putters", self.putters.len())?;
         Ok(d)
     }
 }

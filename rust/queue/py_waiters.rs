@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use parking_lot::Mutex;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 #[derive(Default)]
 pub struct AsyncWaiters {
@@ -16,6 +18,10 @@ pub struct AsyncWaiters {
 }
 
 impl AsyncWaiters {
+    pub fn len(&self) -> usize {
+        self.n.load(SeqCst)
+    }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.n.load(SeqCst) == 0
@@ -59,5 +65,13 @@ impl AsyncWaiters {
                 e.write_unraisable(py, Some(cb.bind(py)));
             }
         }
+    }
+
+    /// For the owner's `__traverse__`: the wakers hold futures and loops.
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for cb in self.list.lock().iter() {
+            visit.call(cb)?;
+        }
+        Ok(())
     }
 }

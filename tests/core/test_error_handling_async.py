@@ -174,3 +174,23 @@ async def test_token_bucket_aacquire_waits_for_the_rate() -> None:
     assert time.monotonic() - t0 >= 0.015
     with pytest.raises(Overloaded):
         await b.aacquire(timeout=0.0)
+
+
+async def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
+    q = BoundedQueue(1, name="leak")
+    for _ in range(50):
+        t = asyncio.create_task(q.aget())
+        await asyncio.sleep(0)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+    assert q.stats().async_getters == 0
+    q.put(1)
+    assert q.get(timeout=0) == 1
+    # Every cancelled waiter unregistered itself: the next put wakes a live one at once.
+    getter = asyncio.create_task(q.aget())
+    await asyncio.sleep(0)
+    assert q.stats().async_getters == 1
+    q.put(2)
+    assert await asyncio.wait_for(getter, 1) == 2
+    assert q.stats().async_getters == 0

@@ -4,8 +4,10 @@ concurrent half-open probes, classification, fallback, decorators, context manag
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -403,3 +405,26 @@ def test_real_clock_short_wait() -> None:
     assert b.state == "half_open"
     assert b.call(ok) == "ok"
     assert b.state == "closed"
+
+
+def test_a_breaker_whose_callback_refers_to_its_owner_is_collected() -> None:
+    class Service:
+        def __init__(self) -> None:
+            self.breaker = CircuitBreaker("owned", on_state_change=self.changed, fallback=self.fb)
+            self.guarded = self.breaker(self.work)
+
+        def changed(self, *a: str) -> None:
+            pass
+
+        def fb(self, exc: BaseException) -> None:
+            pass
+
+        def work(self) -> int:
+            return 1
+
+    s = Service()
+    assert s.guarded() == 1
+    ref = weakref.ref(s)
+    del s
+    gc.collect()
+    assert ref() is None

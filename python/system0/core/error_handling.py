@@ -81,6 +81,8 @@ class QueueStats:
     sojourn_p90_ns: int
     sojourn_p99_ns: int
     sojourn_buckets: tuple[tuple[int, int], ...]  # (exclusive upper bound ns, count)
+    async_getters: int  # asyncio tasks waiting in aget
+    async_putters: int  # asyncio tasks waiting in aput
 
 
 @dataclass(frozen=True, slots=True)
