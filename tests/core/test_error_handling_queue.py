@@ -11,7 +11,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from system0.core.error_handling import BoundedQueue, Policy
+from system0.core.error_handling import BoundedQueue, Policy, QueueStats
 from system0.errors import Closed, DeadlineExceeded, Overloaded
 
 
@@ -389,3 +389,34 @@ def test_blocking_waits_honour_ctrl_c() -> None:
     with pytest.raises(KeyboardInterrupt):
         q.get_many(4)
     assert q.stats().rejected == 0, "an interrupted wait is not a refusal"
+
+
+def test_live_stats_lists_every_live_primitive_by_name() -> None:
+    import gc
+
+    from system0.core.error_handling import (
+        CircuitBreaker,
+        ConcurrencyLimiter,
+        TokenBucket,
+        live_stats,
+    )
+
+    gc.collect()
+    q = BoundedQueue(4, name="live-q")
+    b = CircuitBreaker("live-b")
+    lim = ConcurrencyLimiter(2, name="live-l")
+    tb = TokenBucket(5.0, name="live-t")
+    q.put(1)
+    names = {(type(s).__name__, s.name) for s in live_stats()}
+    assert {
+        ("QueueStats", "live-q"),
+        ("BreakerStats", "live-b"),
+        ("LimiterStats", "live-l"),
+        ("BucketStats", "live-t"),
+    } <= names
+    depth = next(s for s in live_stats() if s.name == "live-q")
+    assert isinstance(depth, QueueStats) and depth.depth == 1
+    del q, b, lim, tb
+    gc.collect()
+    left = {s.name for s in live_stats()}
+    assert not left & {"live-q", "live-b", "live-l", "live-t"}, "dead objects are forgotten"

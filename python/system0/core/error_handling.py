@@ -21,6 +21,7 @@ import asyncio
 import enum
 import functools
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -40,6 +41,7 @@ __all__ = [
     "Policy",
     "QueueStats",
     "TokenBucket",
+    "live_stats",
 ]
 
 P = ParamSpec("P")
@@ -177,6 +179,17 @@ async def _wait(waker: _Waker, deadline: float | None) -> bool:
 
 _EMPTY: Any = object()
 
+# Every live primitive, so that a metrics collector can publish all of them at scrape time
+# (`live_stats()`) without the code that creates them having to register anything.
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def live_stats() -> list[QueueStats | BreakerStats | LimiterStats | BucketStats]:
+    """A stats snapshot of every live queue, breaker, limiter and token bucket, ordered by
+    kind and name: what the telemetry registry publishes as gauges and counters."""
+    snaps = [obj.stats() for obj in list(_LIVE)]
+    return sorted(snaps, key=lambda s: (type(s).__name__, s.name))
+
 
 class BoundedQueue(_core.BoundedQueue):
     """A bounded MPMC queue of Python objects over a lock-free Rust ring.
@@ -190,6 +203,11 @@ class BoundedQueue(_core.BoundedQueue):
     ``get`` raises ``DeadlineExceeded`` on timeout and ``Closed`` once the queue is closed and
     drained (end-of-stream); iterating (``for``/``async for``) stops there instead.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Construction and validation happen in Rust (`__new__`); only registration here.
+        super().__init__()
+        _LIVE.add(self)
 
     def stats(self) -> QueueStats:
         d = self._stats()
@@ -298,6 +316,11 @@ class TokenBucket(_core.TokenBucket):
     otherwise; ``await aacquire(...)`` does the same without blocking the loop.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Construction and validation happen in Rust (`__new__`); only registration here.
+        super().__init__()
+        _LIVE.add(self)
+
     def stats(self) -> BucketStats:
         return BucketStats(**self._stats())
 
@@ -337,6 +360,11 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
     Overloaded on timeout); ``release()``; ``with limiter:`` / ``async with limiter:`` wait for
     a permit; ``with limiter.permit(timeout=0.1):`` bounds the wait.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Construction and validation happen in Rust (`__new__`); only registration here.
+        super().__init__()
+        _LIVE.add(self)
 
     def stats(self) -> LimiterStats:
         return LimiterStats(**self._stats())
@@ -454,6 +482,11 @@ class CircuitBreaker(_core.CircuitBreaker):
     Use ``breaker.call(fn, *args)``, ``await breaker.acall(afn, *args)``, ``@breaker`` on sync
     or async functions, or ``with breaker.guard():`` / ``async with breaker.guard():``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Construction and validation happen in Rust (`__new__`); only registration here.
+        super().__init__()
+        _LIVE.add(self)
 
     def stats(self) -> BreakerStats:
         return BreakerStats(**self._stats())
