@@ -9,6 +9,9 @@ import pytest
 from system0.core.error_handling import ConcurrencyLimiter, TokenBucket
 from system0.errors import Overloaded
 
+# An exception in a worker thread fails the test instead of passing as a warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
 
 def test_bucket_allows_the_burst_then_refuses() -> None:
     b = TokenBucket(10.0, burst=3, name="api")

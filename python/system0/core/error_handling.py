@@ -62,7 +62,13 @@ class Policy(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counters of one queue. Sojourn = time from put to get, in ns (histogram upper bounds)."""
+    """Counters of one queue. Sojourn = time from put to get, in ns (histogram upper bounds).
+
+    Accounting holds exactly once the queue is quiet: ``enqueued == dequeued + depth +
+    dropped_oldest + expired_deadline + shed_sojourn``. ``rejected`` counts puts refused
+    (REJECT on full, BLOCK timeout, deadline already passed at put); ``dropped_newest`` counts
+    items refused by DROP_NEWEST; neither was ever enqueued.
+    """
 
     name: str
     capacity: int
