@@ -317,6 +317,9 @@ class BoundedQueue(_core.BoundedQueue):
 class TokenBucket(_core.TokenBucket):
     """A rate limiter: ``rate`` tokens per second, at most ``burst`` at once (GCRA, one atomic).
 
+    ``TokenBucket(rate, burst=None, *, name=None)``; ``burst`` defaults to ``ceil(rate)`` (one
+    second's worth). Asking for more than ``burst`` tokens at once is a ValueError.
+
     ``try_acquire(n=1) -> bool`` never waits; ``acquire(n=1, timeout=None)`` waits (GIL
     released) for tokens due within ``timeout`` and raises Overloaded with ``retry_after``
     otherwise; ``await aacquire(...)`` does the same without blocking the loop.
