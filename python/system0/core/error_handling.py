@@ -155,11 +155,8 @@ class _Waker:
     def __call__(self) -> None:
         self.fired = True
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        try:
-            if running is self.loop:
+            # The non-raising form: producers on plain threads have no running loop.
+            if asyncio.events._get_running_loop() is self.loop:
                 _resolve(self.fut)
             else:
                 self.loop.call_soon_threadsafe(_resolve, self.fut)
