@@ -207,8 +207,17 @@ class BoundedQueue(_core.BoundedQueue):
     drained (end-of-stream); iterating (``for``/``async for``) stops there instead.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(
+        self,
+        capacity: int,
+        policy: Policy | str = Policy.BLOCK,
+        *,
+        name: str | None = None,
+        sojourn_target: float | None = None,
+        sojourn_interval: float = 0.0,
+    ) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -322,8 +331,9 @@ class TokenBucket(_core.TokenBucket):
     otherwise; ``await aacquire(...)`` does the same without blocking the loop.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(self, rate: float, burst: int | None = None, *, name: str | None = None) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -367,8 +377,9 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
     a permit; ``with limiter.permit(timeout=0.1):`` bounds the wait.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(self, limit: int, *, name: str | None = None) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -489,8 +500,33 @@ class CircuitBreaker(_core.CircuitBreaker):
     or async functions, or ``with breaker.guard():`` / ``async with breaker.guard():``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        failure_rate_threshold: float = 0.5,
+        minimum_calls: int = 10,
+        window_calls: int | None = None,
+        window: float | None = None,
+        window_buckets: int = 10,
+        slow_call_duration: float | None = None,
+        slow_call_rate_threshold: float = 1.0,
+        wait: float = 30.0,
+        max_wait: float = 300.0,
+        backoff: float = 2.0,
+        jitter: float = 0.1,
+        half_open_permits: int = 1,
+        max_half_open: float = 60.0,
+        seed: int | None = None,
+        failure_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        ignore_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        is_failure: Callable[[BaseException], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        on_state_change: Callable[[str, str, str], object] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
