@@ -3,6 +3,7 @@
 //! and calls each `register`.
 
 pub mod clock;
+pub mod crypto;
 pub mod error;
 pub mod gil;
 
@@ -12,5 +13,6 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
+    crypto::py::register(m)?;
     Ok(())
 }

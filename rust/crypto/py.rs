@@ -1,0 +1,244 @@
+//! Python bindings: `Keyring`, `SigningKey`, `ed25519_verify`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use zeroize::Zeroizing;
+
+use super::envelope::{self, OVERHEAD};
+use super::keyring::{self, Keyring, MAX_MESSAGES_PER_KEY};
+use super::sign::{self, SigningKey};
+use crate::error::CoreError;
+use crate::gil::without_gil;
+
+/// Payloads above this size are sealed and opened with the GIL released.
+const GIL_RELEASE_BYTES: usize = 64 * 1024;
+
+/// Copy a 32-byte secret out of any buffer (bytes, bytearray, memoryview) into wiped memory.
+fn secret32(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Zeroizing<[u8; 32]>> {
+    let buf = PyBuffer::<u8>::get(obj)?;
+    if buf.item_count() != 32 {
+        return Err(CoreError::InvalidArgument(format!(
+            "{what} must be 32 bytes, got {}",
+            buf.item_count()
+        ))
+        .into());
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    buf.copy_to_slice(py, &mut out[..])?;
+    Ok(out)
+}
+
+#[pyclass(module = "system0._core", name = "Keyring", frozen)]
+pub struct PyKeyring {
+    pub inner: Arc<Keyring>,
+}
+
+#[pymethods]
+impl PyKeyring {
+    #[new]
+    #[pyo3(signature = (message_limit = MAX_MESSAGES_PER_KEY, rotate_at = None, auto_rotate = true))]
+    fn new(message_limit: u64, rotate_at: Option<u64>, auto_rotate: bool) -> PyResult<Self> {
+        Ok(PyKeyring {
+            inner: Arc::new(Keyring::new(message_limit, rotate_at, auto_rotate)?),
+        })
+    }
+
+    #[pyo3(signature = (material = None))]
+    fn add(&self, py: Python<'_>, material: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
+        match material {
+            Some(m) => {
+                let key = secret32(py, m, "key material")?;
+                Ok(self.inner.add(Some(&key[..]))?)
+            }
+            None => Ok(self.inner.add(None)?),
+        }
+    }
+
+    fn rotate(&self) -> PyResult<u32> {
+        Ok(self.inner.rotate()?)
+    }
+    fn promote(&self, key_id: u32) -> PyResult<()> {
+        Ok(self.inner.promote(key_id)?)
+    }
+    fn disable(&self, key_id: u32) -> PyResult<()> {
+        Ok(self.inner.disable(key_id)?)
+    }
+    fn enable(&self, key_id: u32) -> PyResult<()> {
+        Ok(self.inner.enable(key_id)?)
+    }
+    fn destroy(&self, key_id: u32) -> PyResult<()> {
+        Ok(self.inner.destroy(key_id)?)
+    }
+
+    #[getter]
+    fn primary_key_id(&self) -> PyResult<Option<u32>> {
+        Ok(self.inner.primary_key_id()?)
+    }
+
+    /// `(id, status, primary, created_unix_ns, messages)` for every key; never material.
+    fn keys(&self) -> PyResult<Vec<(u32, &'static str, bool, u64, u64)>> {
+        Ok(self
+            .inner
+            .keys()?
+            .into_iter()
+            .map(|k| {
+                (
+                    k.id,
+                    k.status.name(),
+                    k.primary,
+                    k.created_unix_ns,
+                    k.messages,
+                )
+            })
+            .collect())
+    }
+
+    /// `(message_limit, rotate_at, auto_rotate)`.
+    fn limits(&self) -> PyResult<(u64, u64, bool)> {
+        Ok(self.inner.message_limit()?)
+    }
+
+    #[getter]
+    fn path(&self) -> PyResult<Option<PathBuf>> {
+        Ok(self.inner.path()?)
+    }
+
+    #[pyo3(signature = (data, aad = b"".as_slice()))]
+    fn encrypt<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        aad: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let kr = &self.inner;
+        PyBytes::new_with(py, data.len() + OVERHEAD, |out| {
+            if data.len() >= GIL_RELEASE_BYTES {
+                without_gil(py, || kr.encrypt_into(data, aad, out))?;
+            } else {
+                kr.encrypt_into(data, aad, out)?;
+            }
+            Ok(())
+        })
+    }
+
+    #[pyo3(signature = (envelope, aad = b"".as_slice()))]
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: &[u8],
+        aad: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        envelope::parse_header(envelope)?;
+        let kr = &self.inner;
+        PyBytes::new_with(py, envelope.len() - OVERHEAD, |out| {
+            if envelope.len() >= GIL_RELEASE_BYTES {
+                without_gil(py, || kr.decrypt_into(envelope, aad, out))?;
+            } else {
+                kr.decrypt_into(envelope, aad, out)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        master_key: &Bound<'_, PyAny>,
+        provider_params: &[u8],
+    ) -> PyResult<()> {
+        let master = secret32(py, master_key, "the master key")?;
+        Ok(self.inner.save(&path, &master[..], provider_params)?)
+    }
+
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf, master_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let master = secret32(py, master_key, "the master key")?;
+        Ok(PyKeyring {
+            inner: Arc::new(Keyring::load(&path, &master[..])?),
+        })
+    }
+
+    #[staticmethod]
+    fn read_provider_params(path: PathBuf) -> PyResult<Vec<u8>> {
+        Ok(keyring::read_provider_params(&path)?)
+    }
+
+    /// The key id an envelope names (parsed from its header; nothing is decrypted).
+    #[staticmethod]
+    fn envelope_key_id(envelope: &[u8]) -> PyResult<u32> {
+        Ok(envelope::parse_header(envelope)?.key_id)
+    }
+
+    fn __repr__(&self) -> PyResult<String> {
+        let keys = self.inner.keys()?;
+        let primary = self.inner.primary_key_id()?;
+        Ok(format!(
+            "Keyring(keys={}, primary={}, path={:?})",
+            keys.len(),
+            primary.map_or("None".into(), |p| p.to_string()),
+            self.inner.path()?
+        ))
+    }
+}
+
+#[pyclass(module = "system0._core", name = "SigningKey", frozen)]
+pub struct PySigningKey {
+    pub inner: Arc<SigningKey>,
+}
+
+#[pymethods]
+impl PySigningKey {
+    #[new]
+    fn new(py: Python<'_>, seed: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let seed = secret32(py, seed, "an Ed25519 seed")?;
+        Ok(PySigningKey {
+            inner: Arc::new(SigningKey::from_seed(&seed[..])?),
+        })
+    }
+
+    #[staticmethod]
+    fn generate() -> PyResult<Self> {
+        Ok(PySigningKey {
+            inner: Arc::new(SigningKey::generate()?),
+        })
+    }
+
+    #[getter]
+    fn public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.public_key())
+    }
+
+    fn sign<'py>(&self, py: Python<'py>, message: &[u8]) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.sign(message))
+    }
+
+    /// The 32-byte seed, for sealing into a TPM or a keyring. Handle as a secret.
+    fn secret_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.seed()[..])
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SigningKey(public_key={})",
+            sign::hex(self.inner.public_key())
+        )
+    }
+}
+
+#[pyfunction]
+fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    sign::verify(public_key, message, signature)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyKeyring>()?;
+    m.add_class::<PySigningKey>()?;
+    m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
+    m.add("ENVELOPE_OVERHEAD", OVERHEAD)?;
+    Ok(())
+}
