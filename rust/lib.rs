@@ -6,6 +6,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod gil;
+pub mod ledger;
 
 use pyo3::prelude::*;
 
@@ -14,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
     crypto::py::register(m)?;
+    ledger::py::register(m)?;
     Ok(())
 }
