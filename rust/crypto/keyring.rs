@@ -552,6 +552,14 @@ impl Keyring {
         st.persist()
     }
 
+    /// Replace this keyring's state with the one stored at `path`.
+    pub fn load_from(&self, path: &Path, master: &[u8]) -> CoreResult<()> {
+        let loaded = Self::load(path, master)?;
+        let state = loaded.state.into_inner().map_err(|_| poisoned())?;
+        *self.write()? = state;
+        Ok(())
+    }
+
     pub fn load(path: &Path, master: &[u8]) -> CoreResult<Self> {
         let master = master_key(master)?;
         let data = fs::read(path).map_err(|e| {

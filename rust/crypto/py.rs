@@ -32,7 +32,7 @@ fn secret32(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Zero
     Ok(out)
 }
 
-#[pyclass(module = "system0._core", name = "Keyring", frozen)]
+#[pyclass(module = "system0._core", name = "Keyring", frozen, subclass)]
 pub struct PyKeyring {
     pub inner: Arc<Keyring>,
 }
@@ -144,7 +144,8 @@ impl PyKeyring {
         })
     }
 
-    fn save(
+    /// Seal under `master_key` and bind to `path` (Python's `Keyring.save` supplies the key).
+    fn _save(
         &self,
         py: Python<'_>,
         path: PathBuf,
@@ -155,12 +156,10 @@ impl PyKeyring {
         Ok(self.inner.save(&path, &master[..], provider_params)?)
     }
 
-    #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf, master_key: &Bound<'_, PyAny>) -> PyResult<Self> {
+    /// Replace this keyring's keys and settings with the ones stored at `path`.
+    fn _load(&self, py: Python<'_>, path: PathBuf, master_key: &Bound<'_, PyAny>) -> PyResult<()> {
         let master = secret32(py, master_key, "the master key")?;
-        Ok(PyKeyring {
-            inner: Arc::new(Keyring::load(&path, &master[..])?),
-        })
+        Ok(self.inner.load_from(&path, &master[..])?)
     }
 
     #[staticmethod]
