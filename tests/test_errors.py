@@ -1,7 +1,6 @@
 """The error hierarchy: one root, typed attributes, builtin bases where a value was bad."""
 
 import pytest
-
 import system0
 from system0 import errors
 

@@ -210,6 +210,45 @@ pub fn open(key: &CipherKey, envelope: &[u8], aad: &[u8]) -> CoreResult<Vec<u8>>
     Ok(out)
 }
 
+/// Raw AES-256-GCM (96-bit nonce, 128-bit tag) with the caller's key and nonce: no envelope,
+/// no commitment. Only for conformance tests against NIST CAVP vectors; never for data.
+pub fn raw_seal(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> CoreResult<Vec<u8>> {
+    let k = raw_key(key, nonce)?;
+    let mut out = plaintext.to_vec();
+    let n = Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|_| CoreError::InvalidArgument("nonce must be 12 bytes".into()))?;
+    k.seal_in_place_append_tag(n, Aad::from(aad), &mut out)
+        .map_err(|_| CoreError::Crypto("AES-GCM refused to seal".into()))?;
+    Ok(out)
+}
+
+/// Counterpart of [`raw_seal`]; `sealed` is ciphertext followed by the 16-byte tag.
+pub fn raw_open(key: &[u8], nonce: &[u8], sealed: &[u8], aad: &[u8]) -> CoreResult<Vec<u8>> {
+    let k = raw_key(key, nonce)?;
+    let mut out = sealed.to_vec();
+    let n = Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|_| CoreError::InvalidArgument("nonce must be 12 bytes".into()))?;
+    let len = k
+        .open_in_place(n, Aad::from(aad), &mut out)
+        .map_err(|_| CoreError::Crypto("AES-GCM authentication failed".into()))?
+        .len();
+    out.truncate(len);
+    Ok(out)
+}
+
+fn raw_key(key: &[u8], nonce: &[u8]) -> CoreResult<LessSafeKey> {
+    if key.len() != 32 || nonce.len() != 12 {
+        return Err(CoreError::InvalidArgument(format!(
+            "raw AES-256-GCM needs a 32-byte key and a 12-byte nonce, got {} and {}",
+            key.len(),
+            nonce.len()
+        )));
+    }
+    let unbound = UnboundKey::new(&AES_256_GCM, key)
+        .map_err(|_| CoreError::Internal("AES-256-GCM rejected a 32-byte key".into()))?;
+    Ok(LessSafeKey::new(unbound))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,10 +234,42 @@ fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     sign::verify(public_key, message, signature)
 }
 
+/// Raw AES-256-GCM seal (ciphertext || tag): conformance tests only, never for data.
+#[pyfunction]
+fn _aes256gcm_seal<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(
+        py,
+        &envelope::raw_seal(key, nonce, plaintext, aad)?,
+    ))
+}
+
+/// Raw AES-256-GCM open: conformance tests only.
+#[pyfunction]
+fn _aes256gcm_open<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    nonce: &[u8],
+    sealed: &[u8],
+    aad: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(
+        py,
+        &envelope::raw_open(key, nonce, sealed, aad)?,
+    ))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKeyring>()?;
     m.add_class::<PySigningKey>()?;
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add("ENVELOPE_OVERHEAD", OVERHEAD)?;
+    m.add_function(wrap_pyfunction!(_aes256gcm_seal, m)?)?;
+    m.add_function(wrap_pyfunction!(_aes256gcm_open, m)?)?;
     Ok(())
 }
