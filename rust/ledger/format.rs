@@ -215,6 +215,13 @@ pub fn read_record(r: &mut impl Read, consumed: &mut u64) -> io::Result<Next> {
     Ok(Next::Record(buf))
 }
 
+/// A read buffer for a file: up to 1 MiB, never more than the file.
+pub fn buffer_size(f: &std::fs::File) -> usize {
+    f.metadata()
+        .map(|m| m.len().clamp(4096, 1 << 20) as usize)
+        .unwrap_or(64 * 1024)
+}
+
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::format::{self, Checkpoint, Meta, Next, BODY_FIXED, SEG_HEADER_LEN};
+use super::format::{self, buffer_size, Checkpoint, Meta, Next, BODY_FIXED, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, Hash, Tree};
 use crate::crypto::envelope::OVERHEAD;
 use crate::crypto::nonce::os_random;
@@ -524,7 +524,7 @@ fn scan(
             )));
         }
         segments.push((first, name.clone()));
-        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut r = BufReader::with_capacity(buffer_size(&f), f);
         let mut pos = SEG_HEADER_LEN as u64;
         loop {
             let index = tree.size();

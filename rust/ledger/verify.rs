@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::format::{self, Next, SEG_HEADER_LEN};
+use super::format::{self, buffer_size, Next, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, CompactRange, Hash};
 use super::store::{check_checkpoint, list_segments, read_checkpoints, read_meta};
 use crate::crypto::Keyring;
@@ -77,7 +77,7 @@ pub fn verify_dir(
         let f = File::open(&p).map_err(|e| {
             CoreError::Integrity(format!("entry {}: cannot open {name}: {e}", tree.size()))
         })?;
-        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut r = BufReader::with_capacity(buffer_size(&f), f);
         let mut header = [0u8; SEG_HEADER_LEN];
         r.read_exact(&mut header).map_err(|_| {
             CoreError::Integrity(format!(
