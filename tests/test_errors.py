@@ -1,6 +1,7 @@
 """The error hierarchy: one root, typed attributes, builtin bases where a value was bad."""
 
 import pytest
+
 import system0
 from system0 import errors
 

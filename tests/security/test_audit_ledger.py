@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from system0.errors import CryptoError, IntegrityError
 from system0.security.audit import (
     AuditLedger,

@@ -6,6 +6,7 @@ import hashlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from system0.security.audit import (
     consistency_proof,
     inclusion_proof,

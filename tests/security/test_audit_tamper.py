@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+
 from system0.errors import IntegrityError
 from system0.security.audit import AuditLedger, verify_ledger
 from system0.security.encryption import Keyring, SigningKey

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from system0 import _core
 from system0.errors import CryptoError
 from system0.security.encryption import ENVELOPE_OVERHEAD, Keyring, envelope_key_id

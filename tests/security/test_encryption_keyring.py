@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from system0.errors import CryptoError, IntegrityError
 from system0.security.encryption import (
     EnvKeyProvider,
