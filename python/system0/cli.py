@@ -14,6 +14,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from system0.demo import add_demo_command
 
     add_demo_command(sub)
+
+    from system0.security.audit_cli import add_audit_commands
+
+    add_audit_commands(sub)
     return parser
 
 
