@@ -23,7 +23,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::format::{self, buffer_size, Checkpoint, Meta, Next, BODY_FIXED, SEG_HEADER_LEN};
@@ -84,9 +84,15 @@ struct Inner {
 
 struct Io {
     file: File,
+}
+
+/// What the group commit has achieved; guarded apart from the file so waiters can check it
+/// while a leader is inside `write` or `fdatasync`.
+struct Progress {
     written: u64,
     synced: u64,
     last_sync: Instant,
+    busy: bool,
 }
 
 pub struct Ledger {
@@ -97,6 +103,8 @@ pub struct Ledger {
     signer: Option<Arc<SigningKey>>,
     inner: Mutex<Inner>,
     io: Mutex<Io>,
+    progress: Mutex<Progress>,
+    settled: Condvar,
     pub recovery: Recovery,
 }
 
@@ -215,12 +223,14 @@ impl Ledger {
             keyring,
             signer,
             inner: Mutex::new(inner),
-            io: Mutex::new(Io {
-                file,
+            io: Mutex::new(Io { file }),
+            progress: Mutex::new(Progress {
                 written: size,
                 synced: size,
                 last_sync: Instant::now(),
+                busy: false,
             }),
+            settled: Condvar::new(),
             recovery,
         })
     }
@@ -332,38 +342,76 @@ impl Ledger {
 
     /// Write (and sync, per policy or when `durable`) everything up to entry count `upto`.
     fn commit(&self, upto: u64, durable: bool) -> CoreResult<()> {
-        let mut io = lock(&self.io)?;
-        if io.written < upto {
-            let (chunks, count) = {
-                let mut inner = lock(&self.inner)?;
-                (std::mem::take(&mut inner.pending), inner.tree.size())
-            };
-            if let Err(e) = self.write_chunks(&mut io, chunks) {
-                let msg = format!(
-                    "ledger I/O failed in {}: {e}; entries after {} may not be on disk; reopen \
-                     the ledger (it recovers to what is on disk) once the cause is fixed",
-                    self.dir.display(),
-                    io.written
-                );
-                lock(&self.inner)?.failed = Some(msg.clone());
-                return Err(CoreError::Integrity(msg));
+        // Group commit: one leader at a time writes everything queued and syncs it, without
+        // holding the progress lock; waiters sleep on the condvar and leave as soon as a
+        // leader's write or sync covers their entries, so a sync is never waited for twice.
+        let mut g = lock(&self.progress)?;
+        loop {
+            let sync_due = durable
+                || match self.opts.fsync {
+                    Fsync::Always => true,
+                    Fsync::Interval(d) => g.last_sync.elapsed() >= d,
+                    Fsync::Never => false,
+                };
+            let need_sync = if durable { g.written.max(upto) } else { upto };
+            if g.written >= upto && (!sync_due || g.synced >= need_sync) {
+                return Ok(());
             }
-            io.written = count;
+            if g.busy {
+                g = self
+                    .settled
+                    .wait(g)
+                    .map_err(|_| CoreError::Internal("ledger lock poisoned by a panic".into()))?;
+                continue;
+            }
+            g.busy = true;
+            let written_before = g.written;
+            drop(g);
+            let outcome = self.lead(sync_due);
+            g = lock(&self.progress)?;
+            g.busy = false;
+            self.settled.notify_all();
+            match outcome {
+                Ok(count) => {
+                    g.written = count;
+                    if sync_due {
+                        g.synced = count;
+                        g.last_sync = Instant::now();
+                    }
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "ledger I/O failed in {}: {e}; entries after {written_before} may not \
+                         be on disk; reopen the ledger (it recovers to what is on disk) once \
+                         the cause is fixed",
+                        self.dir.display(),
+                    );
+                    lock(&self.inner)?.failed = Some(msg.clone());
+                    return Err(CoreError::Integrity(msg));
+                }
+            }
         }
-        let want_sync = durable
-            || match self.opts.fsync {
-                Fsync::Always => true,
-                Fsync::Interval(d) => io.last_sync.elapsed() >= d,
-                Fsync::Never => false,
-            };
-        if want_sync && io.synced < upto.max(io.written) {
-            io.file
-                .sync_data()
-                .map_err(|e| io_err("fsync", &self.dir, e))?;
-            io.synced = io.written;
-            io.last_sync = Instant::now();
+    }
+
+    /// The leader's work: write everything queued so far, sync it if asked; returns the
+    /// number of entries now written.
+    fn lead(&self, sync: bool) -> std::io::Result<u64> {
+        let mut io = self
+            .io
+            .lock()
+            .map_err(|_| std::io::Error::other("ledger file lock poisoned"))?;
+        let (chunks, count) = {
+            let mut inner = self
+                .inner
+                .lock()
+                .map_err(|_| std::io::Error::other("ledger state lock poisoned"))?;
+            (std::mem::take(&mut inner.pending), inner.tree.size())
+        };
+        self.write_chunks(&mut io, chunks)?;
+        if sync {
+            io.file.sync_data()?;
         }
-        Ok(())
+        Ok(count)
     }
 
     fn write_chunks(&self, io: &mut Io, chunks: Vec<Chunk>) -> std::io::Result<()> {
