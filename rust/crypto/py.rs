@@ -14,6 +14,9 @@ use super::sign::{self, SigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
 
+/// `(id, status, primary, created_unix_ns, messages)`.
+type KeyRow = (u32, &'static str, bool, u64, u64);
+
 /// Payloads above this size are sealed and opened with the GIL released.
 const GIL_RELEASE_BYTES: usize = 64 * 1024;
 
@@ -80,7 +83,7 @@ impl PyKeyring {
     }
 
     /// `(id, status, primary, created_unix_ns, messages)` for every key; never material.
-    fn keys(&self) -> PyResult<Vec<(u32, &'static str, bool, u64, u64)>> {
+    fn keys(&self) -> PyResult<Vec<KeyRow>> {
         Ok(self
             .inner
             .keys()?

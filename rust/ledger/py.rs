@@ -16,6 +16,11 @@ use crate::error::CoreError;
 use crate::gil::without_gil;
 
 type CheckpointTuple<'py> = (u64, Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
+type LedgerInfo<'py> = (
+    Bound<'py, PyBytes>,
+    Option<Bound<'py, PyBytes>>,
+    Vec<CheckpointTuple<'py>>,
+);
 
 fn hash32(b: &[u8], what: &str) -> PyResult<Hash> {
     b.try_into().map_err(|_| {
@@ -241,14 +246,7 @@ fn ledger_verify(
 
 /// `(ledger_id, public_key or None, checkpoints)` read from a ledger directory.
 #[pyfunction]
-fn ledger_info<'py>(
-    py: Python<'py>,
-    path: PathBuf,
-) -> PyResult<(
-    Bound<'py, PyBytes>,
-    Option<Bound<'py, PyBytes>>,
-    Vec<CheckpointTuple<'py>>,
-)> {
+fn ledger_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<LedgerInfo<'py>> {
     let meta = super::store::read_meta(&path)?;
     let cps = super::store::read_checkpoints(&path)?;
     Ok((
