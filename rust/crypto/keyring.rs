@@ -226,7 +226,9 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> CoreResult<()> {
             path.display()
         ))
     };
-    let tmp = path.with_extension("tmp");
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
     {
         let mut f = fs::File::create(&tmp).map_err(|e| io("create a temporary file beside", e))?;
         f.write_all(data).map_err(|e| io("write", e))?;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from system0.errors import CryptoError, IntegrityError
 from system0.security.audit import (
@@ -186,3 +189,37 @@ def test_keys_are_required_for_what_needs_them(
     # Another keyring cannot read the entries, and deep verification says which one fails.
     with pytest.raises(IntegrityError, match="entry 0"):
         verify_ledger(tmp_path / "l", keyring=Keyring.generate())
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(0, 300), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(1, 40), max_size=4),
+    data=st.data(),
+)
+def test_any_history_of_appends_and_checkpoints_proves_out(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    cuts: list[int],
+    data: st.DataObject,
+) -> None:
+    ring, signer = Keyring.generate(), SigningKey.generate()
+    ledger = AuditLedger.open(
+        tmp_path_factory.mktemp("h") / "l", keyring=ring, signing_key=signer, segment_bytes=4096
+    )
+    checkpoints = []
+    for n, size in enumerate(sizes, start=1):
+        ledger.append(bytes([n % 256]) * size)
+        if n in cuts or n == len(sizes):
+            checkpoints.append(ledger.checkpoint())
+    public = signer.public_key
+    for old, new in itertools.pairwise(checkpoints):
+        proof = ledger.consistency_proof(old.size, new.size)
+        assert verify_consistency(old.size, new.size, old.root, new.root, proof)
+    last = checkpoints[-1]
+    index = data.draw(st.integers(0, last.size - 1))
+    assert ledger.inclusion_proof(index, last).verify(public)
+    assert ledger.read(index).data == bytes([(index + 1) % 256]) * sizes[index]
+    assert ledger.verify(public).entries == len(sizes)
