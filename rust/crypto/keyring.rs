@@ -14,7 +14,6 @@
 //! its envelopes can never be opened again.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -22,12 +21,13 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zeroize::Zeroizing;
 
 use super::envelope::{self, CipherKey, OVERHEAD};
+use super::keyfile::{
+    atomic_write, master_key, read_u32, read_u64, split_file, BODY_MAGIC, FILE_MAGIC,
+};
 use super::nonce::os_random;
 use crate::error::{CoreError, CoreResult};
 
 pub const MAX_MESSAGES_PER_KEY: u64 = 1 << 32;
-const FILE_MAGIC: &[u8; 10] = b"S0KEYRING\x01";
-const BODY_MAGIC: &[u8; 4] = b"S0KR";
 /// The key id under which the keyring file itself is sealed with the master key.
 const MASTER_KEY_ID: u32 = 0;
 
@@ -216,81 +216,6 @@ impl State {
         file.extend_from_slice(&sealed);
         atomic_write(&store.path, &file)
     }
-}
-
-/// Replace `path` with `data` so that a crash leaves either the old or the new file.
-pub fn atomic_write(path: &Path, data: &[u8]) -> CoreResult<()> {
-    let io = |what: &str, e: std::io::Error| {
-        CoreError::Crypto(format!(
-            "could not {what} {}: {e}; check the directory exists and is writable",
-            path.display()
-        ))
-    };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    {
-        let mut f = fs::File::create(&tmp).map_err(|e| io("create a temporary file beside", e))?;
-        f.write_all(data).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("fsync", e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| io("rename into place", e))?;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
-fn read_u32(b: &[u8], at: &mut usize) -> CoreResult<u32> {
-    let v = b
-        .get(*at..*at + 4)
-        .ok_or_else(|| CoreError::Integrity("keyring body is truncated".into()))?;
-    *at += 4;
-    Ok(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
-}
-fn read_u64(b: &[u8], at: &mut usize) -> CoreResult<u64> {
-    let v = b
-        .get(*at..*at + 8)
-        .ok_or_else(|| CoreError::Integrity("keyring body is truncated".into()))?;
-    *at += 8;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(v);
-    Ok(u64::from_le_bytes(a))
-}
-
-/// The provider parameters stored (in the clear, authenticated) at the head of a keyring file.
-pub fn read_provider_params(path: &Path) -> CoreResult<Vec<u8>> {
-    let data = fs::read(path).map_err(|e| {
-        CoreError::Crypto(format!(
-            "could not read keyring file {}: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(split_file(path, &data)?.0.to_vec())
-}
-
-fn split_file<'a>(path: &Path, data: &'a [u8]) -> CoreResult<(&'a [u8], &'a [u8], &'a [u8])> {
-    let bad = || {
-        CoreError::Integrity(format!(
-            "{} is not a system0 keyring file (bad magic or truncated header)",
-            path.display()
-        ))
-    };
-    if data.len() < FILE_MAGIC.len() + 4 || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
-        return Err(bad());
-    }
-    let mut at = FILE_MAGIC.len();
-    let n = read_u32(data, &mut at).map_err(|_| bad())? as usize;
-    let params = data.get(at..at + n).ok_or_else(bad)?;
-    let head = &data[..at + n];
-    Ok((params, head, &data[at + n..]))
 }
 
 impl Keyring {
@@ -598,18 +523,6 @@ impl Keyring {
     }
 }
 
-fn master_key(master: &[u8]) -> CoreResult<Zeroizing<[u8; 32]>> {
-    if master.len() != 32 {
-        return Err(CoreError::InvalidArgument(format!(
-            "a master key must be 32 bytes, the KeyProvider returned {}",
-            master.len()
-        )));
-    }
-    let mut k = Zeroizing::new([0u8; 32]);
-    k.copy_from_slice(master);
-    Ok(k)
-}
-
 fn decode(b: &[u8]) -> CoreResult<State> {
     let bad = |what: &str| CoreError::Integrity(format!("keyring body is malformed: {what}"));
     if b.len() < 4 || &b[..4] != BODY_MAGIC {
@@ -665,55 +578,5 @@ fn decode(b: &[u8]) -> CoreResult<State> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotation_keeps_old_data_readable_and_destroy_shreds() {
-        let kr = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
-        let a = kr.rotate().unwrap();
-        let e1 = kr.encrypt(b"one", b"").unwrap();
-        let b = kr.rotate().unwrap();
-        let e2 = kr.encrypt(b"two", b"").unwrap();
-        assert_ne!(a, b);
-        assert_eq!(kr.decrypt(&e1, b"").unwrap(), b"one");
-        assert_eq!(kr.decrypt(&e2, b"").unwrap(), b"two");
-        kr.destroy(a).unwrap();
-        assert!(kr
-            .decrypt(&e1, b"")
-            .unwrap_err()
-            .to_string()
-            .contains("destroyed"));
-        assert!(kr.destroy(b).is_err()); // primary
-    }
-
-    #[test]
-    fn limit_without_rotation_refuses() {
-        let kr = Keyring::new(3, Some(3), false).unwrap();
-        kr.rotate().unwrap();
-        for _ in 0..3 {
-            kr.encrypt(b"x", b"").unwrap();
-        }
-        assert!(kr
-            .encrypt(b"x", b"")
-            .unwrap_err()
-            .to_string()
-            .contains("limit"));
-    }
-
-    #[test]
-    fn persisted_roundtrip_and_wrong_master() {
-        let dir = std::env::temp_dir().join(format!("s0kr-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("k.bin");
-        let kr = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
-        kr.rotate().unwrap();
-        kr.save(&path, &[5u8; 32], b"params").unwrap();
-        let env = kr.encrypt(b"secret", b"").unwrap();
-        let back = Keyring::load(&path, &[5u8; 32]).unwrap();
-        assert_eq!(back.decrypt(&env, b"").unwrap(), b"secret");
-        assert_eq!(read_provider_params(&path).unwrap(), b"params");
-        assert!(Keyring::load(&path, &[6u8; 32]).is_err());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-}
+#[path = "keyring_tests.rs"]
+mod tests;

@@ -3,6 +3,7 @@
 //! (keyring.rs), Ed25519 identity keys (sign.rs). All primitives come from `ring`.
 
 pub mod envelope;
+pub mod keyfile;
 pub mod keyring;
 pub mod nonce;
 pub mod py;

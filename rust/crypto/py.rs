@@ -9,7 +9,7 @@ use pyo3::types::PyBytes;
 use zeroize::Zeroizing;
 
 use super::envelope::{self, OVERHEAD};
-use super::keyring::{self, Keyring, MAX_MESSAGES_PER_KEY};
+use super::keyring::{Keyring, MAX_MESSAGES_PER_KEY};
 use super::sign::{self, SigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
@@ -167,7 +167,7 @@ impl PyKeyring {
 
     #[staticmethod]
     fn read_provider_params(path: PathBuf) -> PyResult<Vec<u8>> {
-        Ok(keyring::read_provider_params(&path)?)
+        Ok(super::keyfile::read_provider_params(&path)?)
     }
 
     /// The key id an envelope names (parsed from its header; nothing is decrypted).

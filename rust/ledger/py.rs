@@ -247,8 +247,8 @@ fn ledger_verify(
 /// `(ledger_id, public_key or None, checkpoints)` read from a ledger directory.
 #[pyfunction]
 fn ledger_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<LedgerInfo<'py>> {
-    let meta = super::store::read_meta(&path)?;
-    let cps = super::store::read_checkpoints(&path)?;
+    let meta = super::recover::read_meta(&path)?;
+    let cps = super::recover::read_checkpoints(&path)?;
     Ok((
         PyBytes::new(py, &meta.ledger_id),
         meta.public_key.map(|k| PyBytes::new(py, &k)),

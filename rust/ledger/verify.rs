@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::format::{self, buffer_size, Next, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, CompactRange, Hash};
-use super::store::{check_checkpoint, list_segments, read_checkpoints, read_meta};
+use super::recover::{check_checkpoint, list_segments, read_checkpoints, read_meta};
 use crate::crypto::Keyring;
 use crate::error::{CoreError, CoreResult};
 
