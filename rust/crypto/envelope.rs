@@ -140,14 +140,24 @@ pub fn seal_into(
             "envelope buffer has the wrong size".into(),
         ));
     }
+    out[HEADER_LEN..HEADER_LEN + plaintext.len()].copy_from_slice(plaintext);
+    seal_prepared(key_id, key, aad, out)
+}
+
+/// Seal in place: `out` is `[49 bytes of room | plaintext | 16 bytes of room]`; the header
+/// and tag are written into the room. Lets callers place the plaintext with a single copy.
+pub fn seal_prepared(key_id: u32, key: &CipherKey, aad: &[u8], out: &mut [u8]) -> CoreResult<()> {
+    if out.len() < OVERHEAD {
+        return Err(CoreError::Internal("envelope buffer is too small".into()));
+    }
     let nonce = random_nonce()?;
     out[0] = FORMAT_V1;
     out[1..5].copy_from_slice(&key_id.to_be_bytes());
     out[5..17].copy_from_slice(&nonce);
     out[17..49].copy_from_slice(&key.commitment);
+    let body_len = out.len() - OVERHEAD;
     let (header, rest) = out.split_at_mut(HEADER_LEN);
-    let (body, tag_out) = rest.split_at_mut(plaintext.len());
-    body.copy_from_slice(plaintext);
+    let (body, tag_out) = rest.split_at_mut(body_len);
     let tag = with_aad(header, aad, |a| {
         key.aead
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(a), body)
@@ -166,6 +176,24 @@ pub fn seal(key_id: u32, key: &CipherKey, plaintext: &[u8], aad: &[u8]) -> CoreR
 /// Open `envelope` into `out` (exactly `envelope.len() - OVERHEAD` bytes). On any failure
 /// `out` is wiped: a caller never sees a partial plaintext.
 pub fn open_into(key: &CipherKey, envelope: &[u8], aad: &[u8], out: &mut [u8]) -> CoreResult<()> {
+    parse_header(envelope)?;
+    if out.len() != envelope.len() - OVERHEAD {
+        return Err(CoreError::Internal(
+            "plaintext buffer has the wrong size".into(),
+        ));
+    }
+    out.copy_from_slice(&envelope[HEADER_LEN..envelope.len() - TAG_LEN]);
+    open_prepared(key, envelope, aad, out)
+}
+
+/// Open in place: `out` already holds a copy of the envelope's ciphertext; the header and
+/// tag are read from `envelope`. On failure `out` is wiped.
+pub fn open_prepared(
+    key: &CipherKey,
+    envelope: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) -> CoreResult<()> {
     let header = parse_header(envelope)?;
     if out.len() != envelope.len() - OVERHEAD {
         return Err(CoreError::Internal(
@@ -173,6 +201,7 @@ pub fn open_into(key: &CipherKey, envelope: &[u8], aad: &[u8], out: &mut [u8]) -
         ));
     }
     if header.commitment != key.commitment {
+        out.iter_mut().for_each(|b| *b = 0);
         return Err(CoreError::Crypto(format!(
             "envelope for key {} carries a key commitment that does not match that key: it \
              was sealed under a different key (or crafted to open under two keys); refusing \
@@ -181,7 +210,6 @@ pub fn open_into(key: &CipherKey, envelope: &[u8], aad: &[u8], out: &mut [u8]) -
         )));
     }
     let body_end = envelope.len() - TAG_LEN;
-    out.copy_from_slice(&envelope[HEADER_LEN..body_end]);
     let tag = Tag::try_from(&envelope[body_end..])
         .map_err(|_| CoreError::Internal("GCM tag is not 16 bytes".into()))?;
     let opened = with_aad(&envelope[..HEADER_LEN], aad, |a| {

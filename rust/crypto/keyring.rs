@@ -364,6 +364,19 @@ impl Keyring {
 
     /// Seal `plaintext` into `out` (`plaintext.len() + OVERHEAD` bytes) under the primary key.
     pub fn encrypt_into(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> CoreResult<u32> {
+        self.encrypt_with(|id, cipher| envelope::seal_into(id, cipher, plaintext, aad, out))
+    }
+
+    /// Seal in place under the primary key: `out` is `[49 bytes | plaintext | 16 bytes]`.
+    pub fn encrypt_prepared(&self, aad: &[u8], out: &mut [u8]) -> CoreResult<u32> {
+        self.encrypt_with(|id, cipher| envelope::seal_prepared(id, cipher, aad, out))
+    }
+
+    /// Take one message of the primary key's budget, then run `seal` with that key.
+    fn encrypt_with(
+        &self,
+        mut seal: impl FnMut(u32, &CipherKey) -> CoreResult<()>,
+    ) -> CoreResult<u32> {
         loop {
             {
                 let st = self.read()?;
@@ -380,7 +393,7 @@ impl Keyring {
                         .cipher
                         .as_ref()
                         .ok_or_else(|| CoreError::Internal("primary key has no material".into()))?;
-                    envelope::seal_into(slot.id, cipher, plaintext, aad, out)?;
+                    seal(slot.id, cipher)?;
                     return Ok(slot.id);
                 }
             }
@@ -456,6 +469,18 @@ impl Keyring {
     ) -> CoreResult<()> {
         self.with_opening_key(envelope_bytes, |k| {
             envelope::open_into(k, envelope_bytes, aad, out)
+        })
+    }
+
+    /// Open in place: `out` already holds a copy of the envelope's ciphertext.
+    pub fn decrypt_prepared(
+        &self,
+        envelope_bytes: &[u8],
+        aad: &[u8],
+        out: &mut [u8],
+    ) -> CoreResult<()> {
+        self.with_opening_key(envelope_bytes, |k| {
+            envelope::open_prepared(k, envelope_bytes, aad, out)
         })
     }
 
