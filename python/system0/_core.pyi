@@ -61,7 +61,7 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 # ledger
 _Checkpoint = tuple[int, bytes, int, bytes]
-_Report = tuple[int, bytes, int, int, bool, bool]
+_Report = tuple[int, bytes, int, int, bool, bool, int]
 
 @final
 class Ledger:

@@ -334,6 +334,11 @@ impl Keyring {
         Ok(id)
     }
 
+    /// The status of key `id`, or None when the keyring never held it.
+    pub fn status(&self, id: u32) -> CoreResult<Option<KeyStatus>> {
+        Ok(self.read()?.slot(id).ok().map(|s| s.status))
+    }
+
     pub fn primary_key_id(&self) -> CoreResult<Option<u32>> {
         Ok(self.read()?.primary)
     }

@@ -15,6 +15,8 @@ use crate::crypto::py::{PyKeyring, PySigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
 
+/// `(entries, root, checkpoints, segments, signed, decrypted, shredded)`.
+type VerifyTuple = (u64, Vec<u8>, usize, usize, bool, bool, u64);
 type CheckpointTuple<'py> = (u64, Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
 type LedgerInfo<'py> = (
     Bound<'py, PyBytes>,
@@ -200,7 +202,7 @@ impl PyLedger {
         py: Python<'_>,
         public_key: Option<Vec<u8>>,
         deep: bool,
-    ) -> PyResult<(u64, Vec<u8>, usize, usize, bool, bool)> {
+    ) -> PyResult<VerifyTuple> {
         self.sync(py)?;
         let kr = if deep {
             self.keyring.as_ref().map(|k| k.get().inner.clone())
@@ -217,7 +219,7 @@ fn run_verify(
     dir: PathBuf,
     public_key: Option<Vec<u8>>,
     keyring: Option<Arc<crate::crypto::Keyring>>,
-) -> PyResult<(u64, Vec<u8>, usize, usize, bool, bool)> {
+) -> PyResult<VerifyTuple> {
     let r = without_gil(py, || {
         verify::verify_dir(&dir, public_key.as_deref(), keyring.as_deref())
     })?;
@@ -228,6 +230,7 @@ fn run_verify(
         r.segments,
         r.signed,
         r.decrypted,
+        r.shredded,
     ))
 }
 
@@ -240,7 +243,7 @@ fn ledger_verify(
     path: PathBuf,
     public_key: Option<Vec<u8>>,
     keyring: Option<PyRef<'_, PyKeyring>>,
-) -> PyResult<(u64, Vec<u8>, usize, usize, bool, bool)> {
+) -> PyResult<VerifyTuple> {
     run_verify(py, path, public_key, keyring.map(|k| k.inner.clone()))
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use super::format::{self, buffer_size, Next, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, CompactRange, Hash};
 use super::recover::{check_checkpoint, list_segments, read_checkpoints, read_meta};
-use crate::crypto::Keyring;
+use crate::crypto::{envelope, KeyStatus, Keyring};
 use crate::error::{CoreError, CoreResult};
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct Report {
     pub segments: usize,
     pub signed: bool,
     pub decrypted: bool,
+    /// Entries sealed under keys that were destroyed (crypto-shredded): their bytes still
+    /// verify in the tree, their contents are gone.
+    pub shredded: u64,
 }
 
 /// Verify the ledger in `dir`. `public_key` overrides the key recorded in ledger.meta (an
@@ -63,6 +66,7 @@ pub fn verify_dir(
         )));
     }
     let mut tree = CompactRange::default();
+    let mut shredded = 0u64;
     let check_cps = |tree: &CompactRange, next_cp: &mut usize| -> CoreResult<()> {
         while *next_cp < checkpoints.len() && checkpoints[*next_cp].size == tree.size() {
             let cp = &checkpoints[*next_cp];
@@ -132,10 +136,20 @@ pub fn verify_dir(
                 )));
             }
             if let Some(kr) = keyring {
-                let aad = format::entry_aad(&meta.ledger_id, &body);
-                kr.decrypt(b.envelope, &aad).map_err(|e| {
-                    CoreError::Integrity(format!("entry {index}: its envelope does not open: {e}"))
-                })?;
+                let key_id = envelope::parse_header(b.envelope)
+                    .map_err(|e| CoreError::Integrity(format!("entry {index}: {e}")))?
+                    .key_id;
+                if kr.status(key_id)? == Some(KeyStatus::Destroyed) {
+                    // Crypto-shredded on purpose: unreadable by design, still hashed above.
+                    shredded += 1;
+                } else {
+                    let aad = format::entry_aad(&meta.ledger_id, &body);
+                    kr.decrypt(b.envelope, &aad).map_err(|e| {
+                        CoreError::Integrity(format!(
+                            "entry {index}: its envelope does not open: {e}"
+                        ))
+                    })?;
+                }
             }
             tree.push(leaf_hash(&body));
             check_cps(&tree, &mut next_cp)?;
@@ -158,5 +172,6 @@ pub fn verify_dir(
         segments: names.len(),
         signed: meta.public_key.is_some(),
         decrypted: keyring.is_some(),
+        shredded,
     })
 }

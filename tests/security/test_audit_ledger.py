@@ -223,3 +223,22 @@ def test_any_history_of_appends_and_checkpoints_proves_out(
     assert ledger.inclusion_proof(index, last).verify(public)
     assert ledger.read(index).data == bytes([(index + 1) % 256]) * sizes[index]
     assert ledger.verify(public).entries == len(sizes)
+
+
+def test_crypto_shredding_an_entry_key_keeps_the_audit_chain_verifiable(tmp_path: Path) -> None:
+    ring, signer = Keyring.generate(), SigningKey.generate()
+    ledger = AuditLedger.open(tmp_path / "l", keyring=ring, signing_key=signer)
+    ledger.log_data_access("carol", "player/99/history", "export", "allow")
+    ledger.log_data_access("carol", "player/99/history", "read", "allow")
+    old_key = ring.primary_key_id
+    assert old_key is not None
+    ring.rotate()
+    ledger.append({"after": "rotation"})
+    ledger.checkpoint()
+    ring.destroy(old_key)  # the player asked to be forgotten
+    with pytest.raises(CryptoError, match="destroyed"):
+        ledger.read(0)
+    assert ledger.read(2).json() == {"after": "rotation"}
+    report = ledger.verify(signer.public_key)
+    assert (report.entries, report.shredded, report.decrypted) == (3, 2, True)
+    assert verify_ledger(tmp_path / "l", signer.public_key).entries == 3

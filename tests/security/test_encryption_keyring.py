@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -204,3 +205,38 @@ def test_bad_arguments_are_value_errors() -> None:
         Keyring(message_limit=2**32 + 1)
     with pytest.raises(ValueError, match="rotate_at"):
         Keyring(message_limit=10, rotate_at=11)
+
+
+class WrappingKeyProvider:
+    """A KMS-shaped provider: the master key is a data key wrapped by a key-encryption key
+    that never leaves the "KMS" (here an AES-GCM key held by this object)."""
+
+    name = "test-kms"
+
+    def __init__(self, kek: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._kms = AESGCM(kek)
+
+    def create_master_key(self) -> tuple[bytearray, bytes]:
+        data_key = bytearray(os.urandom(32))
+        nonce = os.urandom(12)
+        wrapped = nonce + self._kms.encrypt(nonce, bytes(data_key), b"system0 keyring")
+        return data_key, json.dumps({"provider": self.name, "wrapped": wrapped.hex()}).encode()
+
+    def master_key(self, params: bytes) -> bytearray:
+        wrapped = bytes.fromhex(json.loads(params)["wrapped"])
+        return bytearray(self._kms.decrypt(wrapped[:12], wrapped[12:], b"system0 keyring"))
+
+
+def test_a_kms_style_provider_plugs_in(tmp_path: Path) -> None:
+    kek = os.urandom(32)
+    provider = WrappingKeyProvider(kek)
+    assert isinstance(provider, KeyProvider)
+    ring = Keyring.create(tmp_path / "k.s0k", provider)
+    env = ring.encrypt(b"kms protected")
+    assert (
+        Keyring.load(tmp_path / "k.s0k", WrappingKeyProvider(kek)).decrypt(env) == b"kms protected"
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the "KMS" refuses to unwrap
+        Keyring.load(tmp_path / "k.s0k", WrappingKeyProvider(os.urandom(32)))

@@ -137,6 +137,7 @@ class VerifyReport:
     segments: int
     signed: bool  # checkpoint signatures were checked
     decrypted: bool  # every envelope was authenticated with the keyring
+    shredded: int  # entries under destroyed keys: still hashed and verified, unreadable
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _report(r: tuple[int, bytes, int, int, bool, bool]) -> VerifyReport:
+def _report(r: tuple[int, bytes, int, int, bool, bool, int]) -> VerifyReport:
     return VerifyReport(*r)
 
 
