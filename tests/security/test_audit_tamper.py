@@ -158,7 +158,9 @@ def test_rewriting_the_last_entry_is_caught_by_the_checkpoint_and_by_the_keyring
         verify_ledger(tmp_path / "l", signer.public_key, ring)
 
 
-def test_torn_tail_is_cut_on_open_and_reported(tmp_path: Path) -> None:
+def test_torn_tail_is_cut_on_open_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ring, signer = _build(tmp_path / "l", n=5, checkpoint=False)
     seg = _segment(tmp_path / "l")
     data = seg.read_bytes()
@@ -166,6 +168,7 @@ def test_torn_tail_is_cut_on_open_and_reported(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match=r"entry 4: .*ends inside a record"):
         verify_ledger(tmp_path / "l")
     ledger = AuditLedger.open(tmp_path / "l", keyring=ring, signing_key=signer)
+    assert "cut a torn tail" in caplog.text and "entry 4" in caplog.text
     assert ledger.size == 4
     assert ledger.recovery is not None
     cut, index, segment = ledger.recovery

@@ -22,6 +22,7 @@ name the first bad entry.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from system0.errors import IntegrityError
 from system0.security.encryption import Keyring, SigningKey
 
 FsyncPolicy = Literal["always", "interval", "never"]
+
+_log = logging.getLogger("system0.security.audit")
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -204,6 +207,17 @@ class AuditLedger:
             fsync_interval_s=fsync_interval_s,
             segment_bytes=segment_bytes,
         )
+        if core.recovery is not None:
+            cut, index, segment = core.recovery
+            _log.warning(
+                "audit ledger %s: cut a torn tail of %d bytes at entry %d in %s (a write "
+                "interrupted by a crash; entries from %d on were never acknowledged as durable)",
+                os.fspath(path),
+                cut,
+                index,
+                segment,
+                index,
+            )
         return cls(core, keyring)
 
     def __enter__(self) -> AuditLedger:
