@@ -5,9 +5,11 @@
 pub mod admission;
 pub mod breaker;
 pub mod clock;
+pub mod crypto;
 pub mod energy;
 pub mod error;
 pub mod gil;
+pub mod ledger;
 pub mod logfmt;
 pub mod queue;
 pub mod telemetry;
@@ -26,5 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     queue::py::register(m)?;
     admission::py::register(m)?;
     breaker::py::register(m)?;
+    crypto::py::register(m)?;
+    ledger::py::register(m)?;
     Ok(())
 }
