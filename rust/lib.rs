@@ -3,7 +3,9 @@
 //! and calls each `register`.
 
 pub mod clock;
+pub mod codec;
 pub mod error;
+pub mod features;
 pub mod gil;
 
 use pyo3::prelude::*;
@@ -12,5 +14,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
+    codec::py::register(m)?;
+    features::py::register(m)?;
     Ok(())
 }

@@ -1,0 +1,296 @@
+//! The batch driver: split input into rows, parse with simd-json, validate each row, append
+//! the valid ones to columns and keep per-row errors (with the raw bytes of refused rows).
+//!
+//! Input forms: a JSON array of objects (parsed in one pass; only when it is malformed are its
+//! elements split and parsed one by one, so a syntax error stays inside its row), NDJSON (one
+//! object per non-blank line), or a list of separate rows.
+
+use std::ops::Range;
+
+use arrow_array::RecordBatch;
+use simd_json::{Buffers, Node, Tape};
+
+use super::columns::{finish_game_states, GameStateCols, SampleCols};
+use super::validate::{game_state, span, training_sample, Issue};
+
+/// Which contract a batch is validated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    GameState,
+    TrainingSample,
+}
+
+/// One refused row: its index in the input, the broken rules, and its raw bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    pub row: u32,
+    pub issues: Vec<Issue>,
+    pub raw: Vec<u8>,
+}
+
+/// The result of decoding a batch: the valid rows as Arrow, and the refused ones.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub batch: RecordBatch,
+    /// Input row index of each batch row (batch row k came from input row `rows[k]`).
+    pub rows: Vec<u32>,
+    pub errors: Vec<RowError>,
+    /// Rows seen in the input (valid + refused).
+    pub total: u32,
+}
+
+enum Cols {
+    Gs(GameStateCols),
+    Ts(SampleCols),
+}
+
+struct Sink {
+    cols: Cols,
+    rows: Vec<u32>,
+    errors: Vec<RowError>,
+    issues: Vec<Issue>,
+}
+
+impl Sink {
+    fn new(contract: Contract, n: usize) -> Self {
+        Self {
+            cols: match contract {
+                Contract::GameState => Cols::Gs(GameStateCols::with_capacity(n)),
+                Contract::TrainingSample => Cols::Ts(SampleCols::with_capacity(n)),
+            },
+            rows: Vec::with_capacity(n),
+            errors: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// Validate the value at `nodes[at]` as input row `row`; true when it was accepted.
+    fn row(&mut self, nodes: &[Node<'_>], at: usize, row: u32) -> bool {
+        self.issues.clear();
+        let ok = match &mut self.cols {
+            Cols::Gs(c) => match game_state(nodes, at, "", "", &mut self.issues) {
+                Some(r) => {
+                    c.push(&r);
+                    true
+                }
+                None => false,
+            },
+            Cols::Ts(c) => match training_sample(nodes, at, &mut self.issues) {
+                Some(r) => {
+                    c.push(&r);
+                    true
+                }
+                None => false,
+            },
+        };
+        if ok {
+            self.rows.push(row);
+        }
+        ok
+    }
+
+    fn reject(&mut self, row: u32, raw: &[u8]) {
+        self.errors.push(RowError {
+            row,
+            issues: std::mem::take(&mut self.issues),
+            raw: raw.to_vec(),
+        });
+    }
+
+    fn malformed(&mut self, row: u32, raw: &[u8], code: &'static str, message: String) {
+        self.issues.clear();
+        self.issues.push(Issue {
+            path: String::new(),
+            code,
+            message,
+        });
+        self.reject(row, raw);
+    }
+
+    fn finish(self, total: u32) -> Decoded {
+        let batch = match self.cols {
+            Cols::Gs(c) => finish_game_states(c),
+            Cols::Ts(c) => c.finish(),
+        };
+        Decoded {
+            batch,
+            rows: self.rows,
+            errors: self.errors,
+            total,
+        }
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn trim(data: &[u8], mut r: Range<usize>) -> Range<usize> {
+    while r.start < r.end && is_ws(data[r.start]) {
+        r.start += 1;
+    }
+    while r.end > r.start && is_ws(data[r.end - 1]) {
+        r.end -= 1;
+    }
+    r
+}
+
+/// Byte ranges of the elements of a top-level JSON array, found by tracking string and
+/// nesting state (no parsing). A truncated tail becomes one last element, which then fails
+/// to parse inside its own row.
+pub fn split_array(data: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let Some(open) = data.iter().position(|&b| !is_ws(b)) else {
+        return out;
+    };
+    let mut i = open + 1;
+    let mut start = i;
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    while i < data.len() {
+        let b = data[i];
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => depth -= 1,
+                b',' | b']' if depth == 0 => {
+                    let r = trim(data, start..i);
+                    if !r.is_empty() || b == b',' {
+                        out.push(r);
+                    }
+                    if b == b']' {
+                        return out;
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let r = trim(data, start..data.len());
+    if !r.is_empty() {
+        out.push(r);
+    }
+    out
+}
+
+/// Non-blank lines of NDJSON.
+fn split_lines(data: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            let r = trim(data, start..i);
+            if !r.is_empty() {
+                out.push(r);
+            }
+            start = i + 1;
+        }
+    }
+    let r = trim(data, start..data.len());
+    if !r.is_empty() {
+        out.push(r);
+    }
+    out
+}
+
+/// Parse and validate rows one by one, reusing the parser's buffers and tape.
+fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(rows: I, sink: &mut Sink) -> u32 {
+    let mut buffers = Buffers::default();
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut spare: Tape<'static> = Tape::null().reset();
+    let mut n = 0u32;
+    for raw in rows {
+        scratch.clear();
+        scratch.extend_from_slice(raw);
+        let mut tape = spare.reset();
+        match simd_json::fill_tape(&mut scratch, &mut buffers, &mut tape) {
+            Ok(()) => {
+                if !sink.row(&tape.0, 0, n) {
+                    sink.reject(n, raw);
+                }
+            }
+            Err(e) => sink.malformed(n, raw, "json_invalid", format!("malformed JSON: {e}")),
+        }
+        spare = tape.reset();
+        n += 1;
+    }
+    n
+}
+
+/// Decode a JSON array or NDJSON batch against `contract`.
+pub fn decode_json(data: &[u8], contract: Contract) -> Decoded {
+    let first = data.iter().copied().find(|&b| !is_ws(b));
+    if first != Some(b'[') {
+        let lines = split_lines(data);
+        let mut sink = Sink::new(contract, lines.len());
+        let n = rows_one_by_one(lines.iter().map(|r| &data[r.clone()]), &mut sink);
+        return sink.finish(n);
+    }
+    let mut copy = data.to_vec();
+    let mut buffers = Buffers::new(copy.len());
+    if let Ok(tape) = simd_json::to_tape_with_buffers(&mut copy, &mut buffers) {
+        if let Some(&Node::Array { len, .. }) = tape.0.first() {
+            let mut sink = Sink::new(contract, len);
+            let mut spans: Option<Vec<Range<usize>>> = None;
+            let mut at = 1;
+            for row in 0..len {
+                if !sink.row(&tape.0, at, row as u32) {
+                    // only refused rows need their bytes: split the input once, lazily
+                    let s = spans.get_or_insert_with(|| split_array(data));
+                    let raw = s.get(row).map_or(&[][..], |r| &data[r.clone()]);
+                    sink.reject(row as u32, raw);
+                }
+                at += tape.0.get(at).map_or(1, span);
+            }
+            return sink.finish(len as u32);
+        }
+    }
+    // malformed somewhere: isolate each element so that the error stays in its row
+    let spans = split_array(data);
+    let mut sink = Sink::new(contract, spans.len());
+    let n = rows_one_by_one(spans.iter().map(|r| &data[r.clone()]), &mut sink);
+    sink.finish(n)
+}
+
+/// Decode separate rows (one JSON document each) against `contract`.
+pub fn decode_rows(rows: &[&[u8]], contract: Contract) -> Decoded {
+    let mut sink = Sink::new(contract, rows.len());
+    let n = rows_one_by_one(rows.iter().copied(), &mut sink);
+    sink.finish(n)
+}
+
+/// Decode rows already parsed into one tape (msgpack): `elements` are (tape index, raw bytes).
+pub fn decode_tape(nodes: &[Node<'_>], elements: &[(usize, Range<usize>)], data: &[u8], contract: Contract) -> Decoded {
+    let mut sink = Sink::new(contract, elements.len());
+    for (row, (at, raw)) in elements.iter().enumerate() {
+        if !sink.row(nodes, *at, row as u32) {
+            sink.reject(row as u32, &data[raw.clone()]);
+        }
+    }
+    sink.finish(elements.len() as u32)
+}
+
+/// Append a trailing error row (e.g. a msgpack stream that broke off).
+pub fn with_trailing_error(mut d: Decoded, raw: &[u8], code: &'static str, message: String) -> Decoded {
+    d.errors.push(RowError {
+        row: d.total,
+        issues: vec![Issue {
+            path: String::new(),
+            code,
+            message,
+        }],
+        raw: raw.to_vec(),
+    });
+    d.total += 1;
+    d
+}
