@@ -12,7 +12,6 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticError
-
 from system0.data.models import ITEM_VOCABULARY, GameState, TrainingSample
 from system0.data.serialization import decode_game_states, decode_training_samples
 
@@ -34,7 +33,9 @@ unit = st.one_of(
     any_number,
     junk,
 )
-nonneg = st.one_of(st.floats(0, 1e7), st.integers(0, 10**7), st.sampled_from([-0.0, -1e-9]), any_number, junk)
+nonneg = st.one_of(
+    st.floats(0, 1e7), st.integers(0, 10**7), st.sampled_from([-0.0, -1e-9]), any_number, junk
+)
 finite = st.one_of(st.floats(-1e7, 1e7), st.integers(-(10**7), 10**7), any_number, junk)
 
 
@@ -62,7 +63,8 @@ def valid_timestamps(draw: st.DrawFn) -> str:
     d = draw(st.integers(1, 28))
     frac = draw(st.sampled_from(["", ".5", ".123456", ".001"]))
     tz = draw(st.sampled_from(["Z", "+02:00", "-07:30"]))
-    return f"{y:04d}-{mo:02d}-{d:02d}T{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}:00{frac}{tz}"
+    h, mi = draw(st.integers(0, 23)), draw(st.integers(0, 59))
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:00{frac}{tz}"
 
 
 champions = st.one_of(
@@ -196,7 +198,9 @@ def same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("S0_DIFF_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=int(os.environ.get("S0_DIFF_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 

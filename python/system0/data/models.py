@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from system0 import _core
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 """Version of the GameState / TrainingSample contract; bump it when a field changes."""
 
 ITEM_VOCABULARY: tuple[str, ...] = tuple(_core.item_vocabulary())
