@@ -33,7 +33,10 @@ Each value is ``value / scale`` computed in float64, then rounded to float32. Ro
 from __future__ import annotations
 
 import io
+import os
+import struct
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -41,7 +44,7 @@ import numpy.typing as npt
 
 from system0 import _core
 from system0._core import DecodedBatch
-from system0.errors import ValidationError
+from system0.errors import IntegrityError, ValidationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -176,6 +179,45 @@ def from_ipc_bytes(data: bytes) -> pa.Table:
         raise ValidationError(f"not an Arrow IPC stream: {exc}") from exc
 
 
+_MAGIC = b"S0B1"
+_HEADER = struct.Struct("<4sIQ")  # magic, CRC-32C of the payload, payload length
+
+
+def write_checksummed(batch: Any, path: str | Path) -> int:
+    """Store a batch as Arrow IPC behind a header holding its CRC-32C; returns the CRC."""
+    payload = ipc_bytes(batch)
+    crc = _core.crc32c(payload)
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(_HEADER.pack(_MAGIC, crc, len(payload)))
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # readers never see a half-written file
+    return crc
+
+
+def read_checksummed(path: str | Path) -> pa.Table:
+    """Read a batch written by :func:`write_checksummed`; a corrupt or truncated file raises
+    :class:`~system0.errors.IntegrityError` before any row is returned."""
+    data = Path(path).read_bytes()
+    if len(data) < _HEADER.size:
+        raise IntegrityError(f"{path}: truncated batch file ({len(data)} bytes)")
+    magic, crc, length = _HEADER.unpack_from(data)
+    payload = data[_HEADER.size :]
+    if magic != _MAGIC:
+        raise IntegrityError(f"{path}: not a system0 batch file (bad magic {magic!r})")
+    if len(payload) != length:
+        raise IntegrityError(f"{path}: payload is {len(payload)} bytes, header says {length}")
+    actual = _core.crc32c(payload)
+    if actual != crc:
+        raise IntegrityError(
+            f"{path}: CRC-32C mismatch (stored {crc:#010x}, computed {actual:#010x}); "
+            "the file is corrupt, restore it from its source"
+        )
+    return from_ipc_bytes(payload)
+
+
 __all__ = [
     "FEATURE_NAMES",
     "PAD_VALUE",
@@ -187,10 +229,12 @@ __all__ = [
     "features_torch",
     "from_ipc_bytes",
     "ipc_bytes",
+    "read_checksummed",
     "read_ipc",
     "read_parquet",
     "to_arrow",
     "to_json",
+    "write_checksummed",
     "write_ipc",
     "write_parquet",
 ]
