@@ -10,7 +10,6 @@ import msgspec
 import pyarrow as pa
 import pytest
 from conftest import dumps, game_state, sample
-
 from system0 import _core
 from system0.data.models import GameState
 from system0.data.serialization import (

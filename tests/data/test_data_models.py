@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from conftest import game_state, sample
 from pydantic import ValidationError
-
 from system0.data.models import (
     ABILITY_SLOTS,
     ITEM_VOCABULARY,
