@@ -11,7 +11,7 @@ use arrow_array::RecordBatch;
 use simd_json::{Buffers, Node, Tape};
 
 use super::columns::{finish_game_states, GameStateCols, SampleCols};
-use super::validate::{game_state, span, training_sample, Issue};
+use super::validate::{game_state, span, training_sample, Issue, Path};
 
 /// Which contract a batch is validated against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub struct Decoded {
     pub total: u32,
 }
 
+// One Sink exists per batch, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Cols {
     Gs(GameStateCols),
     Ts(SampleCols),
@@ -68,7 +70,7 @@ impl Sink {
     fn row(&mut self, nodes: &[Node<'_>], at: usize, row: u32) -> bool {
         self.issues.clear();
         let ok = match &mut self.cols {
-            Cols::Gs(c) => match game_state(nodes, at, "", "", &mut self.issues) {
+            Cols::Gs(c) => match game_state(nodes, at, &Path::ROOT, &mut self.issues) {
                 Some(r) => {
                     c.push(&r);
                     true
@@ -236,30 +238,72 @@ pub fn decode_json(data: &[u8], contract: Contract) -> Decoded {
         let n = rows_one_by_one(lines.iter().map(|r| &data[r.clone()]), &mut sink);
         return sink.finish(n);
     }
-    let mut copy = data.to_vec();
-    let mut buffers = Buffers::new(copy.len());
-    if let Ok(tape) = simd_json::to_tape_with_buffers(&mut copy, &mut buffers) {
-        if let Some(&Node::Array { len, .. }) = tape.0.first() {
-            let mut sink = Sink::new(contract, len);
-            let mut spans: Option<Vec<Range<usize>>> = None;
-            let mut at = 1;
-            for row in 0..len {
-                if !sink.row(&tape.0, at, row as u32) {
-                    // only refused rows need their bytes: split the input once, lazily
-                    let s = spans.get_or_insert_with(|| split_array(data));
-                    let raw = s.get(row).map_or(&[][..], |r| &data[r.clone()]);
-                    sink.reject(row as u32, raw);
-                }
-                at += tape.0.get(at).map_or(1, span);
-            }
-            return sink.finish(len as u32);
-        }
+    if let Some(d) = decode_whole_array(data, contract) {
+        return d;
     }
     // malformed somewhere: isolate each element so that the error stays in its row
     let spans = split_array(data);
     let mut sink = Sink::new(contract, spans.len());
     let n = rows_one_by_one(spans.iter().map(|r| &data[r.clone()]), &mut sink);
     sink.finish(n)
+}
+
+/// Parser buffers kept per thread between calls: a batch decode then reuses warm memory
+/// instead of faulting in fresh pages for the input copy and the tape (about 25 bytes of
+/// tape per JSON value). Inputs above `SCRATCH_KEEP_MAX` are decoded with throwaway buffers.
+struct Scratch {
+    input: Vec<u8>,
+    buffers: Buffers,
+    tape: Tape<'static>,
+}
+
+const SCRATCH_KEEP_MAX: usize = 64 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Fast path: the whole array parses as one document. `None` when it does not (or is not an
+/// array), and the caller falls back to element-by-element parsing.
+fn decode_whole_array(data: &[u8], contract: Contract) -> Option<Decoded> {
+    let mut s = SCRATCH
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| Scratch {
+            input: Vec::new(),
+            buffers: Buffers::new(data.len()),
+            tape: Tape(Vec::new()),
+        });
+    s.input.clear();
+    s.input.extend_from_slice(data);
+    let Scratch {
+        input,
+        buffers,
+        tape,
+    } = &mut s;
+    let mut t = std::mem::replace(tape, Tape(Vec::new())).reset();
+    let mut out = None;
+    if simd_json::fill_tape(input, buffers, &mut t).is_ok() {
+        if let Some(&Node::Array { len, .. }) = t.0.first() {
+            let mut sink = Sink::new(contract, len);
+            let mut spans: Option<Vec<Range<usize>>> = None;
+            let mut at = 1;
+            for row in 0..len {
+                if !sink.row(&t.0, at, row as u32) {
+                    // only refused rows need their bytes: split the input once, lazily
+                    let sp = spans.get_or_insert_with(|| split_array(data));
+                    let raw = sp.get(row).map_or(&[][..], |r| &data[r.clone()]);
+                    sink.reject(row as u32, raw);
+                }
+                at += t.0.get(at).map_or(1, span);
+            }
+            out = Some(sink.finish(len as u32));
+        }
+    }
+    *tape = t.reset();
+    if s.input.capacity() <= SCRATCH_KEEP_MAX {
+        SCRATCH.with(|c| *c.borrow_mut() = Some(s));
+    }
+    out
 }
 
 /// Decode separate rows (one JSON document each) against `contract`.
@@ -270,7 +314,12 @@ pub fn decode_rows(rows: &[&[u8]], contract: Contract) -> Decoded {
 }
 
 /// Decode rows already parsed into one tape (msgpack): `elements` are (tape index, raw bytes).
-pub fn decode_tape(nodes: &[Node<'_>], elements: &[(usize, Range<usize>)], data: &[u8], contract: Contract) -> Decoded {
+pub fn decode_tape(
+    nodes: &[Node<'_>],
+    elements: &[(usize, Range<usize>)],
+    data: &[u8],
+    contract: Contract,
+) -> Decoded {
     let mut sink = Sink::new(contract, elements.len());
     for (row, (at, raw)) in elements.iter().enumerate() {
         if !sink.row(nodes, *at, row as u32) {
@@ -281,7 +330,12 @@ pub fn decode_tape(nodes: &[Node<'_>], elements: &[(usize, Range<usize>)], data:
 }
 
 /// Append a trailing error row (e.g. a msgpack stream that broke off).
-pub fn with_trailing_error(mut d: Decoded, raw: &[u8], code: &'static str, message: String) -> Decoded {
+pub fn with_trailing_error(
+    mut d: Decoded,
+    raw: &[u8],
+    code: &'static str,
+    message: String,
+) -> Decoded {
     d.errors.push(RowError {
         row: d.total,
         issues: vec![Issue {

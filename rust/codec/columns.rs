@@ -63,7 +63,10 @@ fn f64_array(v: Vec<f64>) -> ArrayRef {
 }
 
 fn f64_nullable(v: Vec<f64>, valid: &[bool]) -> ArrayRef {
-    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid.to_vec()));
+    let nulls = valid
+        .iter()
+        .any(|v| !v)
+        .then(|| NullBuffer::from(valid.to_vec()));
     Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls))
 }
 
@@ -94,7 +97,11 @@ pub struct GameStateCols {
 /// Arrow fields of a GameState batch: flat, one column per leaf, in a stable order.
 pub fn game_state_fields() -> Fields {
     let mut f = vec![
-        Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("champion", DataType::Utf8, false),
         Field::new("position_x", DataType::Float64, false),
         Field::new("position_y", DataType::Float64, false),
@@ -102,7 +109,11 @@ pub fn game_state_fields() -> Fields {
         Field::new("mana", DataType::Float64, false),
     ];
     for slot in ABILITY_SLOTS {
-        f.push(Field::new(format!("cooldown_{slot}"), DataType::Float64, false));
+        f.push(Field::new(
+            format!("cooldown_{slot}"),
+            DataType::Float64,
+            false,
+        ));
     }
     f.push(Field::new(
         "inventory",
@@ -152,7 +163,8 @@ impl GameStateCols {
         for (col, v) in self.cooldowns.iter_mut().zip(r.cooldowns) {
             col.push(v);
         }
-        self.inv_keys.extend_from_slice(&r.items[..usize::from(r.n_items)]);
+        self.inv_keys
+            .extend_from_slice(&r.items[..usize::from(r.n_items)]);
         self.inv_offsets.push(self.inv_keys.len() as i32);
         self.vision.push(r.vision);
         self.gold.push(r.gold);
@@ -170,7 +182,10 @@ impl GameStateCols {
             None,
         );
         let mut out: Vec<ArrayRef> = vec![
-            Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(self.ts), None).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::new(ScalarBuffer::from(self.ts), None)
+                    .with_timezone("UTC"),
+            ),
             Arc::new(self.champion.finish()),
             f64_array(self.x),
             f64_array(self.y),
@@ -190,7 +205,10 @@ impl GameStateCols {
 fn metadata(kind: &str) -> HashMap<String, String> {
     HashMap::from([
         ("system0.contract".to_owned(), kind.to_owned()),
-        ("system0.schema_version".to_owned(), SCHEMA_VERSION.to_string()),
+        (
+            "system0.schema_version".to_owned(),
+            SCHEMA_VERSION.to_string(),
+        ),
     ])
 }
 
@@ -203,8 +221,12 @@ pub fn finish_game_states(cols: GameStateCols) -> RecordBatch {
     let schema = Arc::new(game_state_schema());
     let n = cols.len();
     let arrays = cols.finish();
-    RecordBatch::try_new_with_options(schema, arrays, &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)))
-        .expect("GameState columns match their schema by construction")
+    RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .expect("GameState columns match their schema by construction")
 }
 
 /// TrainingSample columns: nested structs for state / action / next_state / metadata.
@@ -287,7 +309,8 @@ impl SampleCols {
         self.push_action(&r.action);
         self.reward.push(r.reward);
         // A null struct still needs child slots: a default row stands under the null bit.
-        self.next_state.push(r.next_state.as_ref().unwrap_or(&GameStateRow::default()));
+        self.next_state
+            .push(r.next_state.as_ref().unwrap_or(&GameStateRow::default()));
         self.next_valid.push(r.next_state.is_some());
         self.match_id.push(Some(r.match_id));
         self.step.push(r.step);
@@ -296,12 +319,14 @@ impl SampleCols {
 
     fn push_action(&mut self, a: &ActionRow) {
         self.kind.push(Some(ACTION_KINDS[usize::from(a.kind)]));
-        self.slot.push(a.slot.map(|s| ABILITY_SLOTS[usize::from(s)]));
+        self.slot
+            .push(a.slot.map(|s| ABILITY_SLOTS[usize::from(s)]));
         let (x, y) = a.target.unwrap_or((0.0, 0.0));
         self.tx.push(x);
         self.ty.push(y);
         self.target_valid.push(a.target.is_some());
-        self.item.push(a.item.map(|i| ITEM_VOCABULARY[usize::from(i)]));
+        self.item
+            .push(a.item.map(|i| ITEM_VOCABULARY[usize::from(i)]));
     }
 
     pub fn finish(self) -> RecordBatch {
@@ -318,8 +343,13 @@ impl SampleCols {
             ],
             None,
         );
-        let next_nulls = self.next_valid.iter().any(|v| !v).then(|| NullBuffer::from(self.next_valid));
-        let next_state = StructArray::new(game_state_fields(), self.next_state.finish(), next_nulls);
+        let next_nulls = self
+            .next_valid
+            .iter()
+            .any(|v| !v)
+            .then(|| NullBuffer::from(self.next_valid));
+        let next_state =
+            StructArray::new(game_state_fields(), self.next_state.finish(), next_nulls);
         let meta = StructArray::new(
             meta_fields(),
             vec![

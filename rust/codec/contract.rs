@@ -230,10 +230,22 @@ mod tests {
         let mut out = Vec::new();
         format_timestamp(us, &mut out);
         assert_eq!(out, b"2024-02-29T11:30:45.250000Z");
-        assert_eq!(parse_timestamp("2023-02-29T00:00:00Z"), Err(TimestampError::Format));
-        assert_eq!(parse_timestamp("2024-01-01T00:00:00"), Err(TimestampError::Format));
-        assert_eq!(parse_timestamp("1999-12-31T23:59:59Z"), Err(TimestampError::Range));
-        assert_eq!(parse_timestamp("2000-01-01T00:30:00+01:00"), Err(TimestampError::Range));
+        assert_eq!(
+            parse_timestamp("2023-02-29T00:00:00Z"),
+            Err(TimestampError::Format)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00"),
+            Err(TimestampError::Format)
+        );
+        assert_eq!(
+            parse_timestamp("1999-12-31T23:59:59Z"),
+            Err(TimestampError::Range)
+        );
+        assert_eq!(
+            parse_timestamp("2000-01-01T00:30:00+01:00"),
+            Err(TimestampError::Range)
+        );
         assert_eq!(parse_timestamp("2000-01-01T00:00:00Z"), Ok(TS_MIN_US));
     }
 

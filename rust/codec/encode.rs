@@ -32,17 +32,36 @@ fn num(out: &mut Vec<u8>, v: f64) {
 
 /// JSON bytes of every row of a GameState batch; `ndjson` picks one object per line.
 pub fn game_states_to_json(b: &RecordBatch, ndjson: bool) -> CoreResult<Vec<u8>> {
-    let bad = |n: &str| CoreError::InvalidArgument(format!("column '{n}' has the wrong type; pass a GameState batch"));
-    let ts = col(b, "timestamp")?.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| bad("timestamp"))?;
-    let champ = col(b, "champion")?.as_string_opt::<i32>().ok_or_else(|| bad("champion"))?;
-    let inv = col(b, "inventory")?.as_list_opt::<i32>().ok_or_else(|| bad("inventory"))?;
-    let dict = inv.values().as_dictionary_opt::<UInt16Type>().ok_or_else(|| bad("inventory"))?;
-    let names = dict.values().as_string_opt::<i32>().ok_or_else(|| bad("inventory"))?;
+    let bad = |n: &str| {
+        CoreError::InvalidArgument(format!(
+            "column '{n}' has the wrong type; pass a GameState batch"
+        ))
+    };
+    let ts = col(b, "timestamp")?
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| bad("timestamp"))?;
+    let champ = col(b, "champion")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad("champion"))?;
+    let inv = col(b, "inventory")?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| bad("inventory"))?;
+    let dict = inv
+        .values()
+        .as_dictionary_opt::<UInt16Type>()
+        .ok_or_else(|| bad("inventory"))?;
+    let names = dict
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad("inventory"))?;
     let keys = dict.keys().values();
     let offsets = inv.value_offsets();
     let (x, y) = (f64s(b, "position_x")?, f64s(b, "position_y")?);
     let (health, mana) = (f64s(b, "health")?, f64s(b, "mana")?);
-    let cds: Vec<&[f64]> = ABILITY_SLOTS.iter().map(|s| f64s(b, &format!("cooldown_{s}"))).collect::<CoreResult<_>>()?;
+    let cds: Vec<&[f64]> = ABILITY_SLOTS
+        .iter()
+        .map(|s| f64s(b, &format!("cooldown_{s}")))
+        .collect::<CoreResult<_>>()?;
     let (vision, gold) = (f64s(b, "vision_score")?, f64s(b, "gold_advantage")?);
     let mut out = Vec::with_capacity(b.num_rows() * 256);
     if !ndjson {

@@ -33,7 +33,10 @@ impl<'a> Reader<'a> {
     }
 
     fn be(&mut self, n: usize) -> R<u64> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
     /// Read the length of the top-level array.
@@ -49,7 +52,8 @@ impl<'a> Reader<'a> {
 
     fn str_body(&mut self, n: usize) -> R<&'a str> {
         let b = self.take(n)?;
-        std::str::from_utf8(b).map_err(|_| format!("msgpack string is not UTF-8 at byte {}", self.pos))
+        std::str::from_utf8(b)
+            .map_err(|_| format!("msgpack string is not UTF-8 at byte {}", self.pos))
     }
 
     /// Append one value (recursively) to `tape`.
@@ -72,7 +76,9 @@ impl<'a> Reader<'a> {
             0xd1 => Node::Static(StaticNode::I64(i64::from(self.be(2)? as u16 as i16))),
             0xd2 => Node::Static(StaticNode::I64(i64::from(self.be(4)? as u32 as i32))),
             0xd3 => Node::Static(StaticNode::I64(self.be(8)? as i64)),
-            0xca => Node::Static(StaticNode::F64(f64::from(f32::from_bits(self.be(4)? as u32)))),
+            0xca => Node::Static(StaticNode::F64(f64::from(f32::from_bits(
+                self.be(4)? as u32
+            )))),
             0xcb => Node::Static(StaticNode::F64(f64::from_bits(self.be(8)?))),
             0xa0..=0xbf => Node::String(self.str_body(usize::from(m & 0x1f))?),
             0xd9 => {
@@ -126,7 +132,11 @@ impl<'a> Reader<'a> {
                 };
                 return Ok(());
             }
-            _ => return Err(format!("msgpack type 0x{m:02x} (bin/ext) has no place in the contract")),
+            _ => {
+                return Err(format!(
+                    "msgpack type 0x{m:02x} (bin/ext) has no place in the contract"
+                ))
+            }
         };
         tape.push(node);
         Ok(())
@@ -136,7 +146,13 @@ impl<'a> Reader<'a> {
 /// Parse a msgpack array of rows into one tape: (tape, elements as (tape index, byte range),
 /// and the error that stopped parsing early, with the byte range it left unread).
 #[allow(clippy::type_complexity)]
-pub fn to_tape(data: &[u8]) -> (Vec<Node<'_>>, Vec<(usize, Range<usize>)>, Option<(String, Range<usize>)>) {
+pub fn to_tape(
+    data: &[u8],
+) -> (
+    Vec<Node<'_>>,
+    Vec<(usize, Range<usize>)>,
+    Option<(String, Range<usize>)>,
+) {
     let mut tape = Vec::new();
     let mut elements = Vec::new();
     let mut r = Reader::new(data);
@@ -155,7 +171,14 @@ pub fn to_tape(data: &[u8]) -> (Vec<Node<'_>>, Vec<(usize, Range<usize>)>, Optio
     }
     if r.pos() != data.len() {
         let p = r.pos();
-        return (tape, elements, Some(("trailing bytes after the msgpack array".to_owned(), p..data.len())));
+        return (
+            tape,
+            elements,
+            Some((
+                "trailing bytes after the msgpack array".to_owned(),
+                p..data.len(),
+            )),
+        );
     }
     (tape, elements, None)
 }

@@ -95,14 +95,16 @@ impl PyDecodedBatch {
         let _ = requested_schema; // we export our own schema; callers cast if they must
         let array = StructArray::from(self.inner.batch.clone());
         let (ffi_array, _) = to_ffi(&array.to_data()).map_err(arrow_err)?;
-        let ffi_schema = FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
+        let ffi_schema =
+            FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
         let s = PyCapsule::new_with_value(py, ffi_schema, c"arrow_schema")?;
         let a = PyCapsule::new_with_value(py, ffi_array, c"arrow_array")?;
         PyTuple::new(py, [s.into_any(), a.into_any()])
     }
 
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        let ffi_schema = FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
+        let ffi_schema =
+            FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
         PyCapsule::new_with_value(py, ffi_schema, c"arrow_schema")
     }
 
@@ -154,8 +156,12 @@ pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
     }
     let pair = obj.call_method0("__arrow_c_array__")?;
     let (schema, array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) = pair.extract()?;
-    let schema_ptr = schema.pointer_checked(Some(c"arrow_schema"))?.cast::<FFI_ArrowSchema>();
-    let array_ptr = array.pointer_checked(Some(c"arrow_array"))?.cast::<FFI_ArrowArray>();
+    let schema_ptr = schema
+        .pointer_checked(Some(c"arrow_schema"))?
+        .cast::<FFI_ArrowSchema>();
+    let array_ptr = array
+        .pointer_checked(Some(c"arrow_array"))?
+        .cast::<FFI_ArrowArray>();
     // SAFETY: the capsule names promise these structs (Arrow PyCapsule protocol); we move the
     // array out and leave a released one behind, as the protocol asks of a consumer.
     let data = unsafe {
@@ -165,18 +171,30 @@ pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
     .map_err(|e| CoreError::InvalidArgument(format!("could not import the Arrow array: {e}")))?;
     let sa = StructArray::from(data);
     if sa.null_count() > 0 {
-        return Err(CoreError::InvalidArgument("a record batch cannot have null rows".into()).into());
+        return Err(
+            CoreError::InvalidArgument("a record batch cannot have null rows".into()).into(),
+        );
     }
     Ok(RecordBatch::from(sa))
 }
 
-fn decode(py: Python<'_>, data: &Bound<'_, PyAny>, format: &str, contract: Contract) -> PyResult<PyDecodedBatch> {
+fn decode(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    format: &str,
+    contract: Contract,
+) -> PyResult<PyDecodedBatch> {
     if let Ok(list) = data.cast::<PyList>() {
         let rows: Vec<Vec<u8>> = list.extract().map_err(|_| {
-            CoreError::InvalidArgument("a list of rows must hold bytes objects, one document each".into())
+            CoreError::InvalidArgument(
+                "a list of rows must hold bytes objects, one document each".into(),
+            )
         })?;
         if format != "json" {
-            return Err(CoreError::InvalidArgument("a list of rows is decoded as JSON only".into()).into());
+            return Err(CoreError::InvalidArgument(
+                "a list of rows is decoded as JSON only".into(),
+            )
+            .into());
         }
         let inner = guarded(py, || {
             let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
@@ -184,16 +202,27 @@ fn decode(py: Python<'_>, data: &Bound<'_, PyAny>, format: &str, contract: Contr
         })?;
         return Ok(PyDecodedBatch { inner });
     }
-    let buf: pyo3::buffer::PyBuffer<u8> = pyo3::buffer::PyBuffer::get(data).map_err(|_| {
-        CoreError::InvalidArgument("data must be bytes, a bytes-like buffer, or a list of bytes rows".into())
-    })?;
-    let bytes = buf.to_vec(py)?;
-    let inner = match format {
-        "json" => guarded(py, || decode_json(&bytes, contract))?,
-        "msgpack" => guarded(py, || super::decode_msgpack(&bytes, contract))?,
-        other => {
-            return Err(CoreError::InvalidArgument(format!("format must be 'json' or 'msgpack', not {other:?}")).into())
+    let run = |bytes: &[u8]| -> PyResult<Decoded> {
+        match format {
+            "json" => guarded(py, || decode_json(bytes, contract)),
+            "msgpack" => guarded(py, || super::decode_msgpack(bytes, contract)),
+            other => Err(CoreError::InvalidArgument(format!(
+                "format must be 'json' or 'msgpack', not {other:?}"
+            ))
+            .into()),
         }
+    };
+    // bytes are immutable: read them in place, without a copy
+    let inner = if let Ok(b) = data.cast::<PyBytes>() {
+        run(b.as_bytes())?
+    } else {
+        let buf: pyo3::buffer::PyBuffer<u8> = pyo3::buffer::PyBuffer::get(data).map_err(|_| {
+            CoreError::InvalidArgument(
+                "data must be bytes, a bytes-like buffer, or a list of bytes rows".into(),
+            )
+        })?;
+        let owned = buf.to_vec(py)?;
+        run(&owned)?
     };
     Ok(PyDecodedBatch { inner })
 }
@@ -201,14 +230,22 @@ fn decode(py: Python<'_>, data: &Bound<'_, PyAny>, format: &str, contract: Contr
 /// Decode a batch of GameState rows (JSON array, NDJSON, list of rows, or msgpack).
 #[pyfunction]
 #[pyo3(signature = (data, format="json"))]
-fn decode_game_states(py: Python<'_>, data: &Bound<'_, PyAny>, format: &str) -> PyResult<PyDecodedBatch> {
+fn decode_game_states(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    format: &str,
+) -> PyResult<PyDecodedBatch> {
     decode(py, data, format, Contract::GameState)
 }
 
 /// Decode a batch of TrainingSample rows (JSON array, NDJSON, list of rows, or msgpack).
 #[pyfunction]
 #[pyo3(signature = (data, format="json"))]
-fn decode_training_samples(py: Python<'_>, data: &Bound<'_, PyAny>, format: &str) -> PyResult<PyDecodedBatch> {
+fn decode_training_samples(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    format: &str,
+) -> PyResult<PyDecodedBatch> {
     decode(py, data, format, Contract::TrainingSample)
 }
 

@@ -1,6 +1,9 @@
 //! Contract rules applied to a parsed JSON (or msgpack) tape, one row at a time. Every rule
 //! here mirrors one in `system0.data.models`; reason codes follow pydantic's error types
 //! where pydantic has a specific one, and name the rule where pydantic says `value_error`.
+//!
+//! The happy path allocates nothing: field paths are a chain of borrowed names, rendered to
+//! a dotted string only when a rule breaks.
 
 use simd_json::{Node, StaticNode};
 
@@ -17,17 +20,46 @@ pub struct Issue {
     pub message: String,
 }
 
-/// Where a value sits: a dotted prefix ("state.") plus the field name.
-fn at(prefix: &str, field: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + field.len());
-    s.push_str(prefix);
-    s.push_str(field);
-    s
+/// Where a value sits, as a chain of field names up to the row.
+#[derive(Clone, Copy)]
+pub struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    name: &'a str,
 }
 
-fn push(issues: &mut Vec<Issue>, prefix: &str, field: &str, code: &'static str, msg: &str) {
+impl<'a> Path<'a> {
+    pub const ROOT: Path<'static> = Path {
+        parent: None,
+        name: "",
+    };
+
+    pub fn child(&'a self, name: &'a str) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            name,
+        }
+    }
+
+    fn render_into(&self, out: &mut String) {
+        if let Some(p) = self.parent {
+            p.render_into(out);
+            if !out.is_empty() {
+                out.push('.');
+            }
+        }
+        out.push_str(self.name);
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.render_into(&mut s);
+        s
+    }
+}
+
+fn push(issues: &mut Vec<Issue>, path: &Path<'_>, code: &'static str, msg: &str) {
     issues.push(Issue {
-        path: at(prefix, field),
+        path: path.render(),
         code,
         message: msg.to_owned(),
     });
@@ -44,52 +76,48 @@ pub fn span(node: &Node<'_>) -> usize {
 
 const ABSENT: usize = usize::MAX;
 
-/// Map each known field name to the tape index of its value (the last one when a key repeats,
-/// as JSON parsers conventionally keep); report every unknown key as `extra_forbidden`.
+/// Map each known field (by `lookup`) to the tape index of its value (the last one when a
+/// key repeats, as JSON parsers conventionally keep); report unknown keys as `extra_forbidden`.
+#[inline]
 fn fields<const N: usize>(
     nodes: &[Node<'_>],
-    at_: usize,
-    names: &[&str; N],
-    prefix: &str,
-    field: &str,
+    at: usize,
+    path: &Path<'_>,
+    lookup: impl Fn(&str) -> Option<usize>,
     issues: &mut Vec<Issue>,
 ) -> Option<[usize; N]> {
-    let Some(&Node::Object { len, .. }) = nodes.get(at_) else {
-        push(issues, prefix, field, "model_type", "expected a JSON object");
+    let Some(&Node::Object { len, .. }) = nodes.get(at) else {
+        push(issues, path, "model_type", "expected a JSON object");
         return None;
     };
-    let inner = if field.is_empty() {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}{field}.")
-    };
     let mut out = [ABSENT; N];
-    let mut i = at_ + 1;
+    let mut i = at + 1;
     for _ in 0..len {
         let key = match nodes.get(i) {
             Some(Node::String(k)) => *k,
             _ => {
-                push(issues, &inner, "", "json_invalid", "object key is not a string");
+                push(issues, path, "json_invalid", "object key is not a string");
                 return None;
             }
         };
         let v = i + 1;
-        match names.iter().position(|n| *n == key) {
+        match lookup(key) {
             Some(k) => out[k] = v,
-            None => issues.push(Issue {
-                path: at(&inner, key),
-                code: "extra_forbidden",
-                message: "extra fields are not permitted by the contract".to_owned(),
-            }),
+            None => push(
+                issues,
+                &path.child(key),
+                "extra_forbidden",
+                "extra fields are not permitted by the contract",
+            ),
         }
         i = v + nodes.get(v).map_or(1, span);
     }
     Some(out)
 }
 
-fn required(idx: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<usize> {
+fn required(idx: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<usize> {
     if idx == ABSENT {
-        push(issues, prefix, field, "missing", "field required");
+        push(issues, path, "missing", "field required");
         None
     } else {
         Some(idx)
@@ -97,68 +125,124 @@ fn required(idx: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> O
 }
 
 /// A finite JSON number (integers included, booleans and strings not: strict mode).
-fn float(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<f64> {
+#[inline]
+fn float(nodes: &[Node<'_>], i: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<f64> {
     let v = match nodes.get(i) {
         Some(Node::Static(StaticNode::F64(v))) => *v,
         Some(Node::Static(StaticNode::I64(v))) => *v as f64,
         Some(Node::Static(StaticNode::U64(v))) => *v as f64,
         _ => {
-            push(issues, prefix, field, "float_type", "expected a number");
+            push(issues, path, "float_type", "expected a number");
             return None;
         }
     };
     if !v.is_finite() {
-        push(issues, prefix, field, "finite_number", "number must be finite");
+        push(issues, path, "finite_number", "number must be finite");
         return None;
     }
     Some(v)
 }
 
-fn non_negative(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<f64> {
-    let v = float(nodes, i, prefix, field, issues)?;
+#[inline]
+fn non_negative(
+    nodes: &[Node<'_>],
+    i: usize,
+    path: &Path<'_>,
+    issues: &mut Vec<Issue>,
+) -> Option<f64> {
+    let v = float(nodes, i, path, issues)?;
     if v < 0.0 {
-        push(issues, prefix, field, "greater_than_equal", "must be >= 0");
+        push(issues, path, "greater_than_equal", "must be >= 0");
         return None;
     }
     Some(v)
 }
 
-fn unit(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<f64> {
-    let v = non_negative(nodes, i, prefix, field, issues)?;
+fn unit(nodes: &[Node<'_>], i: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<f64> {
+    let v = non_negative(nodes, i, path, issues)?;
     if v > 1.0 {
-        push(issues, prefix, field, "less_than_equal", "normalized coordinate must be <= 1");
+        push(
+            issues,
+            path,
+            "less_than_equal",
+            "normalized coordinate must be <= 1",
+        );
         return None;
     }
     Some(v)
 }
 
-fn string<'a>(nodes: &[Node<'a>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<&'a str> {
+fn string<'a>(
+    nodes: &[Node<'a>],
+    i: usize,
+    path: &Path<'_>,
+    issues: &mut Vec<Issue>,
+) -> Option<&'a str> {
     match nodes.get(i) {
         Some(Node::String(s)) => Some(*s),
         _ => {
-            push(issues, prefix, field, "string_type", "expected a string");
+            push(issues, path, "string_type", "expected a string");
             None
         }
     }
 }
 
-fn schema_version(nodes: &[Node<'_>], i: usize, prefix: &str, issues: &mut Vec<Issue>) {
+/// Read a required field: `f(nodes, index, path, issues)` when present, `missing` when not.
+#[inline]
+fn req<'p, T>(
+    nodes: &[Node<'_>],
+    idx: usize,
+    parent: &'p Path<'p>,
+    name: &'p str,
+    issues: &mut Vec<Issue>,
+    f: impl FnOnce(usize, &Path<'_>, &mut Vec<Issue>) -> Option<T>,
+) -> Option<T> {
+    let path = parent.child(name);
+    let _ = nodes;
+    let i = required(idx, &path, issues)?;
+    f(i, &path, issues)
+}
+
+fn schema_version(nodes: &[Node<'_>], i: usize, parent: &Path<'_>, issues: &mut Vec<Issue>) {
     if i == ABSENT {
         return;
     }
     let ok = matches!(nodes.get(i), Some(Node::Static(StaticNode::I64(v))) if *v == SCHEMA_VERSION)
         || matches!(nodes.get(i), Some(Node::Static(StaticNode::U64(v))) if *v == SCHEMA_VERSION as u64);
     if !ok {
-        push(issues, prefix, "schema_version", "literal_error", "schema_version must be 1");
+        push(
+            issues,
+            &parent.child("schema_version"),
+            "literal_error",
+            "schema_version must be 1",
+        );
     }
 }
 
 /// A normalized map position `{x, y}`.
-fn position(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<(f64, f64)> {
-    let f = fields(nodes, i, &["x", "y"], prefix, field, issues)?;
-    let inner = format!("{prefix}{field}.");
-    let x = required(f[0], &inner, "x", issues).and_then(|i| unit(nodes, i, &inner, "x", issues));
-    let y = required(f[1], &inner, "y", issues).and_then(|i| unit(nodes, i, &inner, "y", issues));
+fn position(
+    nodes: &[Node<'_>],
+    i: usize,
+    path: &Path<'_>,
+    issues: &mut Vec<Issue>,
+) -> Option<(f64, f64)> {
+    let f: [usize; 2] = fields(
+        nodes,
+        i,
+        path,
+        |k| match k {
+            "x" => Some(0),
+            "y" => Some(1),
+            _ => None,
+        },
+        issues,
+    )?;
+    let x = req(nodes, f[0], path, "x", issues, |j, p, is| {
+        unit(nodes, j, p, is)
+    });
+    let y = req(nodes, f[1], path, "y", issues, |j, p, is| {
+        unit(nodes, j, p, is)
+    });
     Some((x?, y?))
 }
 
@@ -178,106 +262,156 @@ pub struct GameStateRow<'a> {
     pub gold: f64,
 }
 
-const GS_FIELDS: [&str; 10] = [
-    "schema_version",
-    "timestamp",
-    "champion",
-    "position",
-    "health",
-    "mana",
-    "cooldowns",
-    "inventory",
-    "vision_score",
-    "gold_advantage",
-];
+fn game_state_field(k: &str) -> Option<usize> {
+    Some(match k {
+        "schema_version" => 0,
+        "timestamp" => 1,
+        "champion" => 2,
+        "position" => 3,
+        "health" => 4,
+        "mana" => 5,
+        "cooldowns" => 6,
+        "inventory" => 7,
+        "vision_score" => 8,
+        "gold_advantage" => 9,
+        _ => return None,
+    })
+}
+
+const SLOTS: [&str; 6] = ["q", "w", "e", "r", "d", "f"];
+
+fn slot_index(k: &str) -> Option<usize> {
+    Some(match k {
+        "q" => 0,
+        "w" => 1,
+        "e" => 2,
+        "r" => 3,
+        "d" => 4,
+        "f" => 5,
+        _ => return None,
+    })
+}
+
+fn timestamp(nodes: &[Node<'_>], j: usize, p: &Path<'_>, issues: &mut Vec<Issue>) -> Option<i64> {
+    match nodes.get(j) {
+        Some(Node::String(s)) => match parse_timestamp(s) {
+            Ok(us) => Some(us),
+            Err(TimestampError::Format) => {
+                push(
+                    issues,
+                    p,
+                    "timestamp_invalid",
+                    "timestamp must be RFC 3339 with an offset, e.g. 2024-05-01T12:00:00.250Z",
+                );
+                None
+            }
+            Err(TimestampError::Range) => {
+                push(
+                    issues,
+                    p,
+                    "timestamp_range",
+                    "timestamp must fall in [2000-01-01, 2100-01-01) UTC",
+                );
+                None
+            }
+        },
+        _ => {
+            push(issues, p, "datetime_type", "expected an RFC 3339 string");
+            None
+        }
+    }
+}
 
 /// Validate the GameState at tape index `i`; `None` when any rule broke (all are reported).
 pub fn game_state<'a>(
     nodes: &[Node<'a>],
     i: usize,
-    prefix: &str,
-    field: &str,
+    path: &Path<'_>,
     issues: &mut Vec<Issue>,
 ) -> Option<GameStateRow<'a>> {
     let before = issues.len();
-    let f = fields(nodes, i, &GS_FIELDS, prefix, field, issues)?;
-    let owned;
-    let p: &str = if field.is_empty() {
-        prefix
-    } else {
-        owned = format!("{prefix}{field}.");
-        &owned
-    };
+    let f: [usize; 10] = fields(nodes, i, path, game_state_field, issues)?;
     let mut row = GameStateRow::default();
-    schema_version(nodes, f[0], p, issues);
-    if let Some(j) = required(f[1], p, "timestamp", issues) {
-        match nodes.get(j) {
-            Some(Node::String(s)) => match parse_timestamp(s) {
-                Ok(us) => row.ts_us = us,
-                Err(TimestampError::Format) => push(
-                    issues,
-                    p,
-                    "timestamp",
-                    "timestamp_invalid",
-                    "timestamp must be RFC 3339 with an offset, e.g. 2024-05-01T12:00:00.250Z",
-                ),
-                Err(TimestampError::Range) => push(
-                    issues,
-                    p,
-                    "timestamp",
-                    "timestamp_range",
-                    "timestamp must fall in [2000-01-01, 2100-01-01) UTC",
-                ),
-            },
-            _ => push(issues, p, "timestamp", "datetime_type", "expected an RFC 3339 string"),
-        }
+    schema_version(nodes, f[0], path, issues);
+    if let Some(us) = req(nodes, f[1], path, "timestamp", issues, |j, p, is| {
+        timestamp(nodes, j, p, is)
+    }) {
+        row.ts_us = us;
     }
-    if let Some(s) = required(f[2], p, "champion", issues).and_then(|j| string(nodes, j, p, "champion", issues)) {
+    let champion = req(nodes, f[2], path, "champion", issues, |j, p, is| {
+        let s = string(nodes, j, p, is)?;
         if champion_ok(s) {
-            row.champion = s;
-        } else {
-            push(issues, p, "champion", "champion_invalid", "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -");
+            return Some(s);
         }
+        push(
+            is,
+            p,
+            "champion_invalid",
+            "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
+        );
+        None
+    });
+    if let Some(s) = champion {
+        row.champion = s;
     }
-    if let Some((x, y)) = required(f[3], p, "position", issues).and_then(|j| position(nodes, j, p, "position", issues)) {
+    if let Some((x, y)) = req(nodes, f[3], path, "position", issues, |j, p, is| {
+        position(nodes, j, p, is)
+    }) {
         row.x = x;
         row.y = y;
     }
-    if let Some(v) = required(f[4], p, "health", issues).and_then(|j| non_negative(nodes, j, p, "health", issues)) {
+    if let Some(v) = req(nodes, f[4], path, "health", issues, |j, p, is| {
+        non_negative(nodes, j, p, is)
+    }) {
         row.health = v;
     }
-    if let Some(v) = required(f[5], p, "mana", issues).and_then(|j| non_negative(nodes, j, p, "mana", issues)) {
+    if let Some(v) = req(nodes, f[5], path, "mana", issues, |j, p, is| {
+        non_negative(nodes, j, p, is)
+    }) {
         row.mana = v;
     }
-    if let Some(j) = required(f[6], p, "cooldowns", issues) {
-        if let Some(c) = fields(nodes, j, &["q", "w", "e", "r", "d", "f"], p, "cooldowns", issues) {
-            let inner = format!("{p}cooldowns.");
-            for (k, slot) in ["q", "w", "e", "r", "d", "f"].iter().enumerate() {
-                if let Some(v) = required(c[k], &inner, slot, issues).and_then(|j| non_negative(nodes, j, &inner, slot, issues)) {
+    let cds = path.child("cooldowns");
+    if let Some(j) = required(f[6], &cds, issues) {
+        if let Some(c) = fields::<6>(nodes, j, &cds, slot_index, issues) {
+            for (k, slot) in SLOTS.iter().enumerate() {
+                if let Some(v) = req(nodes, c[k], &cds, slot, issues, |j, p, is| {
+                    non_negative(nodes, j, p, is)
+                }) {
                     row.cooldowns[k] = v;
                 }
             }
         }
     }
-    if let Some(j) = required(f[7], p, "inventory", issues) {
-        inventory(nodes, j, p, &mut row, issues);
+    let inv = path.child("inventory");
+    if let Some(j) = required(f[7], &inv, issues) {
+        inventory(nodes, j, &inv, &mut row, issues);
     }
-    if let Some(v) = required(f[8], p, "vision_score", issues).and_then(|j| non_negative(nodes, j, p, "vision_score", issues)) {
+    if let Some(v) = req(nodes, f[8], path, "vision_score", issues, |j, p, is| {
+        non_negative(nodes, j, p, is)
+    }) {
         row.vision = v;
     }
-    if let Some(v) = required(f[9], p, "gold_advantage", issues).and_then(|j| float(nodes, j, p, "gold_advantage", issues)) {
+    if let Some(v) = req(nodes, f[9], path, "gold_advantage", issues, |j, p, is| {
+        float(nodes, j, p, is)
+    }) {
         row.gold = v;
     }
     (issues.len() == before).then_some(row)
 }
 
-fn inventory(nodes: &[Node<'_>], j: usize, p: &str, row: &mut GameStateRow<'_>, issues: &mut Vec<Issue>) {
+fn inventory(
+    nodes: &[Node<'_>],
+    j: usize,
+    p: &Path<'_>,
+    row: &mut GameStateRow<'_>,
+    issues: &mut Vec<Issue>,
+) {
     let Some(&Node::Array { len, .. }) = nodes.get(j) else {
-        push(issues, p, "inventory", "list_type", "expected a list of item names");
+        push(issues, p, "list_type", "expected a list of item names");
         return;
     };
     if len > MAX_INVENTORY {
-        push(issues, p, "inventory", "too_long", "an inventory holds at most 6 items");
+        push(issues, p, "too_long", "an inventory holds at most 6 items");
         return;
     }
     let mut k = j + 1;
@@ -287,13 +421,13 @@ fn inventory(nodes: &[Node<'_>], j: usize, p: &str, row: &mut GameStateRow<'_>, 
             Some(Node::String(s)) => match item_index(s) {
                 Some(idx) => row.items[n] = idx,
                 None => issues.push(Issue {
-                    path: format!("{p}inventory.{n}"),
+                    path: format!("{}.{n}", p.render()),
                     code: "unknown_item",
                     message: format!("unknown item {s:?}; see ITEM_VOCABULARY"),
                 }),
             },
             _ => issues.push(Issue {
-                path: format!("{p}inventory.{n}"),
+                path: format!("{}.{n}", p.render()),
                 code: "string_type",
                 message: "expected an item name".to_owned(),
             }),
@@ -313,9 +447,19 @@ pub struct ActionRow {
 }
 
 /// The action union, tagged by `kind` (pydantic's discriminated union).
-pub fn action(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &mut Vec<Issue>) -> Option<ActionRow> {
+pub fn action(
+    nodes: &[Node<'_>],
+    i: usize,
+    path: &Path<'_>,
+    issues: &mut Vec<Issue>,
+) -> Option<ActionRow> {
     let Some(&Node::Object { len, .. }) = nodes.get(i) else {
-        push(issues, prefix, field, "model_attributes_type", "expected a JSON object");
+        push(
+            issues,
+            path,
+            "model_attributes_type",
+            "expected a JSON object",
+        );
         return None;
     };
     let mut tag = None;
@@ -326,9 +470,8 @@ pub fn action(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &
         }
         k += 1 + nodes.get(k + 1).map_or(1, span);
     }
-    let p = format!("{prefix}{field}.");
     let Some(tag) = tag else {
-        push(issues, prefix, field, "union_tag_not_found", "action needs a 'kind'");
+        push(issues, path, "union_tag_not_found", "action needs a 'kind'");
         return None;
     };
     let kind = match nodes.get(tag) {
@@ -336,7 +479,12 @@ pub fn action(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &
         _ => None,
     };
     let Some(kind) = kind else {
-        push(issues, prefix, field, "union_tag_invalid", "kind must be one of move, attack, cast, buy, recall, idle");
+        push(
+            issues,
+            path,
+            "union_tag_invalid",
+            "kind must be one of move, attack, cast, buy, recall, idle",
+        );
         return None;
     };
     let before = issues.len();
@@ -344,34 +492,39 @@ pub fn action(nodes: &[Node<'_>], i: usize, prefix: &str, field: &str, issues: &
         kind: kind as u8,
         ..ActionRow::default()
     };
+    let pick = |names: &'static [&'static str]| move |k: &str| names.iter().position(|n| *n == k);
     match ACTION_KINDS[kind] {
         "move" | "attack" => {
-            let f = fields(nodes, i, &["kind", "target"], prefix, field, issues)?;
-            row.target = required(f[1], &p, "target", issues).and_then(|j| position(nodes, j, &p, "target", issues));
+            let f: [usize; 2] = fields(nodes, i, path, pick(&["kind", "target"]), issues)?;
+            row.target = req(nodes, f[1], path, "target", issues, |j, p, is| {
+                position(nodes, j, p, is)
+            });
         }
         "cast" => {
-            let f = fields(nodes, i, &["kind", "slot", "target"], prefix, field, issues)?;
-            if let Some(s) = required(f[1], &p, "slot", issues).and_then(|j| string(nodes, j, &p, "slot", issues)) {
-                match ["q", "w", "e", "r", "d", "f"].iter().position(|k| *k == s) {
-                    Some(v) => row.slot = Some(v as u8),
-                    None => push(issues, &p, "slot", "literal_error", "slot must be one of q w e r d f"),
+            let f: [usize; 3] = fields(nodes, i, path, pick(&["kind", "slot", "target"]), issues)?;
+            row.slot = req(nodes, f[1], path, "slot", issues, |j, p, is| {
+                let v = slot_index(string(nodes, j, p, is)?);
+                if v.is_none() {
+                    push(is, p, "literal_error", "slot must be one of q w e r d f");
                 }
-            }
+                v.map(|v| v as u8)
+            });
             if f[2] != ABSENT && !matches!(nodes.get(f[2]), Some(Node::Static(StaticNode::Null))) {
-                row.target = position(nodes, f[2], &p, "target", issues);
+                row.target = position(nodes, f[2], &path.child("target"), issues);
             }
         }
         "buy" => {
-            let f = fields(nodes, i, &["kind", "item"], prefix, field, issues)?;
-            if let Some(s) = required(f[1], &p, "item", issues).and_then(|j| string(nodes, j, &p, "item", issues)) {
-                match item_index(s) {
-                    Some(v) => row.item = Some(v),
-                    None => push(issues, &p, "item", "unknown_item", "unknown item; see ITEM_VOCABULARY"),
+            let f: [usize; 2] = fields(nodes, i, path, pick(&["kind", "item"]), issues)?;
+            row.item = req(nodes, f[1], path, "item", issues, |j, p, is| {
+                let v = item_index(string(nodes, j, p, is)?);
+                if v.is_none() {
+                    push(is, p, "unknown_item", "unknown item; see ITEM_VOCABULARY");
                 }
-            }
+                v
+            });
         }
         _ => {
-            fields(nodes, i, &["kind"], prefix, field, issues)?;
+            fields::<1>(nodes, i, path, pick(&["kind"]), issues)?;
         }
     }
     (issues.len() == before).then_some(row)
@@ -389,58 +542,101 @@ pub struct SampleRow<'a> {
     pub source: &'a str,
 }
 
-const TS_FIELDS: [&str; 6] = ["schema_version", "state", "action", "reward", "next_state", "metadata"];
-
-fn bounded_str<'a>(nodes: &[Node<'a>], i: usize, p: &str, field: &str, issues: &mut Vec<Issue>) -> Option<&'a str> {
-    let s = string(nodes, i, p, field, issues)?;
+fn bounded_str<'a>(
+    nodes: &[Node<'a>],
+    i: usize,
+    p: &Path<'_>,
+    issues: &mut Vec<Issue>,
+) -> Option<&'a str> {
+    let s = string(nodes, i, p, issues)?;
     let n = s.chars().count();
     if n == 0 {
-        push(issues, p, field, "string_too_short", "must not be empty");
+        push(issues, p, "string_too_short", "must not be empty");
         None
     } else if n > MAX_META {
-        push(issues, p, field, "string_too_long", "at most 64 characters");
+        push(issues, p, "string_too_long", "at most 64 characters");
         None
     } else {
         Some(s)
     }
 }
 
-/// Validate the TrainingSample at tape index `i`.
-pub fn training_sample<'a>(nodes: &[Node<'a>], i: usize, issues: &mut Vec<Issue>) -> Option<SampleRow<'a>> {
-    let before = issues.len();
-    let f = fields(nodes, i, &TS_FIELDS, "", "", issues)?;
-    schema_version(nodes, f[0], "", issues);
-    let state = required(f[1], "", "state", issues).and_then(|j| game_state(nodes, j, "", "state", issues));
-    let act = required(f[2], "", "action", issues).and_then(|j| action(nodes, j, "", "action", issues));
-    let reward = required(f[3], "", "reward", issues).and_then(|j| float(nodes, j, "", "reward", issues));
-    let mut next_state = None;
-    if let Some(j) = required(f[4], "", "next_state", issues) {
-        if !matches!(nodes.get(j), Some(Node::Static(StaticNode::Null))) {
-            next_state = game_state(nodes, j, "", "next_state", issues);
+fn step(nodes: &[Node<'_>], j: usize, p: &Path<'_>, issues: &mut Vec<Issue>) -> Option<i32> {
+    let v = match nodes.get(j) {
+        Some(Node::Static(StaticNode::I64(v))) => *v,
+        Some(Node::Static(StaticNode::U64(v))) => i64::try_from(*v).unwrap_or(i64::MAX),
+        _ => {
+            push(issues, p, "int_type", "expected an integer");
+            return None;
         }
+    };
+    if (0..=MAX_STEP).contains(&v) {
+        Some(v as i32)
+    } else {
+        push(issues, p, "out_of_range", "step must be in [0, 2**31 - 1]");
+        None
     }
+}
+
+/// Validate the TrainingSample at tape index `i`.
+pub fn training_sample<'a>(
+    nodes: &[Node<'a>],
+    i: usize,
+    issues: &mut Vec<Issue>,
+) -> Option<SampleRow<'a>> {
+    let root = Path::ROOT;
+    let before = issues.len();
+    let pick = |names: &'static [&'static str]| move |k: &str| names.iter().position(|n| *n == k);
+    let f: [usize; 6] = fields(
+        nodes,
+        i,
+        &root,
+        pick(&[
+            "schema_version",
+            "state",
+            "action",
+            "reward",
+            "next_state",
+            "metadata",
+        ]),
+        issues,
+    )?;
+    schema_version(nodes, f[0], &root, issues);
+    let state = req(nodes, f[1], &root, "state", issues, |j, p, is| {
+        game_state(nodes, j, p, is)
+    });
+    let act = req(nodes, f[2], &root, "action", issues, |j, p, is| {
+        action(nodes, j, p, is)
+    });
+    let reward = req(nodes, f[3], &root, "reward", issues, |j, p, is| {
+        float(nodes, j, p, is)
+    });
+    let next = req(nodes, f[4], &root, "next_state", issues, |j, p, is| {
+        if matches!(nodes.get(j), Some(Node::Static(StaticNode::Null))) {
+            Some(None)
+        } else {
+            game_state(nodes, j, p, is).map(Some)
+        }
+    });
+    let meta_path = root.child("metadata");
     let mut meta = None;
-    if let Some(j) = required(f[5], "", "metadata", issues) {
-        if let Some(m) = fields(nodes, j, &["match_id", "step", "source"], "", "metadata", issues) {
-            let p = "metadata.";
-            let match_id = required(m[0], p, "match_id", issues).and_then(|j| bounded_str(nodes, j, p, "match_id", issues));
-            let step = required(m[1], p, "step", issues).and_then(|j| match nodes.get(j) {
-                Some(Node::Static(StaticNode::I64(v))) => Some(*v),
-                Some(Node::Static(StaticNode::U64(v))) => Some(i64::try_from(*v).unwrap_or(i64::MAX)),
-                _ => {
-                    push(issues, p, "step", "int_type", "expected an integer");
-                    None
-                }
+    if let Some(j) = required(f[5], &meta_path, issues) {
+        if let Some(m) = fields::<3>(
+            nodes,
+            j,
+            &meta_path,
+            pick(&["match_id", "step", "source"]),
+            issues,
+        ) {
+            let match_id = req(nodes, m[0], &meta_path, "match_id", issues, |j, p, is| {
+                bounded_str(nodes, j, p, is)
             });
-            let step = step.and_then(|v| {
-                if (0..=MAX_STEP).contains(&v) {
-                    Some(v as i32)
-                } else {
-                    push(issues, p, "step", "out_of_range", "step must be in [0, 2**31 - 1]");
-                    None
-                }
+            let step = req(nodes, m[1], &meta_path, "step", issues, |j, p, is| {
+                step(nodes, j, p, is)
             });
-            let source = required(m[2], p, "source", issues).and_then(|j| bounded_str(nodes, j, p, "source", issues));
+            let source = req(nodes, m[2], &meta_path, "source", issues, |j, p, is| {
+                bounded_str(nodes, j, p, is)
+            });
             if let (Some(a), Some(b), Some(c)) = (match_id, step, source) {
                 meta = Some((a, b, c));
             }
@@ -454,7 +650,7 @@ pub fn training_sample<'a>(nodes: &[Node<'a>], i: usize, issues: &mut Vec<Issue>
         state: state?,
         action: act?,
         reward: reward?,
-        next_state,
+        next_state: next?,
         match_id,
         step,
         source,

@@ -35,7 +35,10 @@ pub const GOLD_SCALE: f64 = 10000.0;
 
 /// Names of the feature columns, in order.
 pub fn feature_names() -> Vec<String> {
-    let mut v: Vec<String> = ["position_x", "position_y", "health", "mana"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = ["position_x", "position_y", "health", "mana"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     v.extend(ABILITY_SLOTS.iter().map(|s| format!("cooldown_{s}")));
     v.push("vision_score".into());
     v.push("gold_advantage".into());
@@ -61,7 +64,9 @@ fn arg(msg: String) -> CoreError {
 /// TrainingSample batch.
 pub fn columns(batch: &RecordBatch) -> CoreResult<Columns<'_>> {
     if let Some(state) = batch.column_by_name("state") {
-        let s = state.as_struct_opt().ok_or_else(|| arg("column 'state' must be a struct".into()))?;
+        let s = state
+            .as_struct_opt()
+            .ok_or_else(|| arg("column 'state' must be a struct".into()))?;
         return struct_columns(s);
     }
     let get = |n: &str| batch.column_by_name(n).map(|c| c.as_ref());
@@ -73,13 +78,24 @@ fn struct_columns(s: &StructArray) -> CoreResult<Columns<'_>> {
     from_getter(&get, s.len())
 }
 
-fn from_getter<'a>(get: &dyn Fn(&str) -> Option<&'a dyn Array>, rows: usize) -> CoreResult<Columns<'a>> {
+fn from_getter<'a>(
+    get: &dyn Fn(&str) -> Option<&'a dyn Array>,
+    rows: usize,
+) -> CoreResult<Columns<'a>> {
     let f = |name: &str, scale: f64| -> CoreResult<(&'a [f64], f64)> {
-        let c = get(name).ok_or_else(|| arg(format!("batch has no column '{name}'; pass a GameState batch")))?;
+        let c = get(name).ok_or_else(|| {
+            arg(format!(
+                "batch has no column '{name}'; pass a GameState batch"
+            ))
+        })?;
         if c.null_count() > 0 {
-            return Err(arg(format!("column '{name}' holds nulls; features need complete rows")));
+            return Err(arg(format!(
+                "column '{name}' holds nulls; features need complete rows"
+            )));
         }
-        let a = c.as_primitive_opt::<Float64Type>().ok_or_else(|| arg(format!("column '{name}' must be float64")))?;
+        let a = c
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| arg(format!("column '{name}' must be float64")))?;
         Ok((a.values().as_ref(), scale))
     };
     let dense = [
@@ -98,12 +114,17 @@ fn from_getter<'a>(get: &dyn Fn(&str) -> Option<&'a dyn Array>, rows: usize) -> 
     ];
     let inv = get("inventory")
         .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| arg("column 'inventory' must be a list of dictionary<uint16, utf8>".into()))?;
+        .ok_or_else(|| {
+            arg("column 'inventory' must be a list of dictionary<uint16, utf8>".into())
+        })?;
     let dict = inv
         .values()
         .as_dictionary_opt::<UInt16Type>()
         .ok_or_else(|| arg("inventory items must be dictionary<uint16, utf8>".into()))?;
-    let names = dict.values().as_string_opt::<i32>().ok_or_else(|| arg("inventory dictionary must hold utf8".into()))?;
+    let names = dict
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| arg("inventory dictionary must hold utf8".into()))?;
     // A batch that went through another library may carry a different dictionary: map each
     // of its values to the contract's vocabulary once, so the row loop stays a table lookup.
     let mut remap = Vec::with_capacity(names.len());
@@ -120,7 +141,9 @@ fn from_getter<'a>(get: &dyn Fn(&str) -> Option<&'a dyn Array>, rows: usize) -> 
     let offsets: &[i32] = inv.value_offsets();
     let base = offsets.first().copied().unwrap_or(0);
     if base != 0 || offsets.len() != rows + 1 {
-        return Err(arg("inventory column must not be a sliced list; call features on the full batch".into()));
+        return Err(arg(
+            "inventory column must not be a sliced list; call features on the full batch".into(),
+        ));
     }
     Ok(Columns {
         dense,
