@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticError
@@ -25,7 +26,7 @@ junk = st.one_of(
 any_number = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(2**70), 2**70),
-    st.sampled_from([0, -0.0, 1e308, 1e-320, 2**63, 2**64, -(2**63) - 1]),
+    st.sampled_from([0, -0.0, 1e308, 1e-320, 2**63, 2**64, -(2**63) - 1, 10**40, -(10**40)]),
 )
 unit = st.one_of(
     st.floats(0, 1),
@@ -120,11 +121,28 @@ def any_state() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "timestamp": st.one_of(timestamps(), junk),
+    "champion": champions,
+    "position": st.one_of(position(unit), junk),
+    "health": nonneg,
+    "mana": nonneg,
+    "cooldowns": st.fixed_dictionaries({s: nonneg for s in "qwerdf"}),
+    "inventory": inventories,
+    "vision_score": nonneg,
+    "gold_advantage": finite,
+    "schema_version": st.sampled_from([1, 1.0, 2, True, "1", None, 0]),
+    "reward": finite,
+}
+
+
 @st.composite
 def mutate(draw: st.DrawFn, base: dict[str, Any]) -> Any:
     """Drop a field, add an extra one, nest a mutation, or replace the row outright."""
     row: Any = dict(base)
-    op = draw(st.integers(0, 9))
+    op = draw(st.integers(0, 11))
+    if op == 11:
+        row["schema_version"] = draw(FIELD_VALUES["schema_version"])
     if op == 0 and row:
         row.pop(draw(st.sampled_from(sorted(row))))
     elif op == 1:
@@ -137,6 +155,12 @@ def mutate(draw: st.DrawFn, base: dict[str, Any]) -> Any:
         row["cooldowns"] = cds
     elif op == 4:
         row = draw(junk)
+    elif op == 7 and isinstance(row.get("state"), dict):
+        row["state"] = draw(mutate(row["state"]))
+    elif op in (5, 6) and row:
+        # one field of an otherwise valid row takes an arbitrary value: the sharpest probe
+        key = draw(st.sampled_from(sorted(row)))
+        row[key] = draw(FIELD_VALUES.get(key, junk))
     return row
 
 
@@ -294,3 +318,54 @@ def test_rust_and_pydantic_agree_on_training_samples(rows: list[bytes]) -> None:
                 assert got["next_state"] is None
             else:
                 assert same_values(want["next_state"], got["next_state"])
+
+
+def _edge(old: str, new: str) -> bytes:
+    return json.dumps(_BASE).replace(old, new, 1).encode()
+
+
+_BASE = {
+    "timestamp": "2024-05-01T12:00:00.250Z",
+    "champion": "Ahri",
+    "position": {"x": 0.5, "y": 0.25},
+    "health": 530.0,
+    "mana": 300.5,
+    "cooldowns": {"q": 0, "w": 1.5, "e": 0, "r": 80, "d": 0, "f": 300},
+    "inventory": ["boots"],
+    "vision_score": 12,
+    "gold_advantage": -350.0,
+}
+EDGES = [
+    _edge("530.0", "5.3E2"),
+    _edge("530.0", "-0"),
+    _edge("530.0", "1e400"),
+    _edge("530.0", "1" + "0" * 40),  # integer beyond 64 bits
+    _edge('"Ahri"', '"\\u0041hri"'),
+    _edge('"Ahri"', '"Ahri\\u0000"'),
+    _edge('"Ahri"', '"\\ud800"'),  # lone surrogate
+    _edge("12:00:00.250Z", "12:00:00,250Z"),
+    _edge("12:00:00.250Z", "12:00:00.250\\u005a"),
+    _edge("2024-05-01T12:00:00.250Z", "2099-12-31T23:59:59.999999Z"),
+    _edge("2024-05-01T12:00:00.250Z", "2000-01-01T00:00:00+00:01"),
+    _edge("2024-05-01T12:00:00.250Z", "2024-05-01T12:00:60Z"),
+    _edge("{", '{"schema_version": 1.0, '),
+    _edge("{", '{"schema_version": true, '),
+    _edge("{", '{"schema_version": 1, '),
+    _edge("12,", "Infinity,"),
+    _edge('"x": 0.5', '"x": 1.00000000000000001'),
+    _edge('"x": 0.5', '"x": -0.0'),
+    _edge('"x": 0.5', '"x": 0.5, "x": 7'),  # duplicate key: last wins on both sides
+    _edge('"x": 0.5', '"x": 7, "x": 0.5'),
+    b"\xef\xbb\xbf" + json.dumps(_BASE).encode(),  # BOM
+    json.dumps(_BASE).encode() + b" \n",
+]
+
+
+@pytest.mark.parametrize("raw", EDGES)
+def test_known_edge_cases_agree(raw: bytes) -> None:
+    try:
+        GameState.model_validate_json(raw)
+        accepted = True
+    except PydanticError:
+        accepted = False
+    assert (decode_game_states([raw]).num_rows == 1) == accepted, raw

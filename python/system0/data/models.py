@@ -74,6 +74,13 @@ def _parse_timestamp(value: Any) -> Any:
     return value
 
 
+def _exact_version(value: Any) -> Any:
+    """pydantic's Literal[1] also takes 1.0 and true; the wire contract takes the integer 1."""
+    if type(value) is not int:
+        raise ValueError("schema_version must be the integer 1")
+    return value
+
+
 class Position(BaseModel):
     """Normalized map coordinates: (0, 0) is one corner of the map, (1, 1) the opposite."""
 
@@ -110,6 +117,7 @@ class GameState(BaseModel):
     gold_advantage: Finite
 
     _check_timestamp = field_validator("timestamp", mode="before")(_parse_timestamp)
+    _check_version = field_validator("schema_version", mode="before")(_exact_version)
 
     @field_validator("champion")
     @classmethod
@@ -199,6 +207,8 @@ class TrainingSample(BaseModel):
     reward: Finite
     next_state: GameState | None
     metadata: SampleMetadata
+
+    _check_version = field_validator("schema_version", mode="before")(_exact_version)
 
 
 GameStateList: TypeAdapter[list[GameState]] = TypeAdapter(list[GameState])
