@@ -348,3 +348,71 @@ pub fn with_trailing_error(
     d.total += 1;
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROW: &str = r#"{"timestamp":"2024-05-01T12:00:00Z","champion":"Ahri","position":{"x":0.5,"y":0.5},"health":1,"mana":2,"cooldowns":{"q":0,"w":0,"e":0,"r":0,"d":0,"f":0},"inventory":["boots"],"vision_score":0,"gold_advantage":0}"#;
+
+    #[test]
+    fn split_array_respects_strings_and_nesting() {
+        let data = br#"[ {"a":"],}"}, [1,[2]] ,3 ]"#;
+        let spans: Vec<&[u8]> = split_array(data).into_iter().map(|r| &data[r]).collect();
+        assert_eq!(spans, vec![&br#"{"a":"],}"}"#[..], b"[1,[2]]", b"3"]);
+        assert!(split_array(b"[]").is_empty());
+    }
+
+    #[test]
+    fn array_fast_path_and_fallback_agree() {
+        let good = format!("[{ROW},{ROW}]");
+        let d = decode_json(good.as_bytes(), Contract::GameState);
+        assert_eq!((d.batch.num_rows(), d.total), (2, 2));
+        let bad = format!("[{ROW},{{oops}},{ROW}]");
+        let d = decode_json(bad.as_bytes(), Contract::GameState);
+        assert_eq!(d.rows, vec![0, 2]);
+        assert_eq!(d.errors[0].issues[0].code, "json_invalid");
+        assert_eq!(d.errors[0].raw, b"{oops}");
+    }
+
+    #[test]
+    fn ndjson_skips_blank_lines() {
+        let data = format!("{ROW}\n\n  \n{ROW}\n");
+        let d = decode_json(data.as_bytes(), Contract::GameState);
+        assert_eq!((d.batch.num_rows(), d.total), (2, 2));
+    }
+
+    #[test]
+    fn refused_rows_report_dotted_paths() {
+        let row = ROW
+            .replace(r#""x":0.5"#, r#""x":1.5"#)
+            .replace(r#""q":0"#, r#""q":-1"#);
+        let d = decode_rows(&[row.as_bytes()], Contract::GameState);
+        let got: Vec<(&str, &str)> = d.errors[0]
+            .issues
+            .iter()
+            .map(|i| (i.path.as_str(), i.code))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("position.x", "less_than_equal"),
+                ("cooldowns.q", "greater_than_equal")
+            ]
+        );
+    }
+
+    #[test]
+    fn msgpack_tape_matches_json_rules() {
+        // fixarray(1) [ fixmap(1) { "health": -1 } ]
+        let data = [0x91, 0x81, 0xa6, b'h', b'e', b'a', b'l', b't', b'h', 0xff];
+        let (tape, elements, err) = crate::codec::msgpack::to_tape(&data);
+        assert!(err.is_none());
+        assert_eq!(elements.len(), 1);
+        assert!(matches!(tape[0], Node::Object { len: 1, count: 2 }));
+        let d = crate::codec::decode_msgpack(&data, Contract::GameState);
+        assert!(d.errors[0].issues.iter().any(|i| i.code == "missing"));
+        let d = crate::codec::decode_msgpack(&data[..5], Contract::GameState);
+        assert_eq!(d.errors[0].issues[0].code, "msgpack_invalid");
+    }
+}
