@@ -7,6 +7,7 @@ pub mod columns;
 pub mod contract;
 pub mod encode;
 pub mod msgpack;
+pub mod proto;
 pub mod py;
 pub mod validate;
 

@@ -128,6 +128,12 @@ impl PyDecodedBatch {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// The batch as a protobuf `GameStateBatch` message (GameState only).
+    fn to_protobuf<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let out = super::proto::game_states_to_protobuf(&self.inner.batch)?;
+        Ok(PyBytes::new(py, &out))
+    }
+
     fn __len__(&self) -> usize {
         self.inner.batch.num_rows()
     }
@@ -206,8 +212,11 @@ fn decode(
         match format {
             "json" => guarded(py, || decode_json(bytes, contract)),
             "msgpack" => guarded(py, || super::decode_msgpack(bytes, contract)),
+            "protobuf" if contract == Contract::GameState => {
+                guarded(py, || super::proto::decode_protobuf(bytes))
+            }
             other => Err(CoreError::InvalidArgument(format!(
-                "format must be 'json' or 'msgpack', not {other:?}"
+                "format must be 'json', 'msgpack' or (GameState only) 'protobuf', not {other:?}"
             ))
             .into()),
         }

@@ -19,6 +19,7 @@ from system0.data.serialization import (
     read_ipc,
     read_parquet,
     to_json,
+    to_protobuf,
     write_checksummed,
     write_ipc,
     write_parquet,
@@ -181,3 +182,32 @@ def test_checksummed_file_detects_a_flipped_byte(tmp_path: Path) -> None:
 
 def test_crc32c_matches_the_standard_check_value() -> None:
     assert _core.crc32c(b"123456789") == 0xE3069283  # RFC 3720 check value
+
+
+def _pb_field(tag: int, wire: int, payload: bytes) -> bytes:
+    key = bytes([(tag << 3) | wire])
+    if wire == 2:
+        return key + bytes([len(payload)]) + payload
+    return key + payload
+
+
+def test_protobuf_round_trip_and_bad_rows() -> None:
+    import struct
+
+    d = decode_game_states(dumps([game_state(health=float(i)) for i in range(3)]))
+    wire = to_protobuf(d)
+    back = decode_game_states(wire, format="protobuf")
+    assert back.rows == [0, 1, 2]
+    assert pa.record_batch(back).equals(pa.record_batch(d))
+    # protobuf merges concatenated messages: append a batch holding one state whose health is
+    # negative and which lacks every other field
+    bad_state = _pb_field(5, 1, struct.pack("<d", -1.0))
+    merged = decode_game_states(wire + _pb_field(1, 2, bad_state), format="protobuf")
+    assert merged.rows == [0, 1, 2] and merged.total == 4
+    codes = {c for _r, _p, c, _m in merged.errors}
+    assert {"greater_than_equal", "missing"} <= codes
+    assert merged.rejected[0][1] == bad_state
+    garbage = decode_game_states(b"\xff\xff\xff", format="protobuf")
+    assert garbage.num_rows == 0 and garbage.errors[0][2] == "protobuf_invalid"
+    proto = Path(__file__).parents[2] / "python/system0/data/game_state.proto"
+    assert "message GameStateBatch" in proto.read_text()

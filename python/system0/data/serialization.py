@@ -1,7 +1,8 @@
 """The codec fast path: decode, validate, columnarize, featurize, encode.
 
 ``decode_game_states`` and ``decode_training_samples`` parse a batch (a JSON array, NDJSON, a
-list of one-document ``bytes`` rows, or a msgpack array) in Rust with simd-json, check every
+list of one-document ``bytes`` rows, a msgpack array, or for GameState a protobuf
+``GameStateBatch`` per ``game_state.proto``) in Rust with simd-json, check every
 row against the contract of :mod:`system0.data.models`, and return a :class:`DecodedBatch`:
 the valid rows as one Arrow record batch, and each refused row with its reason codes and raw
 bytes. A bad row never fails the batch; what happens to it is the caller's policy (see
@@ -49,7 +50,7 @@ from system0.errors import IntegrityError, ValidationError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-Format = Literal["json", "msgpack"]
+Format = Literal["json", "msgpack", "protobuf"]
 FEATURE_NAMES: tuple[str, ...] = tuple(_core.feature_names())
 PAD_VALUE = 0.0
 SCALES = {"health": 5000.0, "mana": 5000.0, "cooldown": 300.0, "vision_score": 100.0}
@@ -112,6 +113,12 @@ def to_json(batch: DecodedBatch, *, ndjson: bool = False) -> bytes:
         docs = [json.dumps(r, default=_json_default, separators=(",", ":")) for r in rows]
         return ("\n".join(docs) + "\n" if ndjson else "[" + ",".join(docs) + "]").encode()
     return batch.to_json(ndjson)
+
+
+def to_protobuf(batch: DecodedBatch) -> bytes:
+    """A GameState batch as a protobuf ``GameStateBatch`` message (schema:
+    ``system0/data/game_state.proto``, shipped in the package)."""
+    return batch.to_protobuf()
 
 
 def _json_default(value: Any) -> Any:
@@ -234,6 +241,7 @@ __all__ = [
     "read_parquet",
     "to_arrow",
     "to_json",
+    "to_protobuf",
     "write_checksummed",
     "write_ipc",
     "write_parquet",
