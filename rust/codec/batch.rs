@@ -1,9 +1,10 @@
 //! The batch driver: split input into rows, parse with simd-json, validate each row, append
 //! the valid ones to columns and keep per-row errors (with the raw bytes of refused rows).
 //!
-//! Input forms: a JSON array of objects (parsed in one pass; only when it is malformed are its
-//! elements split and parsed one by one, so a syntax error stays inside its row), NDJSON (one
-//! object per non-blank line), or a list of separate rows.
+//! Input forms: a JSON array of objects (up to 8 MiB parsed as one document, the fastest way;
+//! larger ones, or any that does not parse, have their elements located by a fast scan and
+//! parsed in chunks of rows, a chunk that does not parse being retried row by row, so a
+//! syntax error stays inside its row), NDJSON (one object per non-blank line), or a list of separate rows.
 
 use std::ops::Range;
 
@@ -137,48 +138,71 @@ fn trim(data: &[u8], mut r: Range<usize>) -> Range<usize> {
     r
 }
 
+/// Bytes that can change the splitter's state outside a string.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
 /// Byte ranges of the elements of a top-level JSON array, found by tracking string and
 /// nesting state (no parsing). A truncated tail becomes one last element, which then fails
-/// to parse inside its own row.
+/// to parse inside its own row. Tight skip loops keep this near memory speed.
 pub fn split_array(data: &[u8]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let Some(open) = data.iter().position(|&b| !is_ws(b)) else {
         return out;
     };
+    let n = data.len();
     let mut i = open + 1;
     let mut start = i;
-    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-    while i < data.len() {
-        let b = data[i];
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-        } else {
-            match b {
-                b'"' => in_str = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' if depth > 0 => depth -= 1,
-                b',' | b']' if depth == 0 => {
-                    let r = trim(data, start..i);
-                    if !r.is_empty() || b == b',' {
-                        out.push(r);
+    let mut depth = 0usize;
+    while i < n {
+        while i < n && !STRUCTURAL[usize::from(data[i])] {
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
+        match data[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    while i < n && data[i] != b'"' && data[i] != b'\\' {
+                        i += 1;
                     }
-                    if b == b']' {
-                        return out;
+                    if i >= n {
+                        break;
                     }
-                    start = i + 1;
+                    if data[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    break; // closing quote
                 }
-                _ => {}
             }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 0 => depth -= 1,
+            b @ (b',' | b']') if depth == 0 => {
+                let r = trim(data, start..i);
+                if !r.is_empty() || b == b',' {
+                    out.push(r);
+                }
+                if b == b']' {
+                    return out;
+                }
+                start = i + 1;
+            }
+            _ => {}
         }
         i += 1;
     }
-    let r = trim(data, start..data.len());
+    let r = trim(data, start..n.min(data.len()));
     if !r.is_empty() {
         out.push(r);
     }
@@ -206,11 +230,15 @@ fn split_lines(data: &[u8]) -> Vec<Range<usize>> {
 }
 
 /// Parse and validate rows one by one, reusing the parser's buffers and tape.
-fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(rows: I, sink: &mut Sink) -> u32 {
+fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(
+    rows: I,
+    first_row: u32,
+    sink: &mut Sink,
+) -> u32 {
     let mut buffers = Buffers::default();
     let mut scratch: Vec<u8> = Vec::new();
     let mut spare: Tape<'static> = Tape::null().reset();
-    let mut n = 0u32;
+    let mut n = first_row;
     for raw in rows {
         scratch.clear();
         scratch.extend_from_slice(raw);
@@ -226,7 +254,7 @@ fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(rows: I, sink: &mut Sink) -
         spare = tape.reset();
         n += 1;
     }
-    n
+    n - first_row
 }
 
 /// Decode a JSON array or NDJSON batch against `contract`.
@@ -235,29 +263,33 @@ pub fn decode_json(data: &[u8], contract: Contract) -> Decoded {
     if first != Some(b'[') {
         let lines = split_lines(data);
         let mut sink = Sink::new(contract, lines.len());
-        let n = rows_one_by_one(lines.iter().map(|r| &data[r.clone()]), &mut sink);
+        let n = rows_one_by_one(lines.iter().map(|r| &data[r.clone()]), 0, &mut sink);
         return sink.finish(n);
     }
-    if let Some(d) = decode_whole_array(data, contract) {
-        return d;
+    if data.len() <= WHOLE_MAX {
+        if let Some(d) = decode_whole_array(data, contract) {
+            return d;
+        }
     }
-    // malformed somewhere: isolate each element so that the error stays in its row
     let spans = split_array(data);
     let mut sink = Sink::new(contract, spans.len());
-    let n = rows_one_by_one(spans.iter().map(|r| &data[r.clone()]), &mut sink);
-    sink.finish(n)
+    decode_array_chunked(data, &spans, &mut sink);
+    sink.finish(spans.len() as u32)
 }
 
 /// Parser buffers kept per thread between calls: a batch decode then reuses warm memory
-/// instead of faulting in fresh pages for the input copy and the tape (about 25 bytes of
-/// tape per JSON value). Inputs above `SCRATCH_KEEP_MAX` are decoded with throwaway buffers.
+/// instead of faulting in fresh pages for the input copy and the tape. Only inputs up to
+/// `WHOLE_MAX` come this way, which bounds what a thread keeps.
 struct Scratch {
     input: Vec<u8>,
     buffers: Buffers,
     tape: Tape<'static>,
 }
 
-const SCRATCH_KEEP_MAX: usize = 64 << 20;
+/// Largest input parsed as one document. The tape of a whole document costs about 25 bytes
+/// per JSON value (some 5x the input), so larger inputs go through bounded chunks instead,
+/// whose peak memory stays near the size of the output.
+const WHOLE_MAX: usize = 8 << 20;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
@@ -300,16 +332,66 @@ fn decode_whole_array(data: &[u8], contract: Contract) -> Option<Decoded> {
         }
     }
     *tape = t.reset();
-    if s.input.capacity() <= SCRATCH_KEEP_MAX {
+    if s.input.capacity() <= WHOLE_MAX {
         SCRATCH.with(|c| *c.borrow_mut() = Some(s));
     }
     out
 }
 
+/// Rows per parsed chunk, and bytes per chunk: small enough that the tape (about 25 bytes
+/// per JSON value) stays in cache and the decode's peak memory stays near its output size,
+/// large enough that the parser's per-document setup is amortized.
+const CHUNK_ROWS: usize = 256;
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Decode the elements of a JSON array `CHUNK_ROWS` at a time: each chunk (the bytes from
+/// its first element to its last, commas included) is parsed as one array; a chunk that does
+/// not parse is retried row by row, so a syntax error stays inside its own row.
+fn decode_array_chunked(data: &[u8], spans: &[Range<usize>], sink: &mut Sink) {
+    let mut buffers = Buffers::new(CHUNK_BYTES);
+    let mut scratch: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 2);
+    let mut spare: Tape<'static> = Tape(Vec::new());
+    let mut row0 = 0;
+    while row0 < spans.len() {
+        let mut row1 = row0 + 1;
+        while row1 < spans.len()
+            && row1 - row0 < CHUNK_ROWS
+            && spans[row1].end - spans[row0].start < CHUNK_BYTES
+        {
+            row1 += 1;
+        }
+        scratch.clear();
+        scratch.push(b'[');
+        scratch.extend_from_slice(&data[spans[row0].start..spans[row1 - 1].end]);
+        scratch.push(b']');
+        let mut tape = spare.reset();
+        let parsed = simd_json::fill_tape(&mut scratch, &mut buffers, &mut tape).is_ok()
+            && matches!(tape.0.first(), Some(Node::Array { len, .. }) if *len == row1 - row0);
+        if parsed {
+            let mut at = 1;
+            for row in row0..row1 {
+                if !sink.row(&tape.0, at, row as u32) {
+                    sink.reject(row as u32, &data[spans[row].clone()]);
+                }
+                at += tape.0.get(at).map_or(1, span);
+            }
+        }
+        spare = tape.reset();
+        if !parsed {
+            rows_one_by_one(
+                spans[row0..row1].iter().map(|r| &data[r.clone()]),
+                row0 as u32,
+                sink,
+            );
+        }
+        row0 = row1;
+    }
+}
+
 /// Decode separate rows (one JSON document each) against `contract`.
 pub fn decode_rows(rows: &[&[u8]], contract: Contract) -> Decoded {
     let mut sink = Sink::new(contract, rows.len());
-    let n = rows_one_by_one(rows.iter().copied(), &mut sink);
+    let n = rows_one_by_one(rows.iter().copied(), 0, &mut sink);
     sink.finish(n)
 }
 
@@ -373,6 +455,38 @@ mod tests {
         assert_eq!(d.rows, vec![0, 2]);
         assert_eq!(d.errors[0].issues[0].code, "json_invalid");
         assert_eq!(d.errors[0].raw, b"{oops}");
+    }
+
+    #[test]
+    fn chunked_path_agrees_with_the_whole_document_path() {
+        let bad = ROW.replace(r#""health":1"#, r#""health":-1"#);
+        let rows: Vec<String> = (0..600)
+            .map(|i| match i {
+                300 => bad.clone(),
+                _ => ROW.to_owned(),
+            })
+            .collect();
+        let data = format!("[{}]", rows.join(" , "));
+        let whole = decode_json(data.as_bytes(), Contract::GameState);
+        let spans = split_array(data.as_bytes());
+        assert_eq!(spans.len(), 600);
+        let mut sink = Sink::new(Contract::GameState, spans.len());
+        decode_array_chunked(data.as_bytes(), &spans, &mut sink);
+        let chunked = sink.finish(600);
+        assert_eq!(chunked.rows, whole.rows);
+        assert_eq!(chunked.errors, whole.errors);
+        assert_eq!(chunked.batch, whole.batch);
+        // a syntax error inside the second chunk costs only its own row
+        let broken = data.replacen(&bad, "{nope}", 1);
+        let spans = split_array(broken.as_bytes());
+        let mut sink = Sink::new(Contract::GameState, spans.len());
+        decode_array_chunked(broken.as_bytes(), &spans, &mut sink);
+        let d = sink.finish(600);
+        assert_eq!(d.batch.num_rows(), 599);
+        assert_eq!(
+            (d.errors[0].row, d.errors[0].raw.as_slice()),
+            (300, &b"{nope}"[..])
+        );
     }
 
     #[test]
