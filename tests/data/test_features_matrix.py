@@ -9,15 +9,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import dumps, game_state, sample
-from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY
+from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY, GameState
 from system0.data.serialization import (
     FEATURE_NAMES,
     PAD_VALUE,
     decode_game_states,
     decode_training_samples,
     features,
+    features_from_records,
     features_torch,
 )
+from system0.errors import ValidationError
 
 
 def reference(rows: list[dict[str, object]]) -> np.ndarray:
@@ -91,3 +93,11 @@ def test_torch_tensor_shares_the_buffer() -> None:
     t = features_torch(decode_game_states(dumps(ROWS)))
     assert str(t.dtype) == "torch.float32" and tuple(t.shape) == (3, len(FEATURE_NAMES))
     np.testing.assert_array_equal(t.numpy(), reference(ROWS))
+
+
+def test_records_featurize_through_the_codec() -> None:
+    models = [GameState.model_validate(r) for r in ROWS]
+    np.testing.assert_array_equal(features_from_records(models), reference(ROWS))
+    np.testing.assert_array_equal(features_from_records(ROWS), reference(ROWS))
+    with pytest.raises(ValidationError, match="health"):
+        features_from_records([game_state(health=-1.0)])

@@ -88,6 +88,30 @@ def features(batch: Any, *, pad_rows_to: int | None = None) -> npt.NDArray[np.fl
     return np.frombuffer(buf, dtype=np.float32).reshape(rows, cols)
 
 
+def features_from_records(
+    records: Sequence[Any], *, pad_rows_to: int | None = None
+) -> npt.NDArray[np.float32]:
+    """The feature matrix of ``GameState`` models or plain dicts: they are validated by the
+    codec on the way (a record that breaks the contract raises ``ValidationError``)."""
+    import json
+
+    from system0.data.models import GameState, GameStateList
+
+    if all(isinstance(r, GameState) for r in records):
+        data = GameStateList.dump_json(list(records))
+    else:
+        data = json.dumps(
+            [r.model_dump(mode="json") if isinstance(r, GameState) else r for r in records]
+        ).encode()
+    decoded = decode_game_states(data)
+    if decoded.errors:
+        row, path, code, message = decoded.errors[0]
+        raise ValidationError(
+            f"record {row} broke the GameState contract at {path or '<row>'}: {code} ({message})"
+        )
+    return features(decoded, pad_rows_to=pad_rows_to)
+
+
 def features_torch(batch: Any, *, pad_rows_to: int | None = None) -> Any:
     """The feature matrix as a ``torch.Tensor`` sharing the numpy buffer (DLPack, no copy)."""
     import torch  # optional dependency: system0[torch]
@@ -233,6 +257,7 @@ __all__ = [
     "decode_game_states",
     "decode_training_samples",
     "features",
+    "features_from_records",
     "features_torch",
     "from_ipc_bytes",
     "ipc_bytes",
