@@ -63,10 +63,49 @@ pub const ITEM_VOCABULARY: [&str; 40] = [
     "zhonyas_hourglass",
 ];
 
-/// Vocabulary index of an item name, or None when the contract does not know it.
+const ITEM_TABLE_BITS: u32 = 8;
+const EMPTY: u16 = u16::MAX;
+
+fn fnv1a(b: &[u8]) -> u32 {
+    b.iter().fold(0x811c_9dc5u32, |h, &c| {
+        (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Open-addressing table from item name hash to vocabulary index, built once.
+fn item_table() -> &'static [u16; 1 << ITEM_TABLE_BITS] {
+    static TABLE: std::sync::OnceLock<[u16; 1 << ITEM_TABLE_BITS]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [EMPTY; 1 << ITEM_TABLE_BITS];
+        let mask = (1usize << ITEM_TABLE_BITS) - 1;
+        for (i, name) in ITEM_VOCABULARY.iter().enumerate() {
+            let mut slot = fnv1a(name.as_bytes()) as usize & mask;
+            while t[slot] != EMPTY {
+                slot = (slot + 1) & mask;
+            }
+            t[slot] = i as u16;
+        }
+        t
+    })
+}
+
+/// Vocabulary index of an item name, or None when the contract does not know it
+/// (one hash and, on a hit, one comparison: this runs for every inventory slot).
 #[inline]
 pub fn item_index(name: &str) -> Option<u16> {
-    ITEM_VOCABULARY.binary_search(&name).ok().map(|i| i as u16)
+    let t = item_table();
+    let mask = (1usize << ITEM_TABLE_BITS) - 1;
+    let mut slot = fnv1a(name.as_bytes()) as usize & mask;
+    loop {
+        let idx = t[slot];
+        if idx == EMPTY {
+            return None;
+        }
+        if ITEM_VOCABULARY[usize::from(idx)] == name {
+            return Some(idx);
+        }
+        slot = (slot + 1) & mask;
+    }
 }
 
 /// `[A-Za-z0-9 '._-]{1,32}`, the champion rule of `models.GameState`.
@@ -222,6 +261,10 @@ mod tests {
         assert!(ITEM_VOCABULARY.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(item_index("boots"), Some(4));
         assert_eq!(item_index("excalibur"), None);
+        for (i, name) in ITEM_VOCABULARY.iter().enumerate() {
+            assert_eq!(item_index(name), Some(i as u16));
+        }
+        assert_eq!(item_index(""), None);
     }
 
     #[test]
