@@ -13,7 +13,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from ratio import Gate
-
 from system0.data.models import ITEM_VOCABULARY, GameState, GameStateList
 from system0.data.serialization import decode_game_states, features
 
