@@ -38,6 +38,9 @@ pub struct Decoded {
     pub errors: Vec<RowError>,
     /// Rows seen in the input (valid + refused).
     pub total: u32,
+    /// CRC-32C of the input bytes (rows chained in order for a list of rows): the batch's
+    /// lineage id, to check the stored or forwarded original against.
+    pub input_crc32c: u32,
 }
 
 // One Sink exists per batch, so the size of the larger variant costs nothing.
@@ -120,6 +123,7 @@ impl Sink {
             rows: self.rows,
             errors: self.errors,
             total,
+            input_crc32c: 0,
         }
     }
 }

@@ -46,6 +46,13 @@ impl PyDecodedBatch {
         self.inner.total
     }
 
+    /// CRC-32C (hardware instructions) of the input bytes; for a list of rows, of the rows
+    /// in order, as if concatenated.
+    #[getter]
+    fn input_crc32c(&self) -> u32 {
+        self.inner.input_crc32c
+    }
+
     /// Input row index of each batch row.
     #[getter]
     fn rows(&self) -> Vec<u32> {
@@ -204,16 +211,24 @@ fn decode(
         }
         let inner = guarded(py, || {
             let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
-            decode_rows(&refs, contract)
+            let mut d = decode_rows(&refs, contract);
+            d.input_crc32c = refs.iter().fold(0, |c, r| ::crc32c::crc32c_append(c, r));
+            d
         })?;
         return Ok(PyDecodedBatch { inner });
     }
+    let with_crc = |bytes: &[u8], mut d: Decoded| {
+        d.input_crc32c = super::checksum(bytes);
+        d
+    };
     let run = |bytes: &[u8]| -> PyResult<Decoded> {
         match format {
-            "json" => guarded(py, || decode_json(bytes, contract)),
-            "msgpack" => guarded(py, || super::decode_msgpack(bytes, contract)),
+            "json" => guarded(py, || with_crc(bytes, decode_json(bytes, contract))),
+            "msgpack" => guarded(py, || {
+                with_crc(bytes, super::decode_msgpack(bytes, contract))
+            }),
             "protobuf" if contract == Contract::GameState => {
-                guarded(py, || super::proto::decode_protobuf(bytes))
+                guarded(py, || with_crc(bytes, super::proto::decode_protobuf(bytes)))
             }
             other => Err(CoreError::InvalidArgument(format!(
                 "format must be 'json', 'msgpack' or (GameState only) 'protobuf', not {other:?}"

@@ -184,6 +184,16 @@ def test_crc32c_matches_the_standard_check_value() -> None:
     assert _core.crc32c(b"123456789") == 0xE3069283  # RFC 3720 check value
 
 
+def test_decoded_batches_carry_the_checksum_of_their_input() -> None:
+    rows = [json.dumps(game_state(health=float(i))).encode() for i in range(3)]
+    whole = b"".join(rows)
+    assert decode_game_states(rows).input_crc32c == _core.crc32c(whole)
+    data = dumps([game_state()])
+    assert decode_game_states(data).input_crc32c == _core.crc32c(data)
+    flipped = data.replace(b"Ahri", b"Ahrj")
+    assert decode_game_states(flipped).input_crc32c != _core.crc32c(data)
+
+
 def _pb_field(tag: int, wire: int, payload: bytes) -> bytes:
     key = bytes([(tag << 3) | wire])
     if wire == 2:
