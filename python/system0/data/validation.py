@@ -160,12 +160,15 @@ class Quarantine:
         if contract is not None:
             sql += " AND contract = ?"
             args.append(contract)
+        if code is not None:
+            # codes is a JSON list of plain identifiers: match the quoted code exactly
+            sql += " AND instr(codes, ?) > 0"
+            args.append(json.dumps(code))
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        out = [self._row(r) for r in rows]
-        return [r for r in out if code is None or code in r.codes]
+        return [self._row(r) for r in rows]
 
     def count(self, status: str = "held") -> int:
         with self._lock:
