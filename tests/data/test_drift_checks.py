@@ -98,3 +98,19 @@ def test_profile_round_trips_and_is_named_by_content() -> None:
     q = ReferenceProfile.from_json(p.to_json())
     assert q == p and q.content_hash() == p.content_hash()
     assert ReferenceProfile.build({"x": np.arange(101.0)}).content_hash() != p.content_hash()
+
+
+def test_drift_reaches_the_telemetry_registry_by_default() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from system0.core import telemetry
+
+    rng = np.random.default_rng(5)
+    profile = ReferenceProfile.build({"mana": rng.normal(size=5000)})
+    report = profile.compare({"mana": rng.normal(2.0, size=5000)})
+    report.publish()
+    families = {f.name: f for f in text_string_to_metric_families(telemetry.render_prometheus())}
+    detected = [s for s in families["data_drift_detected"].samples if s.labels["feature"] == "mana"]
+    assert [s.value for s in detected] == [1.0]
+    psi = [s for s in families["data_drift_psi"].samples if s.labels["feature"] == "mana"]
+    assert psi[0].value == pytest.approx(report["mana"].values["psi"])

@@ -35,6 +35,18 @@ from system0.errors import ValidationError
 Array = npt.NDArray[np.float64]
 Sink = Callable[[str, float, Mapping[str, str]], None]
 
+
+def telemetry_sink(name: str, value: float, labels: Mapping[str, str]) -> None:
+    """The default sink: a gauge per statistic in the telemetry registry, labelled by feature
+    and test (so `render_prometheus()` and the OTel bridge carry drift like any other metric).
+    A statistic that is undefined for this window (NaN) leaves its gauge unset."""
+    from system0.core import telemetry  # the data layer does not need telemetry to import
+
+    if math.isfinite(value):
+        family = telemetry.gauge(name, labels=tuple(sorted(labels)), help="data drift statistic")
+        family.labels(**labels).set(value)
+
+
 GAME_STATE_NUMERIC = (
     "position_x",
     "position_y",
@@ -106,10 +118,16 @@ class DriftReport:
             "features": [asdict(f) for f in self.features],
         }
 
-    def publish(self, sink: Sink, *, on_drift: Callable[[DriftReport], None] | None = None) -> None:
+    def publish(
+        self,
+        sink: Sink = telemetry_sink,
+        *,
+        on_drift: Callable[[DriftReport], None] | None = None,
+    ) -> None:
         """Emit every raw value as a gauge through ``sink(name, value, labels)`` (names
         ``data_drift_<statistic>``, plus ``data_drift_detected`` as 0/1, labelled by
-        ``feature``), then call ``on_drift(report)`` if any feature drifted."""
+        ``feature`` and ``test``; by default into the telemetry registry), then call
+        ``on_drift(report)`` if any feature drifted."""
         for f in self.features:
             labels = {"feature": f.feature, "test": f.test}
             for name, value in f.values.items():
