@@ -1,0 +1,132 @@
+"""Pinned, deterministic reads: the same batches from the same pin, on every run and machine.
+
+A pin is (dataset, version id, order key, seed, batch size). The version id is the hash of a
+manifest, so the rows are fixed; the order key and the seed fix their order (see
+``storage_prefetch``); the batch size fixes the cut. ``digest()`` hashes the batches' Arrow IPC
+bytes, which is what the cross-process determinism test compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from system0.data.storage_prefetch import Prefetcher, ordered_indices, to_numpy
+from system0.data.storage_versions import Version
+from system0.errors import ValidationError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pin:
+    dataset: str
+    version: str
+    order_by: tuple[str, ...]
+    seed: int | None
+    batch_size: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.dataset}@{self.version[:12]} order_by={','.join(self.order_by)} "
+            f"seed={self.seed} batch_size={self.batch_size}"
+        )
+
+
+class PinnedReader:
+    """Batches of one version in a fixed order. Rows are loaded once, on first use."""
+
+    def __init__(
+        self,
+        pin: Pin,
+        version: Version,
+        load: Callable[[Version, list[str] | None], pa.Table],
+        *,
+        columns: Sequence[str] | None = None,
+        prefetch_batches: int = 4,
+        prefetch_max_bytes: int = 256 << 20,
+    ) -> None:
+        if pin.batch_size < 1:
+            raise ValidationError(f"batch_size must be >= 1, not {pin.batch_size}")
+        self.pin = pin
+        self.version = version
+        self._load = load
+        self._columns = list(columns) if columns is not None else None
+        self._table: pa.Table | None = None
+        self._prefetch_batches = prefetch_batches
+        self._prefetch_max_bytes = prefetch_max_bytes
+
+    @property
+    def rows(self) -> int:
+        return self.version.rows
+
+    def __len__(self) -> int:
+        return -(-self.rows // self.pin.batch_size)
+
+    def table(self) -> pa.Table:
+        """The whole version in pinned order, as one contiguous table (each column one chunk)."""
+        if self._table is None:
+            needed = self._columns
+            if needed is not None:  # the order key's top-level columns must be read too
+                needed = sorted(set(needed) | {k.split(".")[0] for k in self.pin.order_by})
+            raw = self._load(self.version, needed)
+            idx = ordered_indices(raw, self.pin.order_by, self.pin.seed)
+            ordered = raw.take(pa.array(idx, type=pa.int64()))
+            if self._columns is not None:
+                ordered = ordered.select(self._columns)
+            self._table = ordered.combine_chunks()
+        return self._table
+
+    def batch(self, i: int) -> pa.RecordBatch:
+        if not 0 <= i < len(self):
+            raise ValidationError(
+                f"batch index {i} is outside [0, {len(self)}) for {self.pin.describe()}"
+            )
+        t = self.table().slice(i * self.pin.batch_size, self.pin.batch_size)
+        return t.to_batches()[0] if t.num_rows else pa.RecordBatch.from_pylist([], t.schema)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        table = self.table()
+        yield from table.to_batches(max_chunksize=self.pin.batch_size)
+
+    def prefetch(
+        self,
+        convert: Callable[[pa.RecordBatch], T] | None = None,
+        *,
+        max_batches: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Prefetcher[Any]:
+        """Batches produced ahead in a thread (numpy columns by default), memory bounded."""
+        return Prefetcher(
+            iter(self),
+            convert or to_numpy,
+            max_batches=max_batches or self._prefetch_batches,
+            max_bytes=max_bytes or self._prefetch_max_bytes,
+        )
+
+    def digest(self) -> str:
+        """SHA-256 over the pin and every batch's Arrow IPC bytes, in order."""
+        h = hashlib.sha256(self.pin.describe().encode())
+        for b in self:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, b.schema) as w:
+                w.write_batch(b)
+            h.update(sink.getvalue())
+        return h.hexdigest()
+
+
+def rows_per_batch(reader: PinnedReader) -> np.ndarray[Any, Any]:
+    """Row counts of each batch (all ``batch_size`` except possibly the last)."""
+    n, b = reader.rows, reader.pin.batch_size
+    sizes = np.full(len(reader), b, dtype=np.int64)
+    if n % b:
+        sizes[-1] = n % b
+    return sizes
+
+
+__all__ = ["Pin", "PinnedReader", "rows_per_batch"]
