@@ -18,6 +18,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from system0.core.config_cli import add_config_commands
 
     add_config_commands(sub)
+
+    from system0.data.storage_cli import add_data_commands
+
+    add_data_commands(sub)
     return parser
 
 

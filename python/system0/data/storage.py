@@ -82,7 +82,7 @@ def as_table(samples: Any) -> pa.Table:
         return pa.Table.from_batches([pa.record_batch(samples)])
     if isinstance(samples, list) and samples and all(hasattr(s, "model_dump") for s in samples):
         try:  # the codec's fast path once system0.data.serialization is installed
-            from system0.data.serialization import (  # type: ignore[attr-defined, unused-ignore]
+            from system0.data.serialization import (  # type: ignore[import-not-found, unused-ignore]
                 decode_training_samples,
             )
         except ImportError:
@@ -125,12 +125,12 @@ class ScalableStorage:
             policy = StoragePolicy.from_config(storage_cfg)
         self.policy = policy or StoragePolicy()
         self.catalog = Catalog(self.root / "catalog.sqlite")
-        given = dict(backends or {})
+        given: dict[Tier, Backend] = dict(backends or {})
         self.backends: dict[Tier, Backend] = {
-            "local": given.pop("local", None) or SQLiteBackend(self.root / "local.sqlite"),
-            "analytical": given.pop("analytical", None) or DuckDBBackend(self.root / "parquet"),
+            "local": given.get("local") or SQLiteBackend(self.root / "local.sqlite"),
+            "analytical": given.get("analytical") or DuckDBBackend(self.root / "parquet"),
         }
-        self.backends.update(given)
+        self.backends.update({t: b for t, b in given.items() if t not in self.backends})
         if mongo_uri:
             from system0.data.storage_mongo import MongoBackend
 
@@ -186,7 +186,10 @@ class ScalableStorage:
             by_tier[p.backend][1] += p.rows
         reasons = [f"{pattern} prefers tiers in the order {', '.join(order)} (policy)"]
         reasons += [f"{n} segment(s), {r} rows from {t}" for t, (n, r) in sorted(by_tier.items())]
-        main: Tier = max(by_tier, key=lambda t: by_tier[t][1]) if by_tier else order[0]  # type: ignore[assignment]
+        main: Tier = order[0]
+        for tier in order:
+            if by_tier.get(tier, [0, -1])[1] > by_tier.get(main, [0, -1])[1]:
+                main = tier
         return Route(pattern, main, self.backends[main].kind, tuple(reasons))
 
     def explain(
@@ -254,7 +257,10 @@ class ScalableStorage:
         route = self._route_store(dataset, table.num_rows, table.nbytes)
         plain = encode_segment(table, compression=self.policy.compression)
         seg = sha256(plain)
-        stored = self.keyring.encrypt(plain, self._aad(dataset, seg)) if enc else plain
+        stored = plain
+        if enc:
+            assert self.keyring is not None  # _encrypted() refused a dataset without one
+            stored = self.keyring.encrypt(plain, self._aad(dataset, seg))
         stored_sha = seg if stored is plain else sha256(stored)
         tier = route.tier
         try:
@@ -513,7 +519,7 @@ class ScalableStorage:
                 not self.catalog.blob_referenced(dataset, p.backend, p.blob)
                 and p.backend in self.backends
             ):
-                self.backends[p.backend].delete(dataset, p.blob)  # type: ignore[index]
+                self.backends[p.backend].delete(dataset, p.blob)
         if dropped:
             self._audited(
                 "delete", dataset, ",".join(d[:12] for d in dropped), {"versions": len(dropped)}
@@ -535,6 +541,20 @@ class ScalableStorage:
             if isinstance(backend, DuckDBBackend):
                 backend.sweep_temporaries(dataset)
         return gone
+
+    def verify(self, dataset: str = "samples", *, version: str | None = None) -> Any:
+        """Check every stored checksum of a version (or all); ``IntegrityError`` names the file."""
+        from system0.data.storage_integrity import verify
+
+        return verify(self, check_dataset(dataset), version)
+
+    def export_parquet(
+        self, path: str | os.PathLike[str], *, dataset: str = "samples", version: str | None = None
+    ) -> int:
+        """Write a version to one Parquet file (atomically); returns the rows written."""
+        from system0.data.storage_integrity import export_parquet
+
+        return export_parquet(self, check_dataset(dataset), path, version=version)
 
     # compaction lives in storage_compaction to keep this file one concept
     def compact(

@@ -102,7 +102,7 @@ class DuckDBBackend:
         if not os.access(self.root, os.W_OK):
             raise Unavailable(f"Parquet storage at {self.root} is not writable")
 
-    def _con(self):  # type: ignore[no-untyped-def]
+    def _con(self) -> Any:
         con = getattr(self._local, "con", None)
         if con is None:
             import duckdb

@@ -61,14 +61,16 @@ class StoragePolicy:
             raise ConfigError(
                 f"storage policy: unknown keys {unknown}; known keys: {', '.join(sorted(known))}"
             )
-        args = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        args: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+        }
         return cls(**args)
 
     @classmethod
     def from_config(cls, storage: Any) -> StoragePolicy:
         """From ``AIConfig.storage`` (``system0.core.config.StorageConfig``) or ``AIConfig``."""
         storage = getattr(storage, "storage", storage)
-        compression = getattr(storage, "compression", "lz4")
+        compression: Any = getattr(storage, "compression", "lz4")
         return cls(
             hot_max_bytes=int(getattr(storage, "hot_tier_max_bytes", cls.hot_max_bytes)),
             compression=compression,

@@ -15,6 +15,7 @@ per-row Python work; the producer does none either: every step is a columnar Arr
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -77,10 +78,13 @@ def ordered_indices(
         )
     keys = pa.table({f"k{i}": column(table, k) for i, k in enumerate(order_by)})
     sort_keys = [(f"k{i}", "ascending") for i in range(len(order_by))]
-    order = pc.sort_indices(keys, sort_keys=sort_keys).to_numpy().astype(np.int64)
+    order: npt.NDArray[np.int64] = np.asarray(
+        pc.sort_indices(keys, sort_keys=sort_keys).to_numpy(), dtype=np.int64
+    )
     if seed is None:
         return order
-    return order[permutation(len(order), seed)]
+    shuffled: npt.NDArray[np.int64] = order[permutation(len(order), seed)]
+    return shuffled
 
 
 def to_numpy(batch: pa.RecordBatch | pa.Table) -> dict[str, np.ndarray[Any, Any]]:
@@ -142,22 +146,18 @@ class Prefetcher(Generic[T]):
         self._thread = threading.Thread(target=self._run, name="system0-prefetch", daemon=True)
         self._thread.start()
 
+    def _has_room(self, size: int) -> bool:
+        if self._closed or not self._buf:
+            return True
+        return len(self._buf) < self._max_batches and self._bytes + size <= self._max_bytes
+
     def _run(self) -> None:
         try:
             for batch in self._source:
                 size = batch.nbytes
                 item = self._convert(batch)
                 with self._cv:
-                    self._cv.wait_for(
-                        lambda s=size: (
-                            self._closed
-                            or not self._buf
-                            or (
-                                len(self._buf) < self._max_batches
-                                and self._bytes + s <= self._max_bytes
-                            )
-                        )
-                    )
+                    self._cv.wait_for(functools.partial(self._has_room, size))
                     if self._closed:
                         return
                     self._buf.append((item, size))

@@ -77,7 +77,8 @@ def encode_segment(table: pa.Table, *, compression: str = "lz4") -> bytes:
         write_statistics=False,
         store_schema=True,
     )
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def decode_segment(data: bytes | memoryview, columns: list[str] | None = None) -> pa.Table:

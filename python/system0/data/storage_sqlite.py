@@ -53,17 +53,25 @@ class SQLiteBackend:
     def put(self, dataset: str, blob_id: str, data: bytes) -> None:
         check_dataset(dataset)
         check_blob_id(blob_id)
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO blobs (dataset, id, data) VALUES (?, ?, ?)",
-                (dataset, blob_id, data),
-            )
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO blobs (dataset, id, data) VALUES (?, ?, ?)",
+                    (dataset, blob_id, data),
+                )
+        except sqlite3.Error as e:
+            raise Unavailable(
+                f"SQLite storage at {self.path} refused the write of {blob_id[:12]}: {e}"
+            ) from e
 
     def get(self, dataset: str, blob_id: str) -> bytes:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT data FROM blobs WHERE dataset = ? AND id = ?", (dataset, blob_id)
-            ).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT data FROM blobs WHERE dataset = ? AND id = ?", (dataset, blob_id)
+                ).fetchone()
+        except sqlite3.Error as e:
+            raise Unavailable(f"SQLite storage at {self.path} could not be read: {e}") from e
         if row is None:
             raise NotFound(f"blob {self.locate(dataset, blob_id)} does not exist")
         data: bytes = row[0]
