@@ -110,10 +110,10 @@ def synthetic_samples(n: int, *, seed: int = 0, match: str = "m", start_step: in
     action = pa.StructArray.from_arrays(
         [
             pa.array(kinds),
-            pa.array(np.full(n, "q", dtype=object), mask=kinds != "ability"),
+            pa.array(np.full(n, "q", dtype=object), mask=kinds != "ability", type=pa.string()),
             pa.array(rng.random(n)),
             pa.array(rng.random(n)),
-            pa.array(np.full(n, "boots", dtype=object), mask=kinds != "item"),
+            pa.array(np.full(n, "boots", dtype=object), mask=kinds != "item", type=pa.string()),
         ],
         fields=list(action_type),
     )
