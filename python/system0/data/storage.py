@@ -53,6 +53,8 @@ from system0.data.storage_sqlite import SQLiteBackend
 from system0.data.storage_versions import Catalog, Placement, SegmentEntry, Version
 from system0.errors import (
     ConfigError,
+    CryptoError,
+    Error,
     IntegrityError,
     NotFound,
     Unavailable,
@@ -335,7 +337,16 @@ class ScalableStorage:
         if self.catalog.is_encrypted(dataset):
             if self.keyring is None:
                 raise ConfigError(f"dataset {dataset!r} is encrypted at rest; pass keyring=...")
-            return self.keyring.decrypt(data, self._aad(dataset, p.blob))
+            try:
+                return self.keyring.decrypt(data, self._aad(dataset, p.blob))
+            except Error:
+                raise
+            except Exception as e:  # a keyring outside system0 raises its own types
+                where = self.backends[p.backend].locate(dataset, p.blob)  # type: ignore[index]
+                raise CryptoError(
+                    f"{where}: could not be decrypted ({type(e).__name__}: {e}); the keyring "
+                    "lacks the key it was written with, or the data was tampered with"
+                ) from e
         return data
 
     def _load(
