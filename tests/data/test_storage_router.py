@@ -154,3 +154,37 @@ def test_policy_refuses_unknown_keys_and_reads_the_config() -> None:
     config = pytest.importorskip("system0.core.config")
     policy = StoragePolicy.from_config(config.AIConfig())
     assert policy.hot_max_bytes == config.AIConfig().storage.hot_tier_max_bytes
+
+
+def test_reads_stay_whole_while_another_process_compacts(tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "r"
+    with ScalableStorage(root, policy=SMALL) as writer:
+        writer.commit(synthetic_samples(100))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def compact_loop() -> None:
+        with ScalableStorage(root, policy=SMALL) as other:
+            for i in range(15):
+                other.commit(synthetic_samples(50, seed=i + 1, start_step=100 + 50 * i))
+                other.compact("samples", force=True)
+        done.set()
+
+    def read_loop() -> None:
+        with ScalableStorage(root, policy=SMALL) as reader:
+            while not done.is_set():
+                try:
+                    v = reader.resolve()
+                    assert reader.read(version=v.id).num_rows == v.rows
+                except BaseException as e:
+                    errors.append(e)
+                    return
+
+    threads = [threading.Thread(target=compact_loop), threading.Thread(target=read_loop)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,7 @@ class ScalableStorage:
         self.subject = subject
         self.costs = CostLedger(sinks=list(cost_sinks))
         self._cursors: dict[tuple[Any, ...], tuple[PinnedReader, int, int]] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
     # routing --------------------------------------------------------------------------------
     def _route_store(self, dataset: str, rows: int, nbytes: int) -> Route:
@@ -350,24 +352,44 @@ class ScalableStorage:
         return data
 
     def _load(
-        self, version: Version, columns: list[str] | None, pattern: Pattern = "scan"
+        self,
+        version: Version,
+        columns: list[str] | None,
+        pattern: Pattern = "scan",
+        _retry: bool = False,
     ) -> pa.Table:
         """Every row of ``version`` in manifest order, checksums verified, cost recorded."""
         t0 = time.perf_counter_ns()
         dataset = version.dataset
         order = self.policy.scan_order if pattern == "scan" else self.policy.lookup_order
         chosen = self._choose(version, order)
-        blobs: dict[tuple[str, str], pa.Table] = {}
-        read_bytes: dict[str, int] = {}
-        parts: list[pa.Table] = []
+        first: dict[tuple[str, str], Placement] = {}
         for s in version.manifest.segments:
             p = chosen[s.id]
-            key = (p.backend, p.blob)
-            if key not in blobs:
-                raw = self._fetch_blob(dataset, p)
-                read_bytes[p.backend] = read_bytes.get(p.backend, 0) + len(raw)
-                blobs[key] = decode_segment(self._decode_blob(dataset, p, raw), columns)
-            parts.append(blobs[key].slice(p.row_offset, p.rows))
+            first.setdefault((p.backend, p.blob), p)
+
+        def fetch(p: Placement) -> tuple[int, pa.Table]:
+            raw = self._fetch_blob(dataset, p)
+            return len(raw), decode_segment(self._decode_blob(dataset, p, raw), columns)
+
+        # hashing, decryption and Parquet decoding release the GIL: blobs load in parallel
+        try:
+            loaded = dict(zip(first, self._pool().map(fetch, first.values()), strict=True))
+        except NotFound:
+            if _retry:
+                raise
+            # a compaction elsewhere moved a segment between our placement lookup and the
+            # fetch (it deletes the hot copy only after the new placement commits): look again
+            return self._load(version, columns, pattern, _retry=True)
+        read_bytes: dict[str, int] = {}
+        for (tier, _), (n, _) in loaded.items():
+            read_bytes[tier] = read_bytes.get(tier, 0) + n
+        parts = [
+            loaded[(chosen[s.id].backend, chosen[s.id].blob)][1].slice(
+                chosen[s.id].row_offset, chosen[s.id].rows
+            )
+            for s in version.manifest.segments
+        ]
         table = pa.concat_tables(parts) if parts else pa.table({})
         ms = (time.perf_counter_ns() - t0) / 1e6
         for tier, n in read_bytes.items():
@@ -378,6 +400,12 @@ class ScalableStorage:
             self._cost(pattern, dataset, tier, rows, n, ms, usd)
         self.catalog.record_reads(dataset, sorted(chosen))
         return table
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            workers = max(2, min(8, os.cpu_count() or 2))
+            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="system0-storage-io")
+        return self._executor
 
     def resolve(self, dataset: str = "samples", version: str | None = None) -> Version:
         """The version named by a tag, an id (or 8+ digit prefix), or the head if None."""
@@ -471,6 +499,7 @@ class ScalableStorage:
             columns=columns,
             prefetch_batches=self.policy.prefetch_batches,
             prefetch_max_bytes=self.policy.prefetch_max_bytes,
+            executor=self._pool(),
         )
 
     async def batch(
@@ -589,6 +618,9 @@ class ScalableStorage:
             )
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         for b in self.backends.values():
             b.close()
         self.catalog.close()

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from system0.data.storage_segments import decode_segment, encode_segment, sha256
 from system0.data.storage_versions import Placement
+from system0.errors import NotFound
 
 if TYPE_CHECKING:
     from system0.data.storage import CompactionReport, ScalableStorage
@@ -59,7 +60,10 @@ def compact(
         return CompactionReport(dataset, 0, 0, None)
     tables: list[pa.Table] = []
     for p in cold:
-        raw = storage._fetch_blob(dataset, p)
+        try:
+            raw = storage._fetch_blob(dataset, p)
+        except NotFound:  # a concurrent compaction moved it first: nothing left to do here
+            return CompactionReport(dataset, 0, 0, None)
         tables.append(
             decode_segment(storage._decode_blob(dataset, p, raw)).slice(p.row_offset, p.rows)
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ class PinnedReader:
         columns: Sequence[str] | None = None,
         prefetch_batches: int = 4,
         prefetch_max_bytes: int = 256 << 20,
+        executor: Executor | None = None,
     ) -> None:
         if pin.batch_size < 1:
             raise ValidationError(f"batch_size must be >= 1, not {pin.batch_size}")
@@ -60,6 +62,7 @@ class PinnedReader:
         self._table: pa.Table | None = None
         self._prefetch_batches = prefetch_batches
         self._prefetch_max_bytes = prefetch_max_bytes
+        self._executor = executor
 
     @property
     def rows(self) -> int:
@@ -74,9 +77,14 @@ class PinnedReader:
             needed = self._columns
             if needed is not None:  # the order key's top-level columns must be read too
                 needed = sorted(set(needed) | {k.split(".")[0] for k in self.pin.order_by})
-            raw = self._load(self.version, needed)
-            idx = ordered_indices(raw, self.pin.order_by, self.pin.seed)
-            ordered = raw.take(pa.array(idx, type=pa.int64()))
+            raw = self._load(self.version, needed).combine_chunks()
+            idx = pa.array(ordered_indices(raw, self.pin.order_by, self.pin.seed), pa.int64())
+            # one gather per column, in parallel: Arrow's take releases the GIL
+            if self._executor is not None and raw.num_columns > 1:
+                cols = list(self._executor.map(lambda c: c.take(idx), raw.columns))
+            else:
+                cols = [c.take(idx) for c in raw.columns]
+            ordered = pa.Table.from_arrays(cols, schema=raw.schema)
             if self._columns is not None:
                 ordered = ordered.select(self._columns)
             self._table = ordered.combine_chunks()
