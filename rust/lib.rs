@@ -6,6 +6,9 @@ pub mod clock;
 pub mod energy;
 pub mod error;
 pub mod gil;
+pub mod logfmt;
+pub mod telemetry;
+pub mod trace;
 
 use pyo3::prelude::*;
 
@@ -14,5 +17,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
     energy::py::register(m)?;
+    trace::py::register(m)?;
+    logfmt::py::register(m)?;
+    telemetry::py::register(m)?;
     Ok(())
 }
