@@ -188,3 +188,26 @@ def test_reads_stay_whole_while_another_process_compacts(tmp_path: Path) -> None
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def _prometheus_value(text: str, line_prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_costs_reach_the_telemetry_registry(tmp_path: Path) -> None:
+    telemetry = pytest.importorskip(
+        "system0.core.telemetry", reason="system0.core.telemetry is not merged into this build"
+    )
+    rows = 'system0_storage_rows_total{op="store",backend="local"}'
+    queries = 'system0_storage_queries_total{op="scan",backend="local"}'
+    before = telemetry.render_prometheus()
+    with ScalableStorage(tmp_path / "r") as s:
+        s.commit(synthetic_samples(123))
+        s.read()
+    after = telemetry.render_prometheus()
+    assert _prometheus_value(after, rows) - _prometheus_value(before, rows) == 123
+    assert _prometheus_value(after, queries) - _prometheus_value(before, queries) == 1
+    assert "system0_storage_query_us_bucket" in after

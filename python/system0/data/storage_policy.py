@@ -145,7 +145,7 @@ class CostLedger:
 def _telemetry_metrics() -> Any:
     """The registry's metric families, or None until system0.core.telemetry is installed."""
     try:
-        from system0.core import telemetry as t  # type: ignore[attr-defined, unused-ignore]
+        import system0.core.telemetry as t
     except ImportError:
         return None
     labels = ("op", "backend")
@@ -155,7 +155,7 @@ def _telemetry_metrics() -> Any:
             t.counter("system0_storage_rows", labels, "rows read or written"),
             t.counter("system0_storage_bytes", labels, "bytes read or written"),
             t.histogram("system0_storage_query_us", labels, "query latency", unit="us"),
-            t.counter("system0_storage_cost_microusd", labels, "estimated cloud cost"),
+            t.counter("system0_storage_cost_nanousd", labels, "estimated cloud cost, 1e-9 USD"),
         )
     except Exception:  # an older registry without these signatures: costs stay in memory
         return None
@@ -168,7 +168,7 @@ def _publish(metrics: Any, cost: QueryCost) -> None:
     rows.labels(*key).inc(cost.rows)
     nbytes.labels(*key).inc(cost.bytes)
     latency.labels(*key).record(int(cost.ms * 1000))
-    usd.labels(*key).inc(round(cost.usd * 1e6))
+    usd.labels(*key).inc(round(cost.usd * 1e9))
 
 
 __all__ = ["TIERS", "CostLedger", "Pattern", "QueryCost", "Route", "StoragePolicy", "Tier"]
