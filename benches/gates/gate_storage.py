@@ -17,6 +17,7 @@ import json
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,9 +117,45 @@ def _flat_state(s: _State | None) -> tuple[Any, ...]:
     )
 
 
-def _peer_store(dicts: list[dict[str, Any]], path: Path) -> None:
+def _dict_state(s: dict[str, Any] | None) -> tuple[Any, ...]:
+    if s is None:
+        return (None,) * len(_STATE_COLS)
+    return (
+        s["timestamp"].isoformat(),
+        s["champion"],
+        s["position_x"],
+        s["position_y"],
+        s["health"],
+        s["mana"],
+        s["cooldown_q"],
+        s["cooldown_w"],
+        s["cooldown_e"],
+        s["cooldown_r"],
+        s["cooldown_d"],
+        s["cooldown_f"],
+        json.dumps(s["inventory"]),
+        s["vision_score"],
+        s["gold_advantage"],
+    )
+
+
+def _flatten_dicts(dicts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The issue's measured peer: flattening sample dicts in Python, no validation."""
+    return [
+        (
+            *_dict_state(d["state"]),
+            *(d["action"][k] for k in ("kind", "slot", "target_x", "target_y", "item")),
+            d["reward"],
+            *_dict_state(d["next_state"]),
+            *(d["metadata"][k] for k in ("match_id", "step", "source")),
+        )
+        for d in dicts
+    ]
+
+
+def _flatten_models(dicts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     samples = _SAMPLES.validate_python(dicts)
-    rows = [
+    return [
         (
             *_flat_state(x.state),
             x.action.kind,
@@ -134,6 +171,12 @@ def _peer_store(dicts: list[dict[str, Any]], path: Path) -> None:
         )
         for x in samples
     ]
+
+
+def _peer_store(
+    dicts: list[dict[str, Any]], path: Path, flatten: Callable[..., list[tuple[Any, ...]]]
+) -> None:
+    rows = flatten(dicts)
     cols = (
         [f"s_{c}" for c in _STATE_COLS]
         + ["kind", "slot", "tx", "ty", "item", "reward"]
@@ -167,22 +210,35 @@ def gates() -> list[Gate]:
                 storage.commit(table)
             shutil.rmtree(root)
 
-    def peer(n: int) -> None:
-        for _ in range(n):
-            root = fresh()
-            root.mkdir()
-            _peer_store(dicts, root / "samples.sqlite")
-            shutil.rmtree(root)
+    def peer_with(flatten: Callable[..., list[tuple[Any, ...]]]) -> Callable[[int], None]:
+        def peer(n: int) -> None:
+            for _ in range(n):
+                root = fresh()
+                root.mkdir()
+                _peer_store(dicts, root / "samples.sqlite", flatten)
+                shutil.rmtree(root)
+
+        return peer
 
     return [
         Gate(
             name="storage: store 100k TrainingSamples (Arrow batch)",
             ours=ours,
-            peer=peer,
+            peer=peer_with(_flatten_models),
             peer_name="pydantic validate + flatten + sqlite executemany",
             gate=3.0,
             goal=5.0,
             n=1,
             rounds=5,
-        )
+        ),
+        Gate(
+            name="storage: store 100k (peer without validation)",
+            ours=ours,
+            peer=peer_with(_flatten_dicts),
+            peer_name="flatten dicts (no validation) + sqlite executemany",
+            gate=2.0,
+            goal=5.0,
+            n=1,
+            rounds=5,
+        ),
     ]
