@@ -125,3 +125,10 @@ def test_empty_batches_and_bad_dataset_names_are_refused(storage: ScalableStorag
         storage.commit(_batch(0), dataset="Bad Name")
     with pytest.raises(ValidationError, match="Arrow"):
         storage.commit([{"a": 1}])
+
+
+def test_version_prefixes_are_text_not_patterns(storage: ScalableStorage) -> None:
+    storage.commit(_batch(0))
+    for ref in ("________", "%%%%%%%%", "ABCDEF01"):
+        with pytest.raises(NotFound):
+            storage.resolve(version=ref)

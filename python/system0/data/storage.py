@@ -218,8 +218,14 @@ class ScalableStorage:
         raise ValidationError(f"explain: op must be 'store', 'scan' or 'lookup', not {op!r}")
 
     # writing --------------------------------------------------------------------------------
-    def _aad(self, dataset: str, blob: str) -> bytes:
-        return f"system0.storage:{dataset}:{blob}".encode()
+    def _aad(self, dataset: str) -> bytes:
+        """Associated data binding every encrypted blob to its dataset.
+
+        Not to the blob's id: ciphertexts are random (fresh nonces), so a blob is named by the
+        hash of its stored bytes, known only after encryption; the catalog's checksum of those
+        bytes already ties each blob to its place.
+        """
+        return f"system0.storage:{dataset}".encode()
 
     def _encrypted(self, dataset: str, requested: bool | None) -> bool:
         known = self.catalog.is_encrypted(dataset)
@@ -264,23 +270,23 @@ class ScalableStorage:
         stored = plain
         if enc:
             assert self.keyring is not None  # _encrypted() refused a dataset without one
-            stored = self.keyring.encrypt(plain, self._aad(dataset, seg))
-        stored_sha = seg if stored is plain else sha256(stored)
+            stored = self.keyring.encrypt(plain, self._aad(dataset))
+        blob = seg if stored is plain else sha256(stored)  # blobs are named by stored bytes
         tier = route.tier
         try:
-            self._put(dataset, tier, seg, stored)
+            self._put(dataset, tier, blob, stored)
         except (Unavailable, OSError) as e:
             if route.fallback is None:
                 raise
             tier = route.fallback  # nothing was acknowledged yet: the fallback tier takes it
             try:
-                self._put(dataset, tier, seg, stored)
+                self._put(dataset, tier, blob, stored)
             except (Unavailable, OSError) as e2:
                 raise Unavailable(
                     f"dataset {dataset!r}: neither {route.tier} ({e}) nor {tier} ({e2}) accepted "
                     "the write; nothing was committed, retry when a tier is back"
                 ) from e2
-        placement = Placement(seg, tier, seg, 0, table.num_rows, stored_sha, len(stored))
+        placement = Placement(seg, tier, blob, 0, table.num_rows, blob, len(stored))
         entry = SegmentEntry(seg, table.num_rows, len(plain))
         version = self.catalog.commit(
             dataset,
@@ -340,7 +346,7 @@ class ScalableStorage:
             if self.keyring is None:
                 raise ConfigError(f"dataset {dataset!r} is encrypted at rest; pass keyring=...")
             try:
-                return self.keyring.decrypt(data, self._aad(dataset, p.blob))
+                return self.keyring.decrypt(data, self._aad(dataset))
             except Error:
                 raise
             except Exception as e:  # a keyring outside system0 raises its own types

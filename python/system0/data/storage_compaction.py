@@ -78,13 +78,12 @@ def compact(
     for members in groups.values():
         merged = pa.concat_tables([tables[i] for i in members])
         plain = encode_segment(merged, compression=policy.compression)
-        blob = sha256(plain)
         stored = plain
         if encrypted:
             assert storage.keyring is not None  # _decode_blob above already required it
-            stored = storage.keyring.encrypt(plain, storage._aad(dataset, blob))
+            stored = storage.keyring.encrypt(plain, storage._aad(dataset))
+        blob = stored_sha = sha256(stored)
         storage._put(dataset, "analytical", blob, stored)
-        stored_sha = sha256(stored)
         offset = 0
         added: list[Placement] = []
         for i in members:

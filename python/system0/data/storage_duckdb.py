@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from system0.data.storage_segments import check_blob_id, check_dataset
+from system0.data.storage_segments import check_blob_id, check_dataset, sha256
 from system0.errors import NotFound, Unavailable, ValidationError
 
 
@@ -60,7 +60,8 @@ class DuckDBBackend:
     def put(self, dataset: str, blob_id: str, data: bytes) -> None:
         final = self.path(dataset, blob_id)
         if final.exists() and final.stat().st_size == len(data):
-            return  # content-addressed: the same id holds the same bytes
+            if sha256(final.read_bytes()) == blob_id:
+                return  # content-addressed: the same id already holds these bytes, intact
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as f:

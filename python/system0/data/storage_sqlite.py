@@ -56,7 +56,7 @@ class SQLiteBackend:
         try:
             with self._lock:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO blobs (dataset, id, data) VALUES (?, ?, ?)",
+                    "INSERT OR REPLACE INTO blobs (dataset, id, data) VALUES (?, ?, ?)",
                     (dataset, blob_id, data),
                 )
         except sqlite3.Error as e:

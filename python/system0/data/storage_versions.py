@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -127,6 +128,7 @@ def _row(dataset: str, p: Placement, created: int, last_read: int) -> tuple[Any,
     return (dataset, p.segment, p.backend, *blob, created, last_read)
 
 
+_HEX_PREFIX = re.compile(r"[0-9a-f]{8,64}", re.ASCII)
 _VCOLS = "seq, id, parent, manifest, message, created_ns"
 
 
@@ -275,11 +277,13 @@ class Catalog:
             return head
         tagged = self._q("SELECT version FROM tags WHERE dataset = ? AND tag = ?", (dataset, ref))
         vid = tagged[0][0] if tagged else ref
-        rows = self._q(
-            f"SELECT {_VCOLS} FROM versions WHERE dataset = ? AND id LIKE ? LIMIT 2",
-            (dataset, vid + "%"),
-        )
-        if len(rows) == 1 and (tagged or len(ref) >= 8):
+        rows = []
+        if tagged or _HEX_PREFIX.fullmatch(ref):  # a prefix, compared as text (no LIKE wildcards)
+            rows = self._q(
+                f"SELECT {_VCOLS} FROM versions WHERE dataset = ? AND substr(id, 1, ?) = ? LIMIT 2",
+                (dataset, len(vid), vid),
+            )
+        if len(rows) == 1:
             return _version(dataset, rows[0])
         tags = ", ".join(t for t, _ in self.tags(dataset)) or "none"
         what = "is ambiguous" if len(rows) > 1 else "is neither a tag nor a version id"
