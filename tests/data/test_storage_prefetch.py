@@ -103,3 +103,17 @@ def test_torch_batches_share_memory_with_numpy(tmp_path: Path) -> None:
     batch = synthetic_samples(16).to_batches()[0]
     tensors = to_torch(batch)
     assert tensors["reward"].dtype == torch.float64 and tensors["reward"].shape == (16,)
+
+
+def test_a_torch_dataloader_takes_the_prefetched_batches(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="torch is not installed (pip install system0[torch])")
+    from torch.utils.data import DataLoader
+
+    from system0.data.storage_prefetch import to_torch, torch_dataset
+
+    with ScalableStorage(tmp_path / "r") as s:
+        s.commit(synthetic_samples(300))
+        r = s.reader(seed=2, batch_size=128)
+        loader = DataLoader(torch_dataset(lambda: r.prefetch(to_torch)), batch_size=None)
+        sizes = [int(b["reward"].shape[0]) for b in loader]
+    assert sizes == [128, 128, 44]

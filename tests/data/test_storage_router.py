@@ -211,3 +211,24 @@ def test_costs_reach_the_telemetry_registry(tmp_path: Path) -> None:
     assert _prometheus_value(after, rows) - _prometheus_value(before, rows) == 123
     assert _prometheus_value(after, queries) - _prometheus_value(before, queries) == 1
     assert "system0_storage_query_us_bucket" in after
+
+
+def test_the_compaction_job_ages_hot_data_out_until_stopped(tmp_path: Path) -> None:
+    policy = StoragePolicy(hot_max_rows=1000, hot_max_age_s=0.05, hot_min_reads=100)
+    with ScalableStorage(tmp_path / "r", policy=policy) as s:
+
+        async def run() -> list:
+            stop = asyncio.Event()
+            job = asyncio.create_task(s.compaction_job(stop, interval_s=0.02))
+            await s.store(synthetic_samples(100))
+            for _ in range(200):
+                if not s.backends["local"].list("samples"):
+                    break
+                await asyncio.sleep(0.02)
+            stop.set()
+            return await job
+
+        reports = asyncio.run(run())
+        assert sum(r.segments for r in reports) == 1
+        assert {p.backend for p in s.catalog.placements("samples")} == {"analytical"}
+        assert s.read().num_rows == 100

@@ -611,6 +611,24 @@ class ScalableStorage:
         names = [dataset] if dataset else self.datasets()
         return [compact(self, d, force=force, now_ns=now_ns) for d in names]
 
+    async def compaction_job(
+        self, stop: asyncio.Event, *, interval_s: float | None = None
+    ) -> list[CompactionReport]:
+        """Run ``compact`` every ``interval_s`` (default: a tenth of ``hot_max_age_s``) until
+        ``stop`` is set; returns the reports of the passes that moved something."""
+        period = interval_s if interval_s is not None else self.policy.hot_max_age_s / 10
+        if period <= 0:
+            raise ValidationError(f"compaction interval must be > 0 s, not {period}")
+        done: list[CompactionReport] = []
+        while not stop.is_set():
+            reports = await asyncio.to_thread(self.compact)
+            done += [r for r in reports if r.segments]
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=period)
+            except TimeoutError:
+                pass
+        return done
+
     # telemetry and audit ------------------------------------------------------------------------
     def _cost(
         self, op: str, dataset: str, tier: str, rows: int, nbytes: int, ms: float, usd: float

@@ -113,6 +113,19 @@ def to_torch(batch: pa.RecordBatch | pa.Table) -> dict[str, Any]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_numpy(batch).items()}
 
 
+def torch_dataset(make_batches: Callable[[], Iterator[Any]]) -> Any:
+    """A ``torch.utils.data.IterableDataset`` over already-batched items, for a DataLoader
+    built with ``batch_size=None`` (the batches are made here, not by the loader), e.g.
+    ``DataLoader(torch_dataset(lambda: reader.prefetch(to_torch)), batch_size=None)``."""
+    from torch.utils.data import IterableDataset
+
+    class _Batches(IterableDataset):  # type: ignore[misc, type-arg, unused-ignore]
+        def __iter__(self) -> Iterator[Any]:
+            return make_batches()
+
+    return _Batches()
+
+
 class Prefetcher(Generic[T]):
     """Iterate converted batches produced ahead in a thread, within a memory bound.
 
@@ -204,4 +217,12 @@ class Prefetcher(Generic[T]):
         self.close()
 
 
-__all__ = ["Prefetcher", "column", "ordered_indices", "permutation", "to_numpy", "to_torch"]
+__all__ = [
+    "Prefetcher",
+    "column",
+    "ordered_indices",
+    "permutation",
+    "to_numpy",
+    "to_torch",
+    "torch_dataset",
+]
