@@ -129,3 +129,12 @@ def test_columns_projection_keeps_the_same_order(root: Path) -> None:
     assert part.column_names == ["reward"]
     assert part.column("reward").equals(full.column("reward"))
     assert isinstance(part, pa.Table)
+
+
+def test_a_reseeded_reader_equals_a_fresh_one(root: Path) -> None:
+    with ScalableStorage(root) as s:
+        first = s.reader(seed=1, batch_size=700)
+        first.table()
+        again = first.with_seed(2)
+        assert again.digest() == s.reader(seed=2, batch_size=700).digest()
+        assert again.pin.seed == 2 and again.digest() != first.digest()

@@ -532,13 +532,7 @@ class ScalableStorage:
         if i >= len(r):
             epoch, i = epoch + 1, 0
             new_seed = (seed + epoch) % 2**64
-            r = self.reader(
-                dataset,
-                version=r.version.id,
-                order_by=order_by,
-                seed=new_seed,
-                batch_size=batch_size,
-            )
+            r = r.with_seed(new_seed)  # the rows stay loaded; only the order changes
         out = await asyncio.to_thread(r.batch, i)
         self._cursors[key] = (r, epoch, i + 1)
         return out

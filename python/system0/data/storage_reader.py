@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from system0.data.storage_prefetch import Prefetcher, ordered_indices, to_numpy
+from system0.data.storage_prefetch import Prefetcher, ordered_indices, permutation, to_numpy
 from system0.data.storage_versions import Version
 from system0.errors import ValidationError
 
@@ -60,6 +60,8 @@ class PinnedReader:
         self._load = load
         self._columns = list(columns) if columns is not None else None
         self._table: pa.Table | None = None
+        # rows as loaded and their key order, shared by readers of other seeds (epochs)
+        self._shared: dict[str, Any] = {}
         self._prefetch_batches = prefetch_batches
         self._prefetch_max_bytes = prefetch_max_bytes
         self._executor = executor
@@ -77,8 +79,15 @@ class PinnedReader:
             needed = self._columns
             if needed is not None:  # the order key's top-level columns must be read too
                 needed = sorted(set(needed) | {k.split(".")[0] for k in self.pin.order_by})
-            raw = self._load(self.version, needed).combine_chunks()
-            idx = pa.array(ordered_indices(raw, self.pin.order_by, self.pin.seed), pa.int64())
+            if "raw" not in self._shared:
+                raw = self._load(self.version, needed).combine_chunks()
+                self._shared["raw"] = raw
+                self._shared["key_order"] = ordered_indices(raw, self.pin.order_by, None)
+            raw = self._shared["raw"]
+            order = self._shared["key_order"]
+            if self.pin.seed is not None:
+                order = order[permutation(len(order), self.pin.seed)]
+            idx = pa.array(order, pa.int64())
             # one gather per column, in parallel: Arrow's take releases the GIL
             if self._executor is not None and raw.num_columns > 1:
                 cols = list(self._executor.map(lambda c: c.take(idx), raw.columns))
@@ -89,6 +98,22 @@ class PinnedReader:
                 ordered = ordered.select(self._columns)
             self._table = ordered.combine_chunks()
         return self._table
+
+    def with_seed(self, seed: int | None) -> PinnedReader:
+        """The same version and key under another seed (the next epoch), sharing the rows
+        already loaded and verified, so only the shuffle and the gather are redone."""
+        pin = Pin(self.pin.dataset, self.pin.version, self.pin.order_by, seed, self.pin.batch_size)
+        other = PinnedReader(
+            pin,
+            self.version,
+            self._load,
+            columns=self._columns,
+            prefetch_batches=self._prefetch_batches,
+            prefetch_max_bytes=self._prefetch_max_bytes,
+            executor=self._executor,
+        )
+        other._shared = self._shared
+        return other
 
     def batch(self, i: int) -> pa.RecordBatch:
         if not 0 <= i < len(self):
