@@ -232,3 +232,14 @@ def test_the_compaction_job_ages_hot_data_out_until_stopped(tmp_path: Path) -> N
         assert sum(r.segments for r in reports) == 1
         assert {p.backend for p in s.catalog.placements("samples")} == {"analytical"}
         assert s.read().num_rows == 100
+
+
+def test_a_cloud_tier_without_its_client_library_says_how_to_install_it(tmp_path: Path) -> None:
+    try:
+        import google.cloud.bigquery  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("google-cloud-bigquery is installed: the missing-library path cannot run")
+    with pytest.raises(Unavailable, match=r"pip install 'system0\[bigquery\]'"):
+        ScalableStorage(tmp_path / "r", bigquery_project="some-project")
