@@ -466,14 +466,17 @@ class ScalableStorage:
             and all(p.backend == "analytical" for p in chosen.values())
             and all(whole.get(b) == n for b, n in wanted.items())
         )
+        files = {p.blob: p for p in chosen.values()}.values()
         if direct:
-            for p in {p.blob: p for p in chosen.values()}.values():
+            for p in files:
                 self._fetch_blob(dataset, p)  # verify each file before DuckDB trusts it
             out = analytical.query(dataset, sorted(wanted), sql)
         else:
             out = analytical.query_table(self._load(v, None, "scan"), sql)
         ms = (time.perf_counter_ns() - t0) / 1e6
-        self._cost("query", dataset, "analytical", out.num_rows, out.nbytes, ms, 0.0)
+        # bytes: what the query had to scan (the files, at most), not the size of its answer
+        scanned = sum(p.blob_bytes for p in files)
+        self._cost("query", dataset, "analytical", out.num_rows, scanned, ms, 0.0)
         self._audited("read", dataset, v.id, {"rows": out.num_rows, "pattern": "sql"})
         return out
 
