@@ -11,16 +11,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="system0", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # Imported here so that `system0 --help` stays fast and one part's import error names it.
+    from system0.core.config_cli import add_config_commands
+    from system0.data.storage_cli import add_data_commands
     from system0.demo import add_demo_command
+    from system0.security.audit_cli import add_audit_commands
 
     add_demo_command(sub)
-
-    from system0.core.config_cli import add_config_commands
-
     add_config_commands(sub)
-
-    from system0.data.storage_cli import add_data_commands
-
+    add_audit_commands(sub)
     add_data_commands(sub)
     return parser
 
