@@ -37,6 +37,8 @@ from system0.data.storage_policy import (
     Sink,
     StoragePolicy,
     Tier,
+    route_read,
+    route_store,
 )
 from system0.data.storage_prefetch import column
 from system0.data.storage_reader import Pin, PinnedReader
@@ -44,6 +46,7 @@ from system0.data.storage_segments import (
     AuditLike,
     Backend,
     KeyringLike,
+    as_table,
     check_dataset,
     decode_segment,
     encode_segment,
@@ -71,34 +74,6 @@ class CompactionReport:
     segments: int
     rows: int
     blob: str | None
-
-
-def as_table(samples: Any) -> pa.Table:
-    """Arrow in any of its forms (Table, RecordBatch, the PyCapsule protocols) as a Table."""
-    if isinstance(samples, pa.Table):
-        return samples
-    if isinstance(samples, pa.RecordBatch):
-        return pa.Table.from_batches([samples])
-    if hasattr(samples, "__arrow_c_stream__"):
-        return pa.table(samples)
-    if hasattr(samples, "__arrow_c_array__"):
-        return pa.Table.from_batches([pa.record_batch(samples)])
-    if isinstance(samples, list) and samples and all(hasattr(s, "model_dump") for s in samples):
-        try:  # the codec's fast path once system0.data.serialization is installed
-            from system0.data.serialization import (  # type: ignore[import-not-found, unused-ignore]
-                decode_training_samples,
-            )
-        except ImportError:
-            raise ValidationError(
-                "store() takes Arrow (a Table, a RecordBatch or a decoded batch); encode "
-                "pydantic samples with system0.data.serialization first"
-            ) from None
-        decoded = decode_training_samples([s.model_dump_json().encode() for s in samples])
-        return as_table(decoded)
-    raise ValidationError(
-        f"store() takes an Arrow Table or RecordBatch (or an object exporting "
-        f"__arrow_c_stream__), not {type(samples).__name__}"
-    )
 
 
 class ScalableStorage:
@@ -150,51 +125,18 @@ class ScalableStorage:
         self._executor: ThreadPoolExecutor | None = None
 
     # routing --------------------------------------------------------------------------------
+    def _kinds(self) -> dict[Tier, str]:
+        return {t: b.kind for t, b in self.backends.items()}
+
     def _route_store(self, dataset: str, rows: int, nbytes: int) -> Route:
-        p = self.policy
-        reasons: list[str] = []
-        tier: Tier
-        if dataset in p.archive_datasets and "cloud" in self.backends:
-            tier = "cloud"
-            reasons.append(f"dataset {dataset!r} is listed in archive_datasets")
-        elif dataset in p.shared_datasets and "distributed" in self.backends:
-            tier = "distributed"
-            reasons.append(f"dataset {dataset!r} is listed in shared_datasets")
-        elif rows >= p.hot_max_rows or nbytes >= p.hot_max_bytes:
-            tier = "analytical"
-            reasons.append(
-                f"large batch ({rows} rows, {nbytes} bytes) reaches hot_max_rows={p.hot_max_rows} "
-                f"or hot_max_bytes={p.hot_max_bytes}: written straight to the columnar scan tier"
-            )
-        else:
-            tier = "local"
-            reasons.append(
-                f"small batch ({rows} rows, {nbytes} bytes) below hot_max_rows={p.hot_max_rows} "
-                f"and hot_max_bytes={p.hot_max_bytes}: hot tier for recent data and point "
-                f"lookups; compaction moves it to analytical after {p.hot_max_age_s:g} s unless "
-                f"read >= {p.hot_min_reads} times"
-            )
-        for role, t in (("archive_datasets", "cloud"), ("shared_datasets", "distributed")):
-            if dataset in getattr(p, role) and t not in self.backends:
-                reasons.append(f"listed in {role} but no {t} tier is configured")
-        fallback: Tier = "analytical" if tier == "local" else "local"
-        return Route("store", tier, self.backends[tier].kind, tuple(reasons), fallback)
+        return route_store(self.policy, self._kinds(), dataset, rows, nbytes)
 
     def _route_read(self, pattern: Pattern, version: Version) -> Route:
         order = self.policy.scan_order if pattern == "scan" else self.policy.lookup_order
         chosen = self._choose(version, order)
-        by_tier: dict[str, list[int]] = {}
-        for p in chosen.values():
-            by_tier.setdefault(p.backend, [0, 0])
-            by_tier[p.backend][0] += 1
-            by_tier[p.backend][1] += p.rows
-        reasons = [f"{pattern} prefers tiers in the order {', '.join(order)} (policy)"]
-        reasons += [f"{n} segment(s), {r} rows from {t}" for t, (n, r) in sorted(by_tier.items())]
-        main: Tier = order[0]
-        for tier in order:
-            if by_tier.get(tier, [0, -1])[1] > by_tier.get(main, [0, -1])[1]:
-                main = tier
-        return Route(pattern, main, self.backends[main].kind, tuple(reasons))
+        return route_read(
+            self._kinds(), pattern, order, [(p.backend, p.rows) for p in chosen.values()]
+        )
 
     def explain(
         self,
@@ -611,20 +553,11 @@ class ScalableStorage:
     async def compaction_job(
         self, stop: asyncio.Event, *, interval_s: float | None = None
     ) -> list[CompactionReport]:
-        """Run ``compact`` every ``interval_s`` (default: a tenth of ``hot_max_age_s``) until
-        ``stop`` is set; returns the reports of the passes that moved something."""
-        period = interval_s if interval_s is not None else self.policy.hot_max_age_s / 10
-        if period <= 0:
-            raise ValidationError(f"compaction interval must be > 0 s, not {period}")
-        done: list[CompactionReport] = []
-        while not stop.is_set():
-            reports = await asyncio.to_thread(self.compact)
-            done += [r for r in reports if r.segments]
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=period)
-            except TimeoutError:
-                pass
-        return done
+        """Compact every ``interval_s`` (default: a tenth of ``hot_max_age_s``) until ``stop``
+        is set; returns the reports of the passes that moved something."""
+        from system0.data.storage_compaction import compaction_job
+
+        return await compaction_job(self, stop, interval_s)
 
     # telemetry and audit ------------------------------------------------------------------------
     def _cost(

@@ -11,6 +11,7 @@ version readable (at worst a merged blob nothing references yet, which ``gc`` re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from system0.data.storage_segments import decode_segment, encode_segment, sha256
 from system0.data.storage_versions import Placement
-from system0.errors import NotFound
+from system0.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
     from system0.data.storage import CompactionReport, ScalableStorage
@@ -118,4 +119,21 @@ def compact(
     return CompactionReport(dataset, len(cold), rows, last_blob)
 
 
-__all__ = ["compact"]
+async def compaction_job(
+    storage: ScalableStorage, stop: asyncio.Event, interval_s: float | None
+) -> list[CompactionReport]:
+    period = interval_s if interval_s is not None else storage.policy.hot_max_age_s / 10
+    if period <= 0:
+        raise ValidationError(f"compaction interval must be > 0 s, not {period}")
+    done: list[CompactionReport] = []
+    while not stop.is_set():
+        reports = await asyncio.to_thread(storage.compact)
+        done += [r for r in reports if r.segments]
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=period)
+        except TimeoutError:
+            pass
+    return done
+
+
+__all__ = ["compact", "compaction_job"]

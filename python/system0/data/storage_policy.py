@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +95,60 @@ class Route:
         return text
 
 
+def route_store(
+    p: StoragePolicy, kinds: Mapping[Tier, str], dataset: str, rows: int, nbytes: int
+) -> Route:
+    """Where a write of ``rows`` rows (``nbytes`` in Arrow) goes, given the configured tiers."""
+    reasons: list[str] = []
+    tier: Tier
+    if dataset in p.archive_datasets and "cloud" in kinds:
+        tier = "cloud"
+        reasons.append(f"dataset {dataset!r} is listed in archive_datasets")
+    elif dataset in p.shared_datasets and "distributed" in kinds:
+        tier = "distributed"
+        reasons.append(f"dataset {dataset!r} is listed in shared_datasets")
+    elif rows >= p.hot_max_rows or nbytes >= p.hot_max_bytes:
+        tier = "analytical"
+        reasons.append(
+            f"large batch ({rows} rows, {nbytes} bytes) reaches hot_max_rows={p.hot_max_rows} "
+            f"or hot_max_bytes={p.hot_max_bytes}: written straight to the columnar scan tier"
+        )
+    else:
+        tier = "local"
+        reasons.append(
+            f"small batch ({rows} rows, {nbytes} bytes) below hot_max_rows={p.hot_max_rows} "
+            f"and hot_max_bytes={p.hot_max_bytes}: hot tier for recent data and point "
+            f"lookups; compaction moves it to analytical after {p.hot_max_age_s:g} s unless "
+            f"read >= {p.hot_min_reads} times"
+        )
+    for role, t in (("archive_datasets", "cloud"), ("shared_datasets", "distributed")):
+        if dataset in getattr(p, role) and t not in kinds:
+            reasons.append(f"listed in {role} but no {t} tier is configured")
+    fallback: Tier = "analytical" if tier == "local" else "local"
+    return Route("store", tier, kinds[tier], tuple(reasons), fallback)
+
+
+def route_read(
+    kinds: Mapping[Tier, str],
+    pattern: Pattern,
+    order: Sequence[Tier],
+    chosen: Sequence[tuple[str, int]],
+) -> Route:
+    """A read's route: ``chosen`` holds (tier, rows) of the placement picked per segment."""
+    by_tier: dict[str, list[int]] = {}
+    for tier_name, rows in chosen:
+        counts = by_tier.setdefault(tier_name, [0, 0])
+        counts[0] += 1
+        counts[1] += rows
+    reasons = [f"{pattern} prefers tiers in the order {', '.join(order)} (policy)"]
+    reasons += [f"{n} segment(s), {r} rows from {t}" for t, (n, r) in sorted(by_tier.items())]
+    main: Tier = order[0]
+    for tier in order:
+        if by_tier.get(tier, [0, -1])[1] > by_tier.get(main, [0, -1])[1]:
+            main = tier
+    return Route(pattern, main, kinds[main], tuple(reasons))
+
+
 @dataclass(frozen=True)
 class QueryCost:
     """What one query cost: the telemetry record the issue asks for."""
@@ -171,4 +225,14 @@ def _publish(metrics: Any, cost: QueryCost) -> None:
     usd.labels(*key).inc(round(cost.usd * 1e9))
 
 
-__all__ = ["TIERS", "CostLedger", "Pattern", "QueryCost", "Route", "StoragePolicy", "Tier"]
+__all__ = [
+    "TIERS",
+    "CostLedger",
+    "Pattern",
+    "QueryCost",
+    "Route",
+    "StoragePolicy",
+    "Tier",
+    "route_read",
+    "route_store",
+]

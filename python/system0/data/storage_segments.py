@@ -90,6 +90,34 @@ def schema_fingerprint(schema: pa.Schema) -> str:
     return sha256(schema.serialize().to_pybytes())
 
 
+def as_table(samples: Any) -> pa.Table:
+    """Arrow in any of its forms (Table, RecordBatch, the PyCapsule protocols) as a Table."""
+    if isinstance(samples, pa.Table):
+        return samples
+    if isinstance(samples, pa.RecordBatch):
+        return pa.Table.from_batches([samples])
+    if hasattr(samples, "__arrow_c_stream__"):
+        return pa.table(samples)
+    if hasattr(samples, "__arrow_c_array__"):
+        return pa.Table.from_batches([pa.record_batch(samples)])
+    if isinstance(samples, list) and samples and all(hasattr(s, "model_dump") for s in samples):
+        try:  # the codec's fast path once system0.data.serialization is installed
+            from system0.data.serialization import (  # type: ignore[import-not-found, unused-ignore]
+                decode_training_samples,
+            )
+        except ImportError:
+            raise ValidationError(
+                "store() takes Arrow (a Table, a RecordBatch or a decoded batch); encode "
+                "pydantic samples with system0.data.serialization first"
+            ) from None
+        decoded = decode_training_samples([s.model_dump_json().encode() for s in samples])
+        return as_table(decoded)
+    raise ValidationError(
+        f"store() takes an Arrow Table or RecordBatch (or an object exporting "
+        f"__arrow_c_stream__), not {type(samples).__name__}"
+    )
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A durable blob store. ``put`` returns only once the bytes survive a crash."""
@@ -147,6 +175,7 @@ __all__ = [
     "AuditLike",
     "Backend",
     "KeyringLike",
+    "as_table",
     "check_blob_id",
     "check_dataset",
     "decode_segment",
