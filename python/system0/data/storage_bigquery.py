@@ -52,11 +52,11 @@ class BigQueryBackend:
                 bigquery.SchemaField("parts", "INT64", mode="REQUIRED"),
                 bigquery.SchemaField("data", "BYTES", mode="REQUIRED"),
             ]
-            table = bigquery.Table(self._table_id, schema=schema)
+            spec = bigquery.Table(self._table_id, schema=schema)
             # clustered by (dataset, blob): a lookup of one blob scans (and bills) its blocks,
             # not the whole table
-            table.clustering_fields = ["dataset", "blob"]
-            self._client.create_table(table, exists_ok=True)
+            spec.clustering_fields = ["dataset", "blob"]
+            self._client.create_table(spec, exists_ok=True)
         except Exception as e:  # google.api_core raises many types; all mean unreachable
             raise Unavailable(
                 f"BigQuery table {self._table_id} is unreachable: {e}; check "
