@@ -92,10 +92,16 @@ class MongoBackend:
         return b"".join(bytes(d["data"]) for d in docs)
 
     def delete(self, dataset: str, blob_id: str) -> None:
-        self._coll.delete_many({"dataset": dataset, "blob": blob_id})
+        try:
+            self._coll.delete_many({"dataset": dataset, "blob": blob_id})
+        except self._errors() as e:
+            raise Unavailable(f"delete of {self.locate(dataset, blob_id)} failed: {e}") from e
 
     def list(self, dataset: str) -> list[str]:
-        ids: list[str] = self._coll.distinct("blob", {"dataset": dataset, "part": 0})
+        try:
+            ids: list[str] = self._coll.distinct("blob", {"dataset": dataset, "part": 0})
+        except self._errors() as e:
+            raise Unavailable(f"listing {self._where}/{dataset} failed: {e}") from e
         return sorted(ids)
 
     def locate(self, dataset: str, blob_id: str) -> str:
