@@ -137,7 +137,7 @@ class PinnedReader:
         """Batches produced ahead in a thread (numpy columns by default), memory bounded."""
         return Prefetcher(
             iter(self),
-            convert or to_numpy,
+            convert or _NumpySlices(self),
             max_batches=max_batches or self._prefetch_batches,
             max_bytes=max_bytes or self._prefetch_max_bytes,
         )
@@ -151,6 +151,23 @@ class PinnedReader:
                 w.write_batch(b)
             h.update(sink.getvalue())
         return h.hexdigest()
+
+
+class _NumpySlices:
+    """Numpy columns of each batch as views into one conversion of the whole ordered table:
+    the struct flattening and the Arrow-to-numpy step run once, not once per batch."""
+
+    def __init__(self, reader: PinnedReader) -> None:
+        self._reader = reader
+        self._cols: dict[str, np.ndarray[Any, Any]] | None = None
+        self._start = 0
+
+    def __call__(self, batch: pa.RecordBatch) -> dict[str, np.ndarray[Any, Any]]:
+        if self._cols is None:  # first batch, in the producer thread
+            self._cols = to_numpy(self._reader.table())
+        s, n = self._start, batch.num_rows
+        self._start += n
+        return {k: v[s : s + n] for k, v in self._cols.items()}
 
 
 def rows_per_batch(reader: PinnedReader) -> np.ndarray[Any, Any]:
