@@ -243,3 +243,16 @@ def test_a_cloud_tier_without_its_client_library_says_how_to_install_it(tmp_path
         pytest.skip("google-cloud-bigquery is installed: the missing-library path cannot run")
     with pytest.raises(Unavailable, match=r"pip install 'system0\[bigquery\]'"):
         ScalableStorage(tmp_path / "r", bigquery_project="some-project")
+
+
+def test_the_config_names_the_root_and_shapes_the_policy(tmp_path: Path) -> None:
+    config = pytest.importorskip("system0.core.config")
+    cfg = config.AIConfig(
+        storage=config.StorageConfig(root=str(tmp_path / "cfg-root"), hot_tier_max_bytes=1000)
+    )
+    with ScalableStorage(config=cfg) as s:
+        assert s.root == tmp_path / "cfg-root"
+        assert s.policy.hot_max_bytes == 1000
+        assert s.explain(samples=synthetic_samples(10)).tier == "analytical"  # > 1000 bytes
+        s.commit(synthetic_samples(10))
+    assert (tmp_path / "cfg-root" / "catalog.sqlite").exists()
