@@ -5,9 +5,11 @@
 pub mod admission;
 pub mod breaker;
 pub mod clock;
+pub mod codec;
 pub mod crypto;
 pub mod energy;
 pub mod error;
+pub mod features;
 pub mod gil;
 pub mod ledger;
 pub mod logfmt;
@@ -30,5 +32,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     breaker::py::register(m)?;
     crypto::py::register(m)?;
     ledger::py::register(m)?;
+    codec::py::register(m)?;
+    features::py::register(m)?;
     Ok(())
 }
