@@ -22,7 +22,9 @@ CHAMPIONS: tuple[str, ...] = ("Ahri", "Garen", "Jinx", "Lux", "Thresh", "Yasuo",
 _EPOCH_2024_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z in microseconds
 
 
-_INVENTORY = pa.list_(pa.field("item", pa.string(), nullable=False))
+# items are dictionary-encoded over the item vocabulary, as the codec emits them
+_ITEM = pa.dictionary(pa.uint16(), pa.string())
+_INVENTORY = pa.list_(pa.field("item", _ITEM, nullable=False))
 
 
 def game_state_type() -> pa.StructType:
@@ -77,7 +79,8 @@ def _state(rng: np.random.Generator, n: int, ts_us: np.ndarray) -> pa.StructArra
     inv_len = rng.integers(0, 7, n)
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(inv_len, out=offsets[1:])
-    items = pa.array(np.array(ITEMS, dtype=object)[rng.integers(0, len(ITEMS), int(offsets[-1]))])
+    codes = rng.integers(0, len(ITEMS), int(offsets[-1])).astype(np.uint16)
+    items = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(ITEMS, pa.string()))
     arrays: list[Any] = [
         pa.array(ts_us, pa.timestamp("us", tz="UTC")),
         pa.array(np.array(CHAMPIONS, dtype=object)[rng.integers(0, len(CHAMPIONS), n)]),

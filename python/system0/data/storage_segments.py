@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from system0.data.storage_parquet import decode_segment, encode_segment
 from system0.errors import ValidationError
 
 # Datasets become file and table names: keep them to a safe, portable alphabet.
@@ -45,44 +45,6 @@ def check_blob_id(blob_id: str) -> str:
 
 def sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _string_leaves(field: pa.Field, prefix: str = "") -> list[str]:
-    path = f"{prefix}{field.name}"
-    t = field.type
-    if pa.types.is_struct(t):
-        return [p for child in t for p in _string_leaves(child, path + ".")]
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return _string_leaves(t.value_field, path + ".list.")
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
-        return [path]
-    return []
-
-
-def encode_segment(table: pa.Table, *, compression: str = "lz4") -> bytes:
-    """Parquet bytes of ``table``; one row group per segment keeps slicing and reads cheap.
-
-    Dictionary encoding only for string columns: on measured floats (positions, health) it
-    costs 3x the whole write for no gain. LZ4 rather than zstd: the write path is gated on
-    speed, and segments are re-read many times per run, where decode speed matters more.
-    """
-    strings = [p for f in table.schema for p in _string_leaves(f)]
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        table,
-        sink,
-        compression=compression,
-        use_dictionary=strings or False,
-        row_group_size=max(1, table.num_rows),
-        write_statistics=False,
-        store_schema=True,
-    )
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
-
-
-def decode_segment(data: bytes | memoryview, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(pa.BufferReader(data), columns=columns)
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:
