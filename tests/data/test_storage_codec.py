@@ -69,3 +69,14 @@ def test_pydantic_samples_go_through_the_codec(tmp_path: Path) -> None:
             [pa.record_batch(serialization.decode_training_samples(rows))]
         )
         assert s.read().equals(direct)
+
+
+def test_the_synthetic_samples_have_the_codecs_exact_schema() -> None:
+    serialization = pytest.importorskip(
+        "system0.data.serialization", reason="the data codec is not merged into this build"
+    )
+    from system0.data.storage_schema import sample_schema, synthetic_samples
+
+    real = pa.record_batch(serialization.decode_training_samples(_rows(2))).schema
+    assert real.equals(sample_schema(), check_metadata=True)
+    assert synthetic_samples(3).schema.equals(real, check_metadata=True)
