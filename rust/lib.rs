@@ -6,6 +6,7 @@ pub mod clock;
 pub mod energy;
 pub mod error;
 pub mod gil;
+pub mod perf;
 
 use pyo3::prelude::*;
 
@@ -14,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
     energy::py::register(m)?;
+    perf::py::register(m)?;
     Ok(())
 }
