@@ -146,7 +146,7 @@ def checksum(data: bytes | bytearray | memoryview | npt.NDArray[np.generic], see
     Feed chunks in order, passing the previous result as ``seed``, to checksum a stream.
     """
     if isinstance(data, np.ndarray):
-        data = memoryview(np.ascontiguousarray(data)).cast("B")
+        data = np.ascontiguousarray(data).data.cast("B")
     elif isinstance(data, memoryview) and data.format != "B":
         data = data.cast("B")
     return _core.perf_crc32c(data, seed)
