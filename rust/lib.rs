@@ -6,7 +6,10 @@ pub mod clock;
 pub mod energy;
 pub mod error;
 pub mod gil;
+pub mod logfmt;
 pub mod perf;
+pub mod telemetry;
+pub mod trace;
 
 use pyo3::prelude::*;
 
@@ -16,5 +19,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     clock::py::register(m)?;
     energy::py::register(m)?;
     perf::py::register(m)?;
+    trace::py::register(m)?;
+    logfmt::py::register(m)?;
+    telemetry::py::register(m)?;
     Ok(())
 }

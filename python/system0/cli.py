@@ -14,6 +14,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from system0.demo import add_demo_command
 
     add_demo_command(sub)
+
+    from system0.core.config_cli import add_config_commands
+
+    add_config_commands(sub)
     return parser
 
 

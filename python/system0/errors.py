@@ -82,6 +82,29 @@ class AccessDenied(Error, PermissionError):
     """A policy refused the subject this action on this resource."""
 
 
+class BudgetExhausted(Error):
+    """A differential-privacy release would spend more than the dataset's remaining budget.
+
+    Python-only (the accountant lives in ``system0.security.privacy``). Attributes: ``dataset``,
+    ``requested`` and ``remaining`` (each an ``(epsilon, delta)`` pair). Nothing was released.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        dataset: str = "",
+        requested: tuple[float, float] = (0.0, 0.0),
+        remaining: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.requested = requested
+        self.remaining = remaining
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class CryptoError(Error):
     """A cryptographic operation failed (wrong key, tampered ciphertext, destroyed key)."""
 
@@ -92,6 +115,7 @@ class InternalError(Error):
 
 __all__ = [
     "AccessDenied",
+    "BudgetExhausted",
     "CardinalityError",
     "CircuitOpen",
     "Closed",
