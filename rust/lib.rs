@@ -2,12 +2,15 @@
 //! folder's `py.rs`, which binds it and offers `register(m)`. This file only declares modules
 //! and calls each `register`.
 
+pub mod admission;
+pub mod breaker;
 pub mod clock;
 pub mod energy;
 pub mod error;
 pub mod gil;
 pub mod logfmt;
 pub mod perf;
+pub mod queue;
 pub mod telemetry;
 pub mod trace;
 
@@ -22,5 +25,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     trace::py::register(m)?;
     logfmt::py::register(m)?;
     telemetry::py::register(m)?;
+    queue::py::register(m)?;
+    admission::py::register(m)?;
+    breaker::py::register(m)?;
     Ok(())
 }

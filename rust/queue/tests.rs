@@ -1,0 +1,142 @@
+use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+fn q(cap: i64, policy: &str) -> Queue<u64> {
+    Queue::new(Config::new("t", cap, policy).unwrap())
+}
+
+#[test]
+fn bad_config_is_rejected() {
+    assert!(Config::new("t", 0, "block").is_err());
+    assert!(Config::new("t", -3, "block").is_err());
+    assert!(Config::new("t", 4, "sideways").is_err());
+}
+
+#[test]
+fn policies_on_a_full_queue() {
+    let mut d = Vec::new();
+    let r = q(2, "reject");
+    assert!(matches!(r.put_nowait(1, 0, now()), Put::Accepted));
+    assert!(matches!(r.put_nowait(2, 0, now()), Put::Accepted));
+    assert!(matches!(r.put_nowait(3, 0, now()), Put::Full(3)));
+    assert_eq!(r.stats().rejected, 1);
+
+    let o = q(2, "drop_oldest");
+    for i in 1..=3 {
+        o.put_nowait(i, 0, now());
+    }
+    assert!(matches!(o.try_get(None, &mut d), Get::Item(2)));
+    assert_eq!(o.stats().dropped_oldest, 1);
+
+    let n = q(2, "drop_newest");
+    for i in 1..=3 {
+        n.put_nowait(i, 0, now());
+    }
+    assert!(matches!(n.try_get(None, &mut d), Get::Item(1)));
+    assert!(matches!(n.try_get(None, &mut d), Get::Item(2)));
+    assert_eq!(n.stats().dropped_newest, 1);
+}
+
+#[test]
+fn expired_items_are_never_handed_out() {
+    let mut d = Vec::new();
+    let x = q(4, "block");
+    let t = now();
+    x.put_nowait(1, t + 1, t);
+    x.put_nowait(2, 0, t);
+    assert!(matches!(x.try_get(Some(t + 10), &mut d), Get::Item(2)));
+    assert_eq!(d, vec![1]);
+    assert_eq!(x.stats().expired_deadline, 1);
+}
+
+#[test]
+fn close_drains_then_ends() {
+    let mut d = Vec::new();
+    let x = q(4, "block");
+    x.put_nowait(7, 0, now());
+    x.close();
+    assert!(matches!(x.put_nowait(8, 0, now()), Put::Closed(8)));
+    assert!(matches!(x.get(None, &mut d), Get::Item(7)));
+    assert!(matches!(x.get(None, &mut d), Get::Closed));
+}
+
+#[test]
+fn many_producers_and_consumers_lose_and_duplicate_nothing() {
+    let x = Arc::new(q(8, "block"));
+    let producers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let x = x.clone();
+            thread::spawn(move || {
+                for i in 0..5000u64 {
+                    assert!(matches!(x.put(p * 1_000_000 + i, 0, None), Put::Accepted));
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let x = x.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut d = Vec::new();
+                loop {
+                    match x.get_many(16, None, true, &mut d) {
+                        Some(v) => got.extend(v),
+                        None => return got,
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    x.close();
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    for c in consumers {
+        for v in c.join().unwrap() {
+            *seen.entry(v).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 20_000);
+    assert!(seen.values().all(|&c| c == 1));
+}
+
+#[test]
+fn blocked_get_times_out_and_wakes_on_put() {
+    let mut d = Vec::new();
+    let x = Arc::new(q(1, "block"));
+    let until = Instant::now() + Duration::from_millis(20);
+    assert!(matches!(x.get(Some(until), &mut d), Get::Empty));
+    let x2 = x.clone();
+    let h = thread::spawn(move || {
+        let mut d = Vec::new();
+        matches!(x2.get(None, &mut d), Get::Item(5))
+    });
+    thread::sleep(Duration::from_millis(10));
+    x.put_nowait(5, 0, now());
+    assert!(h.join().unwrap());
+}
+
+#[test]
+#[ignore]
+fn bench_put_get_one_thread() {
+    let x = q(1024, "block");
+    let mut d = Vec::new();
+    let n = 2_000_000u64;
+    let t = Instant::now();
+    for i in 0..n {
+        let _ = x.put_nowait(i, 0, now());
+        let _ = x.try_get(None, &mut d);
+    }
+    eprintln!("put+get {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
+    let t = Instant::now();
+    let mut s = 0;
+    for _ in 0..n {
+        s += now();
+    }
+    eprintln!("now {:.1} ns {s}", t.elapsed().as_nanos() as f64 / n as f64);
+}
