@@ -352,6 +352,7 @@ class Registry:
 
 def default_registry() -> Registry: ...
 def prometheus_le_bounds() -> list[int]: ...
+
 # queue
 
 @disjoint_base

@@ -190,8 +190,12 @@ class InferenceEngine:
         self.clock = clock
         self.energy = energy
         self.breaker = breaker or CircuitBreaker(
-            f"{name}.model", failure_rate_threshold=0.5, minimum_calls=10, window_calls=20,
-            wait=5.0, clock=clock,
+            f"{name}.model",
+            failure_rate_threshold=0.5,
+            minimum_calls=10,
+            window_calls=20,
+            wait=5.0,
+            clock=clock,
         )
         self.queue = BoundedQueue(queue_capacity, Policy.REJECT, name=f"{name}.queue")
         self.stats = EngineStats()
@@ -207,13 +211,21 @@ class InferenceEngine:
         self._h_wait = telemetry.histogram("engine_queue_wait_ns", ("engine",)).labels(*lab)
         self._h_model = telemetry.histogram("engine_model_ns", ("engine",)).labels(*lab)
         self._h_total = telemetry.histogram("engine_total_ns", ("engine",)).labels(*lab)
-        self._h_size = telemetry.histogram(
-            "engine_batch_size", ("engine",), unit="rows"
-        ).labels(*lab)
+        self._h_size = telemetry.histogram("engine_batch_size", ("engine",), unit="rows").labels(
+            *lab
+        )
         outcomes = telemetry.counter("engine_requests", ("engine", "outcome"))
-        self._c = {o: outcomes.labels(name, o) for o in (
-            "ok", "fallback", "overloaded", "invalid", "deadline_exceeded", "failed",
-        )}
+        self._c = {
+            o: outcomes.labels(name, o)
+            for o in (
+                "ok",
+                "fallback",
+                "overloaded",
+                "invalid",
+                "deadline_exceeded",
+                "failed",
+            )
+        }
         self._g_joules = telemetry.gauge("engine_batch_joules", ("engine",)).labels(*lab)
         self._threads = [
             threading.Thread(target=self._worker, name=f"{name}-batcher-{i}", daemon=True)
@@ -331,10 +343,12 @@ class InferenceEngine:
         for r in batch:
             if r.deadline_ns <= now:
                 self._count("deadline_exceeded")
-                r.future.set_exception(DeadlineExceeded(
-                    f"{self.name}: deadline passed after {(now - r.submit_ns) / 1e6:.2f} ms in "
-                    "the queue; the request was not run"
-                ))
+                r.future.set_exception(
+                    DeadlineExceeded(
+                        f"{self.name}: deadline passed after {(now - r.submit_ns) / 1e6:.2f} ms in "
+                        "the queue; the request was not run"
+                    )
+                )
             else:
                 live.append(r)
         if not live:
@@ -386,9 +400,17 @@ class InferenceEngine:
                 out[i], int(actions[i]), fb, reason, n, batch_id, wait, model_ns, total
             )
             with tracing.span(
-                "engine.request", parent=r.parent, engine=self.name,
-                **{"batch.trace_id": btrace, "batch.span_id": bspan_id, "batch.size": n,
-                   "queue_wait_ns": wait, "total_ns": total, "fallback": fb},
+                "engine.request",
+                parent=r.parent,
+                engine=self.name,
+                **{
+                    "batch.trace_id": btrace,
+                    "batch.span_id": bspan_id,
+                    "batch.size": n,
+                    "queue_wait_ns": wait,
+                    "total_ns": total,
+                    "fallback": fb,
+                },
             ):
                 pass
             r.future.set_result(res)
