@@ -399,19 +399,16 @@ class InferenceEngine:
             res = InferenceResult(
                 out[i], int(actions[i]), fb, reason, n, batch_id, wait, model_ns, total
             )
-            with tracing.span(
-                "engine.request",
-                parent=r.parent,
-                engine=self.name,
-                **{
-                    "batch.trace_id": btrace,
-                    "batch.span_id": bspan_id,
-                    "batch.size": n,
-                    "queue_wait_ns": wait,
-                    "total_ns": total,
-                    "fallback": fb,
-                },
-            ):
+            attrs: dict[str, Any] = {
+                "engine": self.name,
+                "batch.trace_id": btrace,
+                "batch.span_id": bspan_id,
+                "batch.size": n,
+                "queue_wait_ns": wait,
+                "total_ns": total,
+                "fallback": fb,
+            }
+            with tracing.span("engine.request", parent=r.parent, **attrs):
                 pass
             r.future.set_result(res)
         with self._lock:
