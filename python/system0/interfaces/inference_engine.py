@@ -393,7 +393,10 @@ class InferenceEngine:
                 if joules is not None:
                     bspan.set_attribute("energy.joules", joules)
                     self._g_joules.set(joules)
-            link = {"batch.trace_id": bspan.trace_id_hex, "batch.span_id": bspan.span_id_hex}
+            link: dict[str, Any] = {
+                "batch.trace_id": bspan.trace_id_hex,
+                "batch.span_id": bspan.span_id_hex,
+            }
         self._learn(model_ns)
         self._h_model.record(model_ns)
         self._h_size.record(n)
