@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from ratio import Gate
+
 from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
 
 

@@ -169,7 +169,8 @@ pub struct Stats {
     pub open_remaining_ns: u64,
 }
 
-struct Slow {
+/// What only transitions touch, under the transition lock.
+struct TransitionState {
     /// Consecutive openings since the last close: the backoff exponent.
     opens_in_row: u32,
     rng: u64,
@@ -187,7 +188,7 @@ pub struct Breaker {
     half_slow: AtomicU64,
     window: Window,
     counters: Counters,
-    slow: Mutex<Slow>,
+    transitions: Mutex<TransitionState>,
 }
 
 const MASK20: u64 = (1 << 20) - 1;
@@ -218,7 +219,7 @@ impl Breaker {
             half_slow: AtomicU64::new(0),
             window,
             counters: Counters::default(),
-            slow: Mutex::new(Slow {
+            transitions: Mutex::new(TransitionState {
                 opens_in_row: 0,
                 rng: seed,
             }),
@@ -242,7 +243,7 @@ impl Breaker {
         now_ns: u64,
         reason: String,
     ) -> Option<Transition> {
-        let mut slow = self.slow.lock();
+        let mut ts = self.transitions.lock();
         if self.state.load(Acquire) != expected {
             return None;
         }
@@ -250,11 +251,11 @@ impl Breaker {
         let next = epoch + 1;
         match to {
             State::Open => {
-                slow.opens_in_row = slow.opens_in_row.saturating_add(1);
-                let exp = (slow.opens_in_row - 1).min(64) as i32;
+                ts.opens_in_row = ts.opens_in_row.saturating_add(1);
+                let exp = (ts.opens_in_row - 1).min(64) as i32;
                 let base = (self.cfg.wait_ns as f64 * self.cfg.backoff.powi(exp))
                     .min(self.cfg.max_wait_ns as f64);
-                let u = (splitmix64(&mut slow.rng) >> 11) as f64 / (1u64 << 53) as f64;
+                let u = (splitmix64(&mut ts.rng) >> 11) as f64 / (1u64 << 53) as f64;
                 let wait = base * (1.0 + self.cfg.jitter * (2.0 * u - 1.0));
                 self.open_until
                     .store(now_ns.saturating_add(wait.max(0.0) as u64), Release);
@@ -269,7 +270,7 @@ impl Breaker {
                 self.half_open_since.store(now_ns, Release);
             }
             State::Closed => {
-                slow.opens_in_row = 0;
+                ts.opens_in_row = 0;
                 self.window.reset();
             }
         }

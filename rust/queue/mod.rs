@@ -113,7 +113,7 @@ pub enum Put<T> {
     /// Full under BLOCK (wait and retry) or REJECT (counted as rejected).
     Full(T),
     Closed(T),
-    /// The item's deadline had already passed (counted as expired).
+    /// The item's deadline had already passed: not accepted (counted as rejected).
     Expired(T),
 }
 
@@ -272,7 +272,9 @@ impl<T: Send> Queue<T> {
     /// (callers batch that), see `put_nowait`.
     fn push_once(&self, item: T, deadline_ns: u64, now_ns: u64) -> Put<T> {
         if deadline_ns != 0 && now_ns >= deadline_ns {
-            self.counters.expired_deadline.fetch_add(1, Relaxed);
+            // Never accepted, so a refusal (`rejected`), not an expiry: `expired_deadline`
+            // counts accepted items only, keeping enqueued = dequeued + depth + drops exact.
+            self.counters.rejected.fetch_add(1, Relaxed);
             return Put::Expired(item);
         }
         self.inflight.fetch_add(1, SeqCst);

@@ -91,7 +91,7 @@ impl PyBoundedQueue {
     fn expired_error(&self) -> CoreError {
         CoreError::DeadlineExceeded(format!(
             "{}: the item's deadline had already passed when it was put; it was not enqueued \
-             (counted in expired_deadline)",
+             (counted in rejected)",
             self.owner()
         ))
     }
@@ -284,6 +284,7 @@ impl PyBoundedQueue {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let dl = self.deadline(ttl, deadline_ns)?;
         if dl != 0 && crate::clock::now_ns() >= dl {
+            self.q.count_rejected();
             return Err(self.expired_error().into());
         }
         let v: Vec<Item> = items

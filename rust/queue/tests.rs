@@ -120,23 +120,3 @@ fn blocked_get_times_out_and_wakes_on_put() {
     x.put_nowait(5, 0, now());
     assert!(h.join().unwrap());
 }
-
-#[test]
-#[ignore]
-fn bench_put_get_one_thread() {
-    let x = q(1024, "block");
-    let mut d = Vec::new();
-    let n = 2_000_000u64;
-    let t = Instant::now();
-    for i in 0..n {
-        let _ = x.put_nowait(i, 0, now());
-        let _ = x.try_get(None, &mut d);
-    }
-    eprintln!("put+get {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
-    let t = Instant::now();
-    let mut s = 0;
-    for _ in 0..n {
-        s += now();
-    }
-    eprintln!("now {:.1} ns {s}", t.elapsed().as_nanos() as f64 / n as f64);
-}

@@ -12,6 +12,7 @@
 pub mod collector;
 pub mod ids;
 pub mod py;
+pub mod py_finished;
 pub mod record;
 pub mod sampler;
 pub mod traceparent;

@@ -6,8 +6,12 @@ import threading
 import time
 
 import pytest
+
 from system0.core.error_handling import ConcurrencyLimiter, TokenBucket
 from system0.errors import Overloaded
+
+# An exception in a worker thread fails the test instead of passing as a warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 def test_bucket_allows_the_burst_then_refuses() -> None:

@@ -9,8 +9,12 @@ import threading
 import time
 
 import pytest
+
 from system0.core.error_handling import BoundedQueue, ConcurrencyLimiter, Policy, TokenBucket
 from system0.errors import Closed, DeadlineExceeded, Overloaded
+
+# An exception in a worker thread fails the test instead of passing as a warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 async def test_aget_wakes_when_a_thread_puts() -> None:

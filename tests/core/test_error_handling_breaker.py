@@ -11,8 +11,12 @@ import weakref
 from typing import Any
 
 import pytest
+
 from system0.core.error_handling import CircuitBreaker
 from system0.errors import CircuitOpen
+
+# An exception in a worker thread fails the test instead of passing as a warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 S = 1_000_000_000
 

@@ -11,8 +11,12 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from system0.core.error_handling import BoundedQueue, Policy, QueueStats
 from system0.errors import Closed, DeadlineExceeded, Overloaded
+
+# An exception in a worker thread fails the test instead of passing as a warning.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
 @pytest.mark.parametrize(
@@ -112,6 +116,7 @@ def test_expired_items_are_never_delivered() -> None:
     assert q.stats().expired_deadline == 1
     with pytest.raises(DeadlineExceeded):
         q.put("dead", deadline_ns=1)
+    assert q.stats().rejected == 1, "never accepted: a refusal, not an expiry"
     with pytest.raises(ValueError, match="not both"):
         q.put("x", ttl=1.0, deadline_ns=10)
 
@@ -277,8 +282,16 @@ def test_block_producer_wakes_within_1ms_of_space_appearing() -> None:
     assert statistics.median(delays) < 1.0, delays
 
 
-def _run_mpmc(policy: Policy, capacity: int, producers: int, consumers: int, n: int) -> None:
-    q = BoundedQueue(capacity, policy)
+def _run_mpmc(
+    policy: Policy,
+    capacity: int,
+    producers: int,
+    consumers: int,
+    n: int,
+    ttl: float | None = None,
+    sojourn_target: float | None = None,
+) -> None:
+    q = BoundedQueue(capacity, policy, sojourn_target=sojourn_target)
     accepted: list[list[int]] = [[] for _ in range(producers)]
     received: list[list[int]] = [[] for _ in range(consumers)]
 
@@ -286,10 +299,11 @@ def _run_mpmc(policy: Policy, capacity: int, producers: int, consumers: int, n: 
         for i in range(n):
             item = p * 1_000_000 + i
             try:
-                if q.put(item, timeout=5):
+                # Odd producers give their items a deadline (when the example has one).
+                if q.put(item, timeout=5, ttl=ttl if p % 2 else None):
                     accepted[p].append(item)
-            except Overloaded:
-                pass
+            except (Overloaded, DeadlineExceeded):
+                pass  # refused: not accepted
 
     def consume(c: int) -> None:
         while True:
@@ -314,25 +328,34 @@ def _run_mpmc(policy: Policy, capacity: int, producers: int, consumers: int, n: 
     acc = collections.Counter(x for a in accepted for x in a)
     missing = acc - got
     assert not (got - acc), "delivered an item that was never accepted"
-    # The only accepted items not delivered are the counted drops.
-    assert sum(missing.values()) == s.dropped_oldest
+    # The only accepted items not delivered are the counted drops, expiries and sheds.
+    assert sum(missing.values()) == s.dropped_oldest + s.expired_deadline + s.shed_sojourn
     assert s.enqueued == sum(acc.values())
     assert s.dequeued == sum(got.values())
     assert s.depth == 0
+    assert s.enqueued == s.dequeued + s.dropped_oldest + s.expired_deadline + s.shed_sojourn
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     policy=st.sampled_from(list(Policy)),
     capacity=st.integers(1, 16),
     producers=st.integers(1, 4),
     consumers=st.integers(1, 3),
     n=st.integers(0, 400),
+    ttl=st.sampled_from([None, 0.0005, 0.01]),
+    sojourn_target=st.sampled_from([None, 0.001]),
 )
 def test_delivered_equals_accepted_minus_counted_drops(
-    policy: Policy, capacity: int, producers: int, consumers: int, n: int
+    policy: Policy,
+    capacity: int,
+    producers: int,
+    consumers: int,
+    n: int,
+    ttl: float | None,
+    sojourn_target: float | None,
 ) -> None:
-    _run_mpmc(policy, capacity, producers, consumers, n)
+    _run_mpmc(policy, capacity, producers, consumers, n, ttl, sojourn_target)
 
 
 def test_close_racing_producers_loses_nothing() -> None:

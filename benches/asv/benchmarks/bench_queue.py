@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 
 import pybreaker
+
 from system0.core.error_handling import (
     BoundedQueue,
     CircuitBreaker,

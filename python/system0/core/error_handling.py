@@ -62,7 +62,13 @@ class Policy(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counters of one queue. Sojourn = time from put to get, in ns (histogram upper bounds)."""
+    """Counters of one queue. Sojourn = time from put to get, in ns (histogram upper bounds).
+
+    Accounting holds exactly once the queue is quiet: ``enqueued == dequeued + depth +
+    dropped_oldest + expired_deadline + shed_sojourn``. ``rejected`` counts puts refused
+    (REJECT on full, BLOCK timeout, deadline already passed at put); ``dropped_newest`` counts
+    items refused by DROP_NEWEST; neither was ever enqueued.
+    """
 
     name: str
     capacity: int
@@ -149,11 +155,8 @@ class _Waker:
     def __call__(self) -> None:
         self.fired = True
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        try:
-            if running is self.loop:
+            # The non-raising form: producers on plain threads have no running loop.
+            if asyncio.events._get_running_loop() is self.loop:
                 _resolve(self.fut)
             else:
                 self.loop.call_soon_threadsafe(_resolve, self.fut)
@@ -204,8 +207,17 @@ class BoundedQueue(_core.BoundedQueue):
     drained (end-of-stream); iterating (``for``/``async for``) stops there instead.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(
+        self,
+        capacity: int,
+        policy: Policy | str = Policy.BLOCK,
+        *,
+        name: str | None = None,
+        sojourn_target: float | None = None,
+        sojourn_interval: float = 0.0,
+    ) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -311,13 +323,17 @@ class BoundedQueue(_core.BoundedQueue):
 class TokenBucket(_core.TokenBucket):
     """A rate limiter: ``rate`` tokens per second, at most ``burst`` at once (GCRA, one atomic).
 
+    ``TokenBucket(rate, burst=None, *, name=None)``; ``burst`` defaults to ``ceil(rate)`` (one
+    second's worth). Asking for more than ``burst`` tokens at once is a ValueError.
+
     ``try_acquire(n=1) -> bool`` never waits; ``acquire(n=1, timeout=None)`` waits (GIL
     released) for tokens due within ``timeout`` and raises Overloaded with ``retry_after``
     otherwise; ``await aacquire(...)`` does the same without blocking the loop.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(self, rate: float, burst: int | None = None, *, name: str | None = None) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -361,8 +377,9 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
     a permit; ``with limiter.permit(timeout=0.1):`` bounds the wait.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(self, limit: int, *, name: str | None = None) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
@@ -483,8 +500,33 @@ class CircuitBreaker(_core.CircuitBreaker):
     or async functions, or ``with breaker.guard():`` / ``async with breaker.guard():``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Construction and validation happen in Rust (`__new__`); only registration here.
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        failure_rate_threshold: float = 0.5,
+        minimum_calls: int = 10,
+        window_calls: int | None = None,
+        window: float | None = None,
+        window_buckets: int = 10,
+        slow_call_duration: float | None = None,
+        slow_call_rate_threshold: float = 1.0,
+        wait: float = 30.0,
+        max_wait: float = 300.0,
+        backoff: float = 2.0,
+        jitter: float = 0.1,
+        half_open_permits: int = 1,
+        max_half_open: float = 60.0,
+        seed: int | None = None,
+        failure_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        ignore_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        is_failure: Callable[[BaseException], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        on_state_change: Callable[[str, str, str], object] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        # Construction and validation happen in Rust (`__new__`, which took these arguments);
+        # this signature types them, and registration for `live_stats()` is all that is left.
         super().__init__()
         _LIVE.add(self)
 
