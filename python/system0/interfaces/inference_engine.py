@@ -351,12 +351,16 @@ class InferenceEngine:
         now = self.clock()
         answers: list[InferenceResult | BaseException] = [_PENDING] * len(batch)  # type: ignore[list-item]
         live: list[int] = []
+        # a request that would finish after its deadline by the estimate is not run either:
+        # its answer would be useless, and the model time is better spent on the others
+        finish = now + int(self._est_batch_ns)
         for i, r in enumerate(batch):
-            if r.deadline_ns <= now:
+            if r.deadline_ns <= finish:
                 self._count("deadline_exceeded")
                 answers[i] = DeadlineExceeded(
-                    f"{self.name}: deadline passed after {(now - r.submit_ns) / 1e6:.2f} ms in "
-                    "the queue; the request was not run"
+                    f"{self.name}: deadline {'passed' if r.deadline_ns <= now else 'too close'} "
+                    f"after {(now - r.submit_ns) / 1e6:.2f} ms in the queue; the request was "
+                    "not run"
                 )
             else:
                 live.append(i)
