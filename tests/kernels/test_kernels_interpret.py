@@ -91,3 +91,26 @@ def test_policy_head_rejects_bad_shapes() -> None:
         policy_head(torch.zeros((2, 8)), torch.zeros((4, 9)), torch.zeros(4))
     with pytest.raises(ValueError, match="activation"):
         policy_head(torch.zeros((2, 8)), torch.zeros((4, 8)), torch.zeros(4), "gelu")
+
+
+def test_featurize_reads_a_row_major_batch_through_its_transpose() -> None:
+    x = torch.randn((37, 12)) * 100
+    mean, inv = torch.randn(12), torch.rand(12) + 0.5
+    one = torch.ones(12)
+    got = featurize(x.T, one, mean, inv, 4.0, 37, 12)
+    torch.testing.assert_close(got, ((x - mean) * inv).clamp(-4.0, 4.0), rtol=1e-6, atol=1e-6)
+
+
+def test_the_torch_policy_with_both_kernels_matches_numpy() -> None:
+    import numpy as np
+
+    from system0.game.policy import policy_weights_path
+    from system0.interfaces.model_interface import NumpyModelInterface, load_mlp
+    from system0.interfaces.torch_model import build_torch_mlp
+
+    mlp = load_mlp(policy_weights_path())
+    module = build_torch_mlp(mlp, "cpu", fused_head=True)  # the GPU path, interpreted
+    x = np.random.default_rng(0).normal(size=(9, 12)).astype(np.float32) * 500
+    with torch.inference_mode():
+        got = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, NumpyModelInterface(mlp).infer(x), rtol=1e-5, atol=1e-6)

@@ -35,8 +35,9 @@ __all__ = ["TorchModelInterface", "build_torch_mlp"]
 def build_torch_mlp(mlp: MLPWeights, device: Any = "cpu", fused_head: bool | None = None) -> Any:
     """An ``nn.Module`` computing the same function as ``NumpyModelInterface`` on ``mlp``.
 
-    ``fused_head`` (default: on CUDA when triton imports) runs the last linear layer, softmax
-    and argmax as one Triton kernel; otherwise the torch reference runs.
+    ``fused_head`` (default: on CUDA when triton imports) runs the normalization as the Triton
+    featurization kernel and the last linear layer, softmax and argmax as the fused head
+    kernel; otherwise (the CPU) the torch reference runs.
     """
     torch = torch_utils.require_torch()
     nn = torch.nn
@@ -47,6 +48,7 @@ def build_torch_mlp(mlp: MLPWeights, device: Any = "cpu", fused_head: bool | Non
             super().__init__()
             self.register_buffer("mean", torch.from_numpy(mlp.mean.copy()))
             self.register_buffer("inv_std", torch.from_numpy((1.0 / mlp.std).astype(np.float32)))
+            self.register_buffer("ones", torch.ones(mlp.mean.shape[0]))
             self.clip = float(mlp.clip)
             self.layers = nn.ModuleList()
             for w, b in zip(mlp.weights, mlp.biases, strict=True):
@@ -59,7 +61,14 @@ def build_torch_mlp(mlp: MLPWeights, device: Any = "cpu", fused_head: bool | Non
             self.fused = False
 
         def forward(self, x: Any) -> Any:
-            h = ((x - self.mean) * self.inv_std).clamp(-self.clip, self.clip)
+            if self.fused:
+                from system0.kernels.featurize import featurize
+
+                rows, cols = x.shape
+                # the row-major batch read as columns through its strides: one kernel
+                h = featurize(x.T, self.ones, self.mean, self.inv_std, self.clip, rows, cols)
+            else:
+                h = ((x - self.mean) * self.inv_std).clamp(-self.clip, self.clip)
             for lin in self.layers[:-1]:
                 h = self.act(lin(h))
             last = self.layers[-1]

@@ -39,6 +39,7 @@ def _featurize_kernel(
     N_pad,
     D_pad,
     stride_c,
+    stride_n,
     clip,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
@@ -48,7 +49,7 @@ def _featurize_kernel(
     cs = tl.arange(0, BLOCK_C)
     in_col = cs < C
     valid = in_col[:, None] & (rows[None, :] < N)
-    x = tl.load(cols_ptr + cs[:, None] * stride_c + rows[None, :], mask=valid, other=0.0)
+    x = tl.load(cols_ptr + cs[:, None] * stride_c + rows[None, :] * stride_n, mask=valid, other=0.0)
     scale = tl.load(scale_ptr + cs, mask=in_col, other=0.0)
     mean = tl.load(mean_ptr + cs, mask=in_col, other=0.0)
     inv = tl.load(inv_std_ptr + cs, mask=in_col, other=0.0)
@@ -99,7 +100,7 @@ def featurize(
     """Run the kernel; returns a new (pad_rows, pad_cols) float32 tensor on columns' device."""
     _check(columns, scale, mean, inv_std, pad_rows, pad_cols)
     c, n = columns.shape
-    columns = columns if columns.stride(1) == 1 else columns.contiguous()
+    # any strides: a row-major (N, C) batch passes as its transpose without a copy
     out = torch.empty((pad_rows, pad_cols), dtype=torch.float32, device=columns.device)
     block_c = max(16, triton.next_power_of_2(pad_cols))
     grid = (triton.cdiv(pad_rows, block_r),)
@@ -114,6 +115,7 @@ def featurize(
         pad_rows,
         pad_cols,
         columns.stride(0),
+        columns.stride(1),
         float(clip),
         BLOCK_R=block_r,
         BLOCK_C=block_c,
