@@ -20,7 +20,8 @@ const TILE_TARGET: usize = 256;
 /// them (std caches the check), and for the baseline the wheel targets. The body is inlined
 /// into each copy, so each loop is vectorized for its own instruction set.
 macro_rules! multiversion {
-    (fn $name:ident($($a:ident: $t:ty),*) $(-> $ret:ty)? $body:block) => {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
         fn $name($($a: $t),*) $(-> $ret)? {
             #[inline(always)]
             fn body($($a: $t),*) $(-> $ret)? $body
@@ -104,10 +105,10 @@ pub fn absmax(src: &[f32]) -> f32 {
     f32::from_bits(absmax_bits(src))
 }
 
+multiversion! {
 /// For non-NaN floats the order of `bits & 0x7fff_ffff` as integers is the order of the
 /// absolute values, and every NaN sorts above infinity: an integer max (which vectorizes
 /// without NaN fix-ups) finds both the peak and any NaN.
-multiversion! {
 fn absmax_bits(src: &[f32]) -> u32 {
     const ABS: u32 = 0x7fff_ffff;
     let mut acc = [0u32; 16];
@@ -146,6 +147,8 @@ pub fn quantize_int8(src: &[f32], dst: &mut [i8], scale: f32) -> CoreResult<()> 
 }
 
 multiversion! {
+// max/min rather than clamp: clamp's NaN handling would block the integer trick below
+#[allow(clippy::manual_clamp)]
 fn quant_loop(src: &[f32], dst: &mut [i8], inv: f32) {
     // Adding and subtracting 1.5 * 2^23 rounds any |v| < 2^22 to the nearest integer, ties
     // to even, in the default rounding mode; unlike `round_ties_even` (a libm call without
