@@ -156,7 +156,9 @@ class TorchModelInterface(AIModelInterface):
             state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
             self._hash = content_hash(state)
         self._features = self._in_shape[-1] if len(self._in_shape) == 1 else None
-        self._module = torch_utils.maybe_compile(module, self.compile)
+        # reduce-overhead means CUDA graphs: only meaningful (and quiet) on a GPU
+        mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+        self._module = torch_utils.maybe_compile(module, self.compile, mode)
         self._runner = None
         if self.device.type == "cuda":
             self._pool = torch_utils.PinnedBufferPool()
