@@ -26,6 +26,7 @@ from system0 import _core
 from system0.core import energy, tracing
 from system0.demo_report import DemoFigures, render_html, render_text
 from system0.errors import DeadlineExceeded, Overloaded
+from system0.interfaces.inference_engine import InvalidRequest
 
 DEFAULT_HTML = "system0-demo-report.html"
 
@@ -38,6 +39,7 @@ class _Sink:
         self.latencies: list[int] = []
         self.finished: list[float] = []
         self.overloaded = self.deadline = self.fallbacks = self.agree = self.answered = 0
+        self.invalid = 0
         self.samples_x: list[np.ndarray] = []
         self.samples_a: list[np.ndarray] = []
         self.samples_fb: list[np.ndarray] = []
@@ -58,6 +60,7 @@ def _play_ticks(
     from system0.game.simulator import MatchSimulator
 
     sim = MatchSimulator(seed=args.seed * 1_000_003 + match)
+    rng = np.random.default_rng(args.seed * 7 + match)
     budget = args.budget / 1e3
     period = 1.0 / args.tick_rate
     next_tick = time.perf_counter()
@@ -67,13 +70,18 @@ def _play_ticks(
         actions = scripted.copy()
         fallback = np.ones(len(actions), dtype=bool)
         futs: list[Future[Any] | None] = []
-        overloaded = 0
-        for row in tick.features:
+        overloaded = invalid = 0
+        for state in tick.states:
+            if args.corrupt and rng.random() < args.corrupt:
+                state = {**state, "health": -1.0}  # a producer bug: refused, not run
             try:
-                futs.append(engine.submit(row, budget))
+                futs.append(engine.submit(state, budget))
             except Overloaded:
                 futs.append(None)
                 overloaded += 1
+            except InvalidRequest:
+                futs.append(None)
+                invalid += 1
         lat, fin = [], []
         deadline = agree = fbs = 0
         for i, f in enumerate(futs):
@@ -95,6 +103,7 @@ def _play_ticks(
             sink.finished += fin
             sink.answered += len(lat)
             sink.overloaded += overloaded
+            sink.invalid += invalid
             sink.deadline += deadline
             sink.fallbacks += fbs
             sink.agree += agree
@@ -115,7 +124,7 @@ def _progress(threads: list[threading.Thread], sink: _Sink, total: int, show: bo
     marks = {25, 50, 75}
     while any(t.is_alive() for t in threads):
         time.sleep(0.2)
-        done = sink.answered + sink.overloaded + sink.deadline
+        done = sink.answered + sink.overloaded + sink.deadline + sink.invalid
         pct = 100.0 * done / max(1, total)
         if not show:
             continue
@@ -141,6 +150,7 @@ def _audit_note() -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from system0.game.contract import state_validator
     from system0.game.heuristic import heuristic_probabilities
     from system0.game.policy import load_policy
     from system0.game.simulator import CHAMPIONS
@@ -174,6 +184,7 @@ def run_demo(args: argparse.Namespace) -> int:
         max_wait=args.max_wait / 1e3,
         buckets=buckets,
         fallback=lambda x: heuristic_probabilities(x, info.outputs[0].shape[-1] or 8),
+        validator=state_validator(),
         energy=True,
         name="demo",
     )
@@ -224,7 +235,7 @@ def run_demo(args: argparse.Namespace) -> int:
         fallbacks=sink.fallbacks,
         overloaded=sink.overloaded,
         deadline_exceeded=sink.deadline,
-        invalid=st.rejected_invalid,
+        invalid=sink.invalid,
         agreement=sink.agree / max(1, sink.answered),
         latencies_ns=np.asarray(sink.latencies, dtype=np.int64),
         finished_at_s=np.asarray(sink.finished, dtype=np.float64),
@@ -279,6 +290,13 @@ def add_demo_command(sub: Any) -> None:
         "--max-wait", type=float, default=1.0, help="engine batching window, ms (default 1)"
     )
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    p.add_argument(
+        "--corrupt",
+        type=float,
+        default=0.0,
+        help="fraction of records corrupted before submission, to show the "
+        "contract refusing them (default 0)",
+    )
     p.add_argument("--out", default=None, help=f"HTML report path (default ./{DEFAULT_HTML})")
     p.add_argument("--no-html", action="store_true", help="write no HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

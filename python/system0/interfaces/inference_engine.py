@@ -443,7 +443,13 @@ class InferenceEngine:
 
     def _learn(self, model_ns: int) -> None:
         est = self._est_batch_ns
-        self._est_batch_ns = model_ns if est == 0 else 0.8 * est + 0.2 * model_ns
+        if est == 0:
+            self._est_batch_ns = float(model_ns)
+            return
+        # one stalled batch (a GC pause, a noisy neighbour) moves the estimate at most 4x the
+        # current value's share, so it does not shed a burst of healthy requests; a lasting
+        # slowdown still raises it within a few batches
+        self._est_batch_ns = 0.8 * est + 0.2 * min(float(model_ns), 4.0 * est)
 
     def _count(self, outcome: str, n: int = 1) -> None:
         self._c[outcome].inc(n)
