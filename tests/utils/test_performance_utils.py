@@ -52,7 +52,7 @@ def test_int8_matches_numpy_rint(x: np.ndarray) -> None:
             pu.quantize_int8(x)
         return
     q = pu.quantize_int8(x)
-    scale = np.float32(np.abs(x).max()) / np.float32(127.0)
+    scale = max(np.float32(np.abs(x).max()) / np.float32(127.0), np.finfo(np.float32).tiny)
     assert q.scale == pytest.approx(float(scale), rel=1e-6)
     want = np.clip(np.rint(x * np.float32(1 / np.float32(q.scale))), -127, 127).astype(np.int8)
     # one step of difference where x / scale lands within float error of a .5 boundary
@@ -92,3 +92,8 @@ def test_checksum_of_array_is_checksum_of_its_bytes() -> None:
     assert pu.checksum(a.T) == pu.checksum(np.ascontiguousarray(a.T).tobytes())
     assert pu.checksum(b"123456789") == 0xE3069283  # the CRC-32C check value
     assert pu.checksum(b"123456789") != zlib.crc32(b"123456789")
+
+
+def test_int8_subnormal_values_quantize_to_zero_not_fail() -> None:
+    q = pu.quantize_int8(np.array([1.4e-44, -2.8e-44], np.float32))
+    assert q.scale > 0 and q.values.tolist() == [0, 0]

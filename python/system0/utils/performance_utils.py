@@ -104,7 +104,9 @@ def quantize_int8(x: npt.ArrayLike, scale: float | None = None) -> QuantizedInt8
     if scale is None:
         if peak == 0.0:
             raise ValueError("x is all zeros; pass an explicit scale to quantize it")
-        scale = peak / 127.0
+        # float32 like the kernel; subnormal peaks would give a zero scale, so the scale is at
+        # least the smallest normal float32 (such values all quantize to 0, within half a step)
+        scale = max(float(np.float32(peak) / np.float32(127.0)), float(np.finfo(np.float32).tiny))
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be finite and > 0, got {scale}")
     dst = np.empty(src.shape, dtype=np.int8)
