@@ -5,9 +5,13 @@
 pub mod admission;
 pub mod breaker;
 pub mod clock;
+pub mod codec;
+pub mod crypto;
 pub mod energy;
 pub mod error;
+pub mod features;
 pub mod gil;
+pub mod ledger;
 pub mod logfmt;
 pub mod perf;
 pub mod queue;
@@ -28,5 +32,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     queue::py::register(m)?;
     admission::py::register(m)?;
     breaker::py::register(m)?;
+    crypto::py::register(m)?;
+    ledger::py::register(m)?;
+    codec::py::register(m)?;
+    features::py::register(m)?;
     Ok(())
 }

@@ -11,13 +11,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="system0", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # Imported here so that `system0 --help` stays fast and one part's import error names it.
+    from system0.core.config_cli import add_config_commands
     from system0.demo import add_demo_command
+    from system0.security.audit_cli import add_audit_commands
 
     add_demo_command(sub)
-
-    from system0.core.config_cli import add_config_commands
-
     add_config_commands(sub)
+    add_audit_commands(sub)
     return parser
 
 

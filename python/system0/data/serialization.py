@@ -1,0 +1,273 @@
+"""The codec fast path: decode, validate, columnarize, featurize, encode.
+
+``decode_game_states`` and ``decode_training_samples`` parse a batch (a JSON array, NDJSON, a
+list of one-document ``bytes`` rows, a msgpack array, or for GameState a protobuf
+``GameStateBatch`` per ``game_state.proto``) in Rust with simd-json, check every
+row against the contract of :mod:`system0.data.models`, and return a :class:`DecodedBatch`:
+the valid rows as one Arrow record batch, and each refused row with its reason codes and raw
+bytes. A bad row never fails the batch; what happens to it is the caller's policy (see
+:mod:`system0.data.validation`).
+
+``DecodedBatch`` speaks the Arrow PyCapsule interface (``__arrow_c_array__``,
+``__arrow_c_schema__``, ``__arrow_c_stream__``): ``pyarrow.record_batch(d)``,
+``pyarrow.table(d)``, ``polars.from_arrow(d)`` and duckdb read it without a copy.
+
+Feature matrix layout (``features(batch)``, float32, one row per game state,
+``len(FEATURE_NAMES)`` columns):
+
+====== =====================================================================
+column value
+====== =====================================================================
+0, 1   position x, y (already in [0, 1])
+2      health / 5000
+3      mana / 5000
+4-9    ability cooldowns in the fixed slot order q, w, e, r, d, f, / 300 s
+10     vision score / 100
+11     gold advantage / 10000 (signed)
+12-    inventory multi-hot over ``ITEM_VOCABULARY``: 1.0 held, 0.0 not
+====== =====================================================================
+
+Each value is ``value / scale`` computed in float64, then rounded to float32. Rows added by
+``pad_rows_to`` are all ``PAD_VALUE`` (0.0); the first ``batch.num_rows`` rows are real.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from system0 import _core
+from system0._core import DecodedBatch
+from system0.errors import IntegrityError, ValidationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Format = Literal["json", "msgpack", "protobuf"]
+FEATURE_NAMES: tuple[str, ...] = tuple(_core.feature_names())
+PAD_VALUE = 0.0
+SCALES = {"health": 5000.0, "mana": 5000.0, "cooldown": 300.0, "vision_score": 100.0}
+SCALES["gold_advantage"] = 10000.0
+
+
+def decode_game_states(
+    data: bytes | bytearray | memoryview | Sequence[bytes], *, format: Format = "json"
+) -> DecodedBatch:
+    """Decode and validate a batch of GameState rows; see the module docs for input forms."""
+    return _core.decode_game_states(_rows(data), format)
+
+
+def decode_training_samples(
+    data: bytes | bytearray | memoryview | Sequence[bytes], *, format: Format = "json"
+) -> DecodedBatch:
+    """Decode and validate a batch of TrainingSample rows."""
+    return _core.decode_training_samples(_rows(data), format)
+
+
+def _rows(data: Any) -> Any:
+    if isinstance(data, bytes | bytearray | memoryview | list):
+        return data
+    if isinstance(data, Sequence):
+        return list(data)
+    raise TypeError(f"data must be bytes or a sequence of bytes rows, not {type(data).__name__}")
+
+
+def features(batch: Any, *, pad_rows_to: int | None = None) -> npt.NDArray[np.float32]:
+    """The float32 feature matrix of a GameState batch (or of a TrainingSample batch's
+    ``state`` column). ``batch`` is a :class:`DecodedBatch` or any Arrow record batch exposing
+    ``__arrow_c_array__`` (pyarrow, polars); the matrix is written once, in Rust, with no copy
+    afterwards."""
+    buf, rows, cols = _core.features_into(batch, pad_rows_to)
+    return np.frombuffer(buf, dtype=np.float32).reshape(rows, cols)
+
+
+def features_from_records(
+    records: Sequence[Any], *, pad_rows_to: int | None = None
+) -> npt.NDArray[np.float32]:
+    """The feature matrix of ``GameState`` models or plain dicts: they are validated by the
+    codec on the way (a record that breaks the contract raises ``ValidationError``)."""
+    import json
+
+    from system0.data.models import GameState, GameStateList
+
+    if all(isinstance(r, GameState) for r in records):
+        data = GameStateList.dump_json(list(records))
+    else:
+        data = json.dumps(
+            [r.model_dump(mode="json") if isinstance(r, GameState) else r for r in records]
+        ).encode()
+    decoded = decode_game_states(data)
+    if decoded.errors:
+        row, path, code, message = decoded.errors[0]
+        raise ValidationError(
+            f"record {row} broke the GameState contract at {path or '<row>'}: {code} ({message})"
+        )
+    return features(decoded, pad_rows_to=pad_rows_to)
+
+
+def features_torch(batch: Any, *, pad_rows_to: int | None = None) -> Any:
+    """The feature matrix as a ``torch.Tensor`` sharing the numpy buffer (DLPack, no copy)."""
+    import torch  # optional dependency: system0[torch]
+
+    return torch.from_dlpack(features(batch, pad_rows_to=pad_rows_to))
+
+
+def to_arrow(batch: DecodedBatch) -> pa.RecordBatch:
+    """The valid rows as a ``pyarrow.RecordBatch`` (zero-copy import)."""
+    import pyarrow as pa
+
+    return pa.record_batch(batch)
+
+
+def to_json(batch: DecodedBatch, *, ndjson: bool = False) -> bytes:
+    """Canonical JSON of a GameState batch (decoding it again yields the same batch)."""
+    if batch.contract != "GameState":
+        import json
+
+        import pyarrow as pa
+
+        rows = pa.record_batch(batch).to_pylist()
+        docs = [json.dumps(r, default=_json_default, separators=(",", ":")) for r in rows]
+        return ("\n".join(docs) + "\n" if ndjson else "[" + ",".join(docs) + "]").encode()
+    return batch.to_json(ndjson)
+
+
+def to_protobuf(batch: DecodedBatch) -> bytes:
+    """A GameState batch as a protobuf ``GameStateBatch`` message (schema:
+    ``system0/data/game_state.proto``, shipped in the package)."""
+    return batch.to_protobuf()
+
+
+def _json_default(value: Any) -> Any:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def write_ipc(batch: Any, path: str) -> None:
+    """Write a batch to an Arrow IPC file (the Feather v2 format)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    rb = pa.record_batch(batch)
+    with ipc.new_file(path, rb.schema) as writer:
+        writer.write_batch(rb)
+
+
+def read_ipc(path: str) -> pa.Table:
+    """Read an Arrow IPC file written by :func:`write_ipc` (memory-mapped, no copy)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(path) as source:
+        return ipc.open_file(source).read_all()
+
+
+def write_parquet(batch: Any, path: str, *, compression: str = "zstd") -> None:
+    """Write a batch to a Parquet file; the contract name and version ride in its metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(batch), path, compression=compression)
+
+
+def read_parquet(path: str) -> pa.Table:
+    """Read a Parquet file written by :func:`write_parquet`."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def ipc_bytes(batch: Any) -> bytes:
+    """A batch as Arrow IPC stream bytes (what :class:`~.validation.Quarantine` and storage
+    checksum and persist)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    rb = pa.record_batch(batch)
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, rb.schema) as writer:
+        writer.write_batch(rb)
+    return sink.getvalue()
+
+
+def from_ipc_bytes(data: bytes) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    try:
+        return ipc.open_stream(pa.py_buffer(data)).read_all()
+    except pa.ArrowInvalid as exc:
+        raise ValidationError(f"not an Arrow IPC stream: {exc}") from exc
+
+
+_MAGIC = b"S0B1"
+_HEADER = struct.Struct("<4sIQ")  # magic, CRC-32C of the payload, payload length
+
+
+def write_checksummed(batch: Any, path: str | Path) -> int:
+    """Store a batch as Arrow IPC behind a header holding its CRC-32C; returns the CRC."""
+    payload = ipc_bytes(batch)
+    crc = _core.crc32c(payload)
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(_HEADER.pack(_MAGIC, crc, len(payload)))
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # readers never see a half-written file
+    return crc
+
+
+def read_checksummed(path: str | Path) -> pa.Table:
+    """Read a batch written by :func:`write_checksummed`; a corrupt or truncated file raises
+    :class:`~system0.errors.IntegrityError` before any row is returned."""
+    data = Path(path).read_bytes()
+    if len(data) < _HEADER.size:
+        raise IntegrityError(f"{path}: truncated batch file ({len(data)} bytes)")
+    magic, crc, length = _HEADER.unpack_from(data)
+    payload = data[_HEADER.size :]
+    if magic != _MAGIC:
+        raise IntegrityError(f"{path}: not a system0 batch file (bad magic {magic!r})")
+    if len(payload) != length:
+        raise IntegrityError(f"{path}: payload is {len(payload)} bytes, header says {length}")
+    actual = _core.crc32c(payload)
+    if actual != crc:
+        raise IntegrityError(
+            f"{path}: CRC-32C mismatch (stored {crc:#010x}, computed {actual:#010x}); "
+            "the file is corrupt, restore it from its source"
+        )
+    return from_ipc_bytes(payload)
+
+
+__all__ = [
+    "FEATURE_NAMES",
+    "PAD_VALUE",
+    "SCALES",
+    "DecodedBatch",
+    "decode_game_states",
+    "decode_training_samples",
+    "features",
+    "features_from_records",
+    "features_torch",
+    "from_ipc_bytes",
+    "ipc_bytes",
+    "read_checksummed",
+    "read_ipc",
+    "read_parquet",
+    "to_arrow",
+    "to_json",
+    "to_protobuf",
+    "write_checksummed",
+    "write_ipc",
+    "write_parquet",
+]

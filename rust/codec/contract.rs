@@ -1,0 +1,302 @@
+//! The GameState contract's constants and leaf rules, mirrored from `system0.data.models`
+//! (the pydantic models are the specification; the differential test holds both to it).
+
+/// Version of the GameState / TrainingSample contract.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Most items one inventory may hold.
+pub const MAX_INVENTORY: usize = 6;
+/// Longest champion name, in characters (ASCII only, so also bytes).
+pub const MAX_CHAMPION: usize = 32;
+/// Longest metadata string (match id, source), in characters.
+pub const MAX_META: usize = 64;
+/// Largest `metadata.step`.
+pub const MAX_STEP: i64 = i32::MAX as i64;
+/// Ability slots in their fixed order (record fields, feature columns).
+pub const ABILITY_SLOTS: [&str; 6] = ["q", "w", "e", "r", "d", "f"];
+/// Action kinds, tag of the action union.
+pub const ACTION_KINDS: [&str; 6] = ["move", "attack", "cast", "buy", "recall", "idle"];
+/// 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in microseconds since the epoch.
+pub const TS_MIN_US: i64 = 946_684_800_000_000;
+pub const TS_MAX_US: i64 = 4_102_444_800_000_000;
+
+/// Every item name, sorted so that lookup is a binary search; index i is feature column i.
+pub const ITEM_VOCABULARY: [&str; 40] = [
+    "abyssal_mask",
+    "amplifying_tome",
+    "b_f_sword",
+    "blasting_wand",
+    "boots",
+    "boots_of_swiftness",
+    "chain_vest",
+    "cloak_of_agility",
+    "cloth_armor",
+    "control_ward",
+    "corrupting_potion",
+    "dagger",
+    "dorans_blade",
+    "dorans_ring",
+    "dorans_shield",
+    "elixir_of_iron",
+    "elixir_of_sorcery",
+    "faerie_charm",
+    "guardian_angel",
+    "health_potion",
+    "infinity_edge",
+    "kindlegem",
+    "long_sword",
+    "mercurys_treads",
+    "needlessly_large_rod",
+    "negatron_cloak",
+    "null_magic_mantle",
+    "oracle_lens",
+    "pickaxe",
+    "plated_steelcaps",
+    "rabadons_deathcap",
+    "rejuvenation_bead",
+    "ruby_crystal",
+    "sapphire_crystal",
+    "sorcerers_shoes",
+    "stealth_ward",
+    "sunfire_aegis",
+    "thornmail",
+    "trinity_force",
+    "zhonyas_hourglass",
+];
+
+const ITEM_TABLE_BITS: u32 = 8;
+const EMPTY: u16 = u16::MAX;
+
+fn fnv1a(b: &[u8]) -> u32 {
+    b.iter().fold(0x811c_9dc5u32, |h, &c| {
+        (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Open-addressing table from item name hash to vocabulary index, built once.
+fn item_table() -> &'static [u16; 1 << ITEM_TABLE_BITS] {
+    static TABLE: std::sync::OnceLock<[u16; 1 << ITEM_TABLE_BITS]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [EMPTY; 1 << ITEM_TABLE_BITS];
+        let mask = (1usize << ITEM_TABLE_BITS) - 1;
+        for (i, name) in ITEM_VOCABULARY.iter().enumerate() {
+            let mut slot = fnv1a(name.as_bytes()) as usize & mask;
+            while t[slot] != EMPTY {
+                slot = (slot + 1) & mask;
+            }
+            t[slot] = i as u16;
+        }
+        t
+    })
+}
+
+/// Vocabulary index of an item name, or None when the contract does not know it
+/// (one hash and, on a hit, one comparison: this runs for every inventory slot).
+#[inline]
+pub fn item_index(name: &str) -> Option<u16> {
+    let t = item_table();
+    let mask = (1usize << ITEM_TABLE_BITS) - 1;
+    let mut slot = fnv1a(name.as_bytes()) as usize & mask;
+    loop {
+        let idx = t[slot];
+        if idx == EMPTY {
+            return None;
+        }
+        if ITEM_VOCABULARY[usize::from(idx)] == name {
+            return Some(idx);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// `[A-Za-z0-9 '._-]{1,32}`, the champion rule of `models.GameState`.
+pub fn champion_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_CHAMPION
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b' ' | b'\'' | b'.' | b'_' | b'-'))
+}
+
+/// Why a timestamp string was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampError {
+    /// Not `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)`, or not a calendar date.
+    Format,
+    /// Outside [2000-01-01, 2100-01-01) UTC.
+    Range,
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut v = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(v)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parse an RFC 3339 timestamp with an explicit offset into microseconds since the epoch (UTC).
+/// Accepts exactly what `models._parse_timestamp` accepts.
+pub fn parse_timestamp(s: &str) -> Result<i64, TimestampError> {
+    use TimestampError::{Format, Range};
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return Err(Format);
+    }
+    if b[16] != b':' {
+        return Err(Format);
+    }
+    let year = digits(&b[0..4]).ok_or(Format)?;
+    let month = digits(&b[5..7]).ok_or(Format)?;
+    let day = digits(&b[8..10]).ok_or(Format)?;
+    let hour = digits(&b[11..13]).ok_or(Format)?;
+    let minute = digits(&b[14..16]).ok_or(Format)?;
+    let second = digits(&b[17..19]).ok_or(Format)?;
+    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return Err(Format);
+    }
+    // Python's datetime has no year 0: fromisoformat refuses it before any range check.
+    if year < 1 || day < 1 || day > days_in_month(year, month) {
+        return Err(Format);
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b[i] == b'.' {
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        let n = end - start;
+        if n == 0 || n > 6 {
+            return Err(Format);
+        }
+        micros = digits(&b[start..end]).ok_or(Format)? * 10i64.pow((6 - n) as u32);
+        i = end;
+    }
+    let offset_min = match &b[i..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = digits(&[*h1, *h2]).ok_or(Format)?;
+            let m = digits(&[*m1, *m2]).ok_or(Format)?;
+            if h > 23 || m > 59 {
+                return Err(Format);
+            }
+            let total = h * 60 + m;
+            if *sign == b'-' {
+                -total
+            } else {
+                total
+            }
+        }
+        _ => return Err(Format),
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
+    let us = secs * 1_000_000 + micros;
+    if !(TS_MIN_US..TS_MAX_US).contains(&us) {
+        return Err(Range);
+    }
+    Ok(us)
+}
+
+/// Format microseconds since the epoch as RFC 3339 UTC with 6 fractional digits.
+pub fn format_timestamp(us: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // civil_from_days (Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_is_sorted_and_unique() {
+        assert!(ITEM_VOCABULARY.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(item_index("boots"), Some(4));
+        assert_eq!(item_index("excalibur"), None);
+        for (i, name) in ITEM_VOCABULARY.iter().enumerate() {
+            assert_eq!(item_index(name), Some(i as u16));
+        }
+        assert_eq!(item_index(""), None);
+    }
+
+    #[test]
+    fn timestamps_parse_and_round_trip() {
+        let us = parse_timestamp("2024-02-29T12:30:45.25+01:00").unwrap();
+        let mut out = Vec::new();
+        format_timestamp(us, &mut out);
+        assert_eq!(out, b"2024-02-29T11:30:45.250000Z");
+        assert_eq!(
+            parse_timestamp("2023-02-29T00:00:00Z"),
+            Err(TimestampError::Format)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00"),
+            Err(TimestampError::Format)
+        );
+        assert_eq!(
+            parse_timestamp("1999-12-31T23:59:59Z"),
+            Err(TimestampError::Range)
+        );
+        assert_eq!(
+            parse_timestamp("2000-01-01T00:30:00+01:00"),
+            Err(TimestampError::Range)
+        );
+        assert_eq!(parse_timestamp("2000-01-01T00:00:00Z"), Ok(TS_MIN_US));
+    }
+
+    #[test]
+    fn champion_rule() {
+        assert!(champion_ok("Kai'Sa"));
+        assert!(!champion_ok(""));
+        assert!(!champion_ok("Ahri\n"));
+        assert!(!champion_ok(&"a".repeat(33)));
+    }
+}

@@ -1,0 +1,53 @@
+//! Unit tests of the keyring (a separate file to keep keyring.rs small).
+
+use super::*;
+use crate::crypto::keyfile::read_provider_params;
+
+#[test]
+fn rotation_keeps_old_data_readable_and_destroy_shreds() {
+    let kr = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
+    let a = kr.rotate().unwrap();
+    let e1 = kr.encrypt(b"one", b"").unwrap();
+    let b = kr.rotate().unwrap();
+    let e2 = kr.encrypt(b"two", b"").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(kr.decrypt(&e1, b"").unwrap(), b"one");
+    assert_eq!(kr.decrypt(&e2, b"").unwrap(), b"two");
+    kr.destroy(a).unwrap();
+    assert!(kr
+        .decrypt(&e1, b"")
+        .unwrap_err()
+        .to_string()
+        .contains("destroyed"));
+    assert!(kr.destroy(b).is_err()); // primary
+}
+
+#[test]
+fn limit_without_rotation_refuses() {
+    let kr = Keyring::new(3, Some(3), false).unwrap();
+    kr.rotate().unwrap();
+    for _ in 0..3 {
+        kr.encrypt(b"x", b"").unwrap();
+    }
+    assert!(kr
+        .encrypt(b"x", b"")
+        .unwrap_err()
+        .to_string()
+        .contains("limit"));
+}
+
+#[test]
+fn persisted_roundtrip_and_wrong_master() {
+    let dir = std::env::temp_dir().join(format!("s0kr-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("k.bin");
+    let kr = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
+    kr.rotate().unwrap();
+    kr.save(&path, &[5u8; 32], b"params").unwrap();
+    let env = kr.encrypt(b"secret", b"").unwrap();
+    let back = Keyring::load(&path, &[5u8; 32]).unwrap();
+    assert_eq!(back.decrypt(&env, b"").unwrap(), b"secret");
+    assert_eq!(read_provider_params(&path).unwrap(), b"params");
+    assert!(Keyring::load(&path, &[6u8; 32]).is_err());
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,175 @@
+//! GameState batch -> float32 feature matrix, row-major, one row per game state.
+//!
+//! Layout (`N_FEATURES` = 12 + vocabulary size columns):
+//!
+//! | column | value |
+//! | --- | --- |
+//! | 0, 1 | position x, y (already in [0, 1]) |
+//! | 2 | health / 5000 |
+//! | 3 | mana / 5000 |
+//! | 4..10 | cooldowns q, w, e, r, d, f (fixed order) / 300 s |
+//! | 10 | vision score / 100 |
+//! | 11 | gold advantage / 10000 (signed) |
+//! | 12.. | inventory multi-hot over `ITEM_VOCABULARY` (1.0 held, 0.0 not) |
+//!
+//! Each value is computed in f64 as `value / scale` and then rounded to f32. Rows added to
+//! reach `pad_rows_to` are all `PAD_VALUE` (0.0).
+
+pub mod py;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, UInt16Type};
+use arrow_array::{Array, RecordBatch, StructArray};
+
+use crate::codec::contract::{ABILITY_SLOTS, ITEM_VOCABULARY};
+use crate::error::{CoreError, CoreResult};
+
+pub const N_DENSE: usize = 12;
+pub const N_FEATURES: usize = N_DENSE + ITEM_VOCABULARY.len();
+pub const PAD_VALUE: f32 = 0.0;
+pub const HEALTH_SCALE: f64 = 5000.0;
+pub const MANA_SCALE: f64 = 5000.0;
+pub const COOLDOWN_SCALE: f64 = 300.0;
+pub const VISION_SCALE: f64 = 100.0;
+pub const GOLD_SCALE: f64 = 10000.0;
+
+/// Names of the feature columns, in order.
+pub fn feature_names() -> Vec<String> {
+    let mut v: Vec<String> = ["position_x", "position_y", "health", "mana"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(ABILITY_SLOTS.iter().map(|s| format!("cooldown_{s}")));
+    v.push("vision_score".into());
+    v.push("gold_advantage".into());
+    v.extend(ITEM_VOCABULARY.iter().map(|s| format!("item_{s}")));
+    v
+}
+
+/// The GameState columns the features read, borrowed from a batch.
+pub struct Columns<'a> {
+    dense: [(&'a [f64], f64); N_DENSE],
+    offsets: &'a [i32],
+    keys: &'a [u16],
+    /// vocabulary index of each dictionary value (identity for batches system0 decoded)
+    remap: Vec<u16>,
+    rows: usize,
+}
+
+fn arg(msg: String) -> CoreError {
+    CoreError::InvalidArgument(msg)
+}
+
+/// Find the GameState columns in a GameState batch, or in the `state` column of a
+/// TrainingSample batch.
+pub fn columns(batch: &RecordBatch) -> CoreResult<Columns<'_>> {
+    if let Some(state) = batch.column_by_name("state") {
+        let s = state
+            .as_struct_opt()
+            .ok_or_else(|| arg("column 'state' must be a struct".into()))?;
+        return struct_columns(s);
+    }
+    let get = |n: &str| batch.column_by_name(n).map(|c| c.as_ref());
+    from_getter(&get, batch.num_rows())
+}
+
+fn struct_columns(s: &StructArray) -> CoreResult<Columns<'_>> {
+    let get = |n: &str| s.column_by_name(n).map(|c| c.as_ref());
+    from_getter(&get, s.len())
+}
+
+fn from_getter<'a>(
+    get: &dyn Fn(&str) -> Option<&'a dyn Array>,
+    rows: usize,
+) -> CoreResult<Columns<'a>> {
+    let f = |name: &str, scale: f64| -> CoreResult<(&'a [f64], f64)> {
+        let c = get(name).ok_or_else(|| {
+            arg(format!(
+                "batch has no column '{name}'; pass a GameState batch"
+            ))
+        })?;
+        if c.null_count() > 0 {
+            return Err(arg(format!(
+                "column '{name}' holds nulls; features need complete rows"
+            )));
+        }
+        let a = c
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| arg(format!("column '{name}' must be float64")))?;
+        Ok((a.values().as_ref(), scale))
+    };
+    let dense = [
+        f("position_x", 1.0)?,
+        f("position_y", 1.0)?,
+        f("health", HEALTH_SCALE)?,
+        f("mana", MANA_SCALE)?,
+        f("cooldown_q", COOLDOWN_SCALE)?,
+        f("cooldown_w", COOLDOWN_SCALE)?,
+        f("cooldown_e", COOLDOWN_SCALE)?,
+        f("cooldown_r", COOLDOWN_SCALE)?,
+        f("cooldown_d", COOLDOWN_SCALE)?,
+        f("cooldown_f", COOLDOWN_SCALE)?,
+        f("vision_score", VISION_SCALE)?,
+        f("gold_advantage", GOLD_SCALE)?,
+    ];
+    let inv = get("inventory")
+        .and_then(|c| c.as_list_opt::<i32>())
+        .ok_or_else(|| {
+            arg("column 'inventory' must be a list of dictionary<uint16, utf8>".into())
+        })?;
+    let dict = inv
+        .values()
+        .as_dictionary_opt::<UInt16Type>()
+        .ok_or_else(|| arg("inventory items must be dictionary<uint16, utf8>".into()))?;
+    let names = dict
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| arg("inventory dictionary must hold utf8".into()))?;
+    // A batch that went through another library may carry a different dictionary: map each
+    // of its values to the contract's vocabulary once, so the row loop stays a table lookup.
+    let mut remap = Vec::with_capacity(names.len());
+    for i in 0..names.len() {
+        let name = names.value(i);
+        let idx = crate::codec::contract::item_index(name)
+            .ok_or_else(|| arg(format!("inventory item {name:?} is not in ITEM_VOCABULARY")))?;
+        remap.push(idx);
+    }
+    let keys = dict.keys().values().as_ref();
+    if keys.iter().any(|&k| usize::from(k) >= remap.len()) {
+        return Err(arg("inventory dictionary key out of range".into()));
+    }
+    let offsets: &[i32] = inv.value_offsets();
+    let base = offsets.first().copied().unwrap_or(0);
+    if base != 0 || offsets.len() != rows + 1 {
+        return Err(arg(
+            "inventory column must not be a sliced list; call features on the full batch".into(),
+        ));
+    }
+    Ok(Columns {
+        dense,
+        offsets,
+        keys,
+        remap,
+        rows,
+    })
+}
+
+/// Fill `out` (row-major, `out.len() == rows_out * N_FEATURES`, `rows_out >= rows`).
+pub fn fill(c: &Columns<'_>, out: &mut [f32]) {
+    out.fill(PAD_VALUE);
+    for (r, row) in out.chunks_exact_mut(N_FEATURES).take(c.rows).enumerate() {
+        for (k, (col, scale)) in c.dense.iter().enumerate() {
+            row[k] = (col[r] / scale) as f32;
+        }
+        let (s, e) = (c.offsets[r] as usize, c.offsets[r + 1] as usize);
+        for &key in &c.keys[s..e] {
+            row[N_DENSE + usize::from(c.remap[usize::from(key)])] = 1.0;
+        }
+    }
+}
+
+impl Columns<'_> {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}

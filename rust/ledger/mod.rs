@@ -1,0 +1,12 @@
+//! The audit ledger: an append-only, encrypted, Merkle-hashed log (RFC 9162 tree) with
+//! signed checkpoints. merkle.rs holds the tree and proofs, format.rs the bytes on disk,
+//! store.rs the writer, recover.rs the scan on open, verify.rs the streaming auditor.
+
+pub mod format;
+pub mod merkle;
+pub mod py;
+pub mod recover;
+pub mod store;
+pub mod verify;
+
+pub use store::{Fsync, Ledger, Options};
