@@ -35,7 +35,9 @@ def _demo(tmp_path: Path, *extra: str) -> str:
 
 def test_demo_reports_and_writes_html_samples_and_logs(tmp_path: Path) -> None:
     log = tmp_path / "demo.jsonl"
-    out = _demo(tmp_path, "--samples", "s.npz", "--log", str(log), "--corrupt", "0.1")
+    out = _demo(
+        tmp_path, "--samples", "s.npz", "--log", str(log), "--corrupt", "0.1", "--audit", "led"
+    )
     for needle in (
         "throughput",
         "p50 / p99 / p99.9",
@@ -47,6 +49,9 @@ def test_demo_reports_and_writes_html_samples_and_logs(tmp_path: Path) -> None:
     ):
         assert needle in out
     assert "480 submitted" in out
+    if importlib.util.find_spec("system0.security.audit") is not None:
+        assert "3 entries in" in out and "inclusion proof verified" in out
+        assert (tmp_path / "led" / "audit").is_dir()
     invalid = int(out.split("overloaded, ")[1].split(" invalid")[0])
     assert 10 < invalid < 100  # about 10 % of 480 records were corrupted and refused
     page = (tmp_path / "system0-demo-report.html").read_text()

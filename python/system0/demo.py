@@ -141,12 +141,46 @@ def _progress(threads: list[threading.Thread], sink: _Sink, total: int, show: bo
         sys.stderr.write(f"\r[{'#' * 30}] 100.0%  {total}/{total} states\n")
 
 
-def _audit_note() -> str:
+def _audit(args: argparse.Namespace, policy_hash: str, sink: _Sink, wall: float) -> str:
+    """Record the run in an encrypted, signed audit ledger where the security spine exists."""
     import importlib.util
+    import tempfile
 
     if importlib.util.find_spec("system0.security.audit") is None:
         return "not written (system0.security.audit is not part of this build)"
-    return "available; the demo does not write audit entries yet"
+    from system0.security.audit import AuditLedger
+    from system0.security.encryption import Keyring, SigningKey
+
+    where = pathlib.Path(args.audit or tempfile.mkdtemp(prefix="system0-demo-")) / "audit"
+    ledger = AuditLedger.open(
+        where, keyring=Keyring.generate(), signing_key=SigningKey.generate(), fsync="never"
+    )
+    try:
+        first = ledger.append_many(
+            {
+                "type": "match_played",
+                "match": m,
+                "seed": args.seed * 1_000_003 + m,
+                "ticks": args.ticks,
+                "policy": policy_hash,
+            }
+            for m in range(args.matches)
+        )
+        ledger.log_data_access(
+            "system0-demo",
+            f"training-samples/{args.samples or 'memory'}",
+            "write",
+            "allow",
+            {"samples": sum(len(a) for a in sink.samples_a), "wall_s": round(wall, 3)},
+        )
+        ledger.checkpoint()
+        key = ledger.public_key
+        ok = key is not None and ledger.inclusion_proof(first).verify(key)
+        size = ledger.size
+    finally:
+        ledger.close()
+    proof = "verified" if ok else "FAILED"
+    return f"{size} entries in {where} (signed checkpoint; inclusion proof {proof})"
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -244,7 +278,7 @@ def run_demo(args: argparse.Namespace) -> int:
         joules_reason=reasons,
         spans=spans,
         samples=sum(len(a) for a in sink.samples_a),
-        audit=_audit_note(),
+        audit=_audit(args, info.content_hash, sink, wall),
     )
     print("\nreport")
     print(render_text(fig))
@@ -301,5 +335,10 @@ def add_demo_command(sub: Any) -> None:
     p.add_argument("--no-html", action="store_true", help="write no HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--samples", default=None, help="write training samples to this .npz")
+    p.add_argument(
+        "--audit",
+        default=None,
+        help="directory for the run's audit ledger (default: a new temporary one)",
+    )
     p.add_argument("--log", default=None, help="file for JSON logs, one per tick per match")
     p.set_defaults(run=run_demo)
