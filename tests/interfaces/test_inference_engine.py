@@ -286,3 +286,24 @@ def test_blocking_infer_runs_inline_when_idle(clock: FakeClock) -> None:
     with _engine(model) as eng:
         r = eng.infer(row(1), budget=5)
     assert r.batch_size == 1 and eng.stats.inline == 1
+
+
+def test_an_inline_call_records_one_span_that_is_request_and_batch(clock: FakeClock) -> None:
+    tracing.drain_spans()
+    with _engine(ControlledModel(clock)) as eng, tracing.span("caller") as caller:
+        eng.infer(row(1), budget=5)
+    tracing.flush_spans()
+    spans = [s for s in tracing.drain_spans() if s.name.startswith("engine.")]
+    assert [s.name for s in spans] == ["engine.request"]
+    (req,) = spans
+    assert req.parent_id == caller.span_id and req.attributes["inline"] is True
+    assert req.attributes["batch.span_id"] == req.span_id_hex
+
+
+def test_a_request_outside_any_trace_gets_no_span_of_its_own(clock: FakeClock) -> None:
+    tracing.drain_spans()
+    with _engine(ControlledModel(clock)) as eng:
+        eng.submit(row(1), budget=5).result(5)
+    tracing.flush_spans()
+    names = [s.name for s in tracing.drain_spans() if s.name.startswith("engine.")]
+    assert names == ["engine.batch"]

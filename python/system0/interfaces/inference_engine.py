@@ -23,7 +23,9 @@ awaitable form, ``infer`` the blocking one). On the way:
 * **telemetry**: histograms of queue wait, batch size, model time per batch, total time per
   request; counters per outcome; joules per batch where the machine can measure them; a span
   per batch and a span per request that carries its batch's trace and span id (the request
-  span is the child of the span that was current at ``submit``).
+  span is the child of the span that was current at ``submit``; a request submitted with no
+  current span has no trace to join and gets none, its timing being in the histograms and
+  its batch's span). An inline call records one span, both request and batch.
 
 When the engine is idle (nothing queued, no batch running), a blocking ``infer`` runs its
 request on the caller's thread instead of handing it to the worker: the same checks,
@@ -299,9 +301,8 @@ class InferenceEngine:
         req = self._admit(request, budget)
         if len(self.queue) == 0 and self._run_lock.acquire(blocking=False):
             try:
-                with self._lock:
-                    self.stats.submitted += 1
-                    self.stats.inline += 1
+                # counted under the run lock, which every other inline caller also holds
+                self.stats.inline += 1
                 (answer,) = self._run_batch([req])
             finally:
                 self._run_lock.release()
@@ -376,7 +377,15 @@ class InferenceEngine:
         batch_id = next(self._batch_ids)  # itertools.count: atomic under the GIL
         reason: str | None = None
         joules: float | None = None
-        with tracing.span("engine.batch", engine=self.name, size=n, padded=padded) as bspan:
+        # an inline call is a batch of one: its own span is both the request's (a child of
+        # the caller's span) and the batch's, linked to itself, instead of two spans
+        inline = n == 1 and batch[live[0]].future is None
+        bspan_cm = (
+            tracing.span("engine.request", parent=batch[live[0]].parent, inline=True)
+            if inline
+            else tracing.span("engine.batch", engine=self.name, size=n, padded=padded)
+        )
+        with bspan_cm as bspan:
             start = self.clock()
             counters = energy.read_counters(energy=True, cpu=False) if self.energy else None
             try:
@@ -401,6 +410,8 @@ class InferenceEngine:
                 "batch.trace_id": bspan.trace_id_hex,
                 "batch.span_id": bspan.span_id_hex,
             }
+            if inline:
+                bspan.set_attributes(link)  # before exit: later attributes are not kept
         self._learn(model_ns)
         self._h_model.record(model_ns)
         self._h_size.record(n)
@@ -417,11 +428,15 @@ class InferenceEngine:
             answers[i] = InferenceResult(
                 out[j], actions[j], fb, reason, n, batch_id, wait, model_ns, total
             )
-            # the request's own span, in its caller's trace, pointing at the batch it rode in
-            with span("engine.request", parent=r.parent, **link):
-                pass
+            # the request's own span, in its caller's trace, pointing at the batch it rode in;
+            # a request submitted outside any trace has no trace to join, and its timing is
+            # already in the histograms and its batch's span: it gets no span of its own
+            if not inline and r.parent is not None:
+                with span("engine.request", parent=r.parent, **link):
+                    pass
         with self._lock:
             st = self.stats
+            st.submitted += n if batch[0].future is None else 0  # inline calls count here
             st.batches += 1
             st.completed += n
             st.fallbacks += n if fb else 0

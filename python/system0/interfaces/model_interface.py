@@ -26,7 +26,6 @@ import numpy.typing as npt
 from system0 import _core
 from system0.errors import ValidationError
 from system0.interfaces.monitoring_hook import AIMonitoring, InferenceEvent
-from system0.utils import performance_utils as pu
 
 __all__ = [
     "AIModelInterface",
@@ -269,6 +268,8 @@ class NumpyModelInterface(AIModelInterface):
         self._mlp = mlp
         # transposed once so each layer is x @ w (rows stay contiguous)
         self._wt = [np.ascontiguousarray(w.T) for w in mlp.weights]
+        # normalization constants checked once here, not on every call
+        self._norm = (mlp.mean.tolist(), (1.0 / mlp.std).astype(np.float32).tolist(), mlp.clip)
         self._hash = mlp.content_hash()
         self._features = mlp.in_features
 
@@ -284,7 +285,8 @@ class NumpyModelInterface(AIModelInterface):
 
     def _forward(self, x: F32) -> npt.NDArray[Any]:
         mlp = self.mlp
-        h = pu.normalize(x, mlp.mean, mlp.std, clip=mlp.clip)
+        h = np.empty_like(x)
+        _core.perf_normalize(x, h, *self._norm)
         last = len(self._wt) - 1
         for i, (wt, b) in enumerate(zip(self._wt, mlp.biases, strict=True)):
             h = h @ wt
