@@ -253,6 +253,7 @@ def test_bad_requests_are_refused_with_reason_codes_before_the_model(clock: Fake
         {"buckets": (1, 2)},
         {"queue_capacity": 0},
         {"workers": 0},
+        {"headroom": 0.0},
     ],
 )
 def test_absurd_settings_raise_value_error(clock: FakeClock, kw: dict[str, Any]) -> None:

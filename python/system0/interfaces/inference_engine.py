@@ -156,7 +156,8 @@ class InferenceEngine:
     ``fallback`` (features -> outputs, deterministic), ``validator`` (request -> feature row,
     raising :class:`InvalidRequest`), ``breaker`` (a ``CircuitBreaker``; default opens at 50 %
     failures over 10 calls for 5 s), ``clock`` (ns; tests inject a fake one), ``energy``
-    (measure joules per batch), ``workers`` (batching threads). Call ``close()`` when done
+    (measure joules per batch), ``workers`` (batching threads), ``headroom`` (the share of a
+    budget the expected wait may fill, default 0.9). Call ``close()`` when done
     (or use it as a context manager).
     """
 
@@ -176,6 +177,7 @@ class InferenceEngine:
         workers: int = 1,
         name: str = "engine",
         history: int = 100_000,
+        headroom: float = 0.9,
     ) -> None:
         if not 1 <= max_batch <= 4096:
             raise ValueError(f"max_batch must be in [1, 4096], got {max_batch}")
@@ -188,6 +190,11 @@ class InferenceEngine:
             raise ValueError(f"queue_capacity must be in [1, 1e6], got {queue_capacity}")
         if not 1 <= workers <= 64:
             raise ValueError(f"workers must be in [1, 64], got {workers}")
+        if not 0.1 <= headroom <= 1.0:
+            raise ValueError(f"headroom must be in [0.1, 1], got {headroom}")
+        # admit only when the expected wait fits in this share of the budget: the estimate
+        # is a mean, and the rest of the budget absorbs the jitter around it
+        self.headroom = headroom
         self.model = model
         self.name = name
         self.max_batch, self.max_wait_ns, self.buckets = max_batch, int(max_wait * 1e9), bks
@@ -255,7 +262,7 @@ class InferenceEngine:
         now = self.clock()
         budget_ns = int(budget * 1e9)
         expected = self.expected_wait_ns()
-        if expected > budget_ns:
+        if expected > budget_ns * self.headroom:
             self._count("overloaded")
             raise Overloaded(
                 f"{self.name}: expected wait {expected / 1e6:.2f} ms exceeds the budget "
