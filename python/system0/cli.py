@@ -13,12 +13,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     # Imported here so that `system0 --help` stays fast and one part's import error names it.
     from system0.core.config_cli import add_config_commands
+    from system0.data.storage_cli import add_data_commands
     from system0.demo import add_demo_command
     from system0.security.audit_cli import add_audit_commands
 
     add_demo_command(sub)
     add_config_commands(sub)
     add_audit_commands(sub)
+    add_data_commands(sub)
     return parser
 
 

@@ -109,6 +109,14 @@ class CryptoError(Error):
     """A cryptographic operation failed (wrong key, tampered ciphertext, destroyed key)."""
 
 
+class NotFound(Error, LookupError):
+    """A named thing (dataset, version, tag, stored object) does not exist where it was sought."""
+
+
+class Unavailable(Error, ConnectionError):
+    """A configured backend or service could not be reached; nothing was written to it."""
+
+
 class InternalError(Error):
     """A bug in system0 itself (a broken invariant); please report it with the message."""
 
@@ -125,6 +133,8 @@ __all__ = [
     "Error",
     "IntegrityError",
     "InternalError",
+    "NotFound",
     "Overloaded",
+    "Unavailable",
     "ValidationError",
 ]

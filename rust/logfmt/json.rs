@@ -58,25 +58,11 @@ pub fn write_f64(out: &mut String, v: f64) {
     }
 }
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Appends `unix_ns` as RFC 3339 UTC with nanoseconds: `2026-11-25T14:44:04.123456789Z`.
 pub fn write_rfc3339(out: &mut String, unix_ns: u64) {
     let secs = (unix_ns / 1_000_000_000) as i64;
     let nanos = unix_ns % 1_000_000_000;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, mo, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let _ = write!(
         out,
