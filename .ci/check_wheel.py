@@ -12,4 +12,9 @@ for name in ("_core.pyi", "py.typed", "kernels/__init__.py"):
     assert (root / name).is_file(), f"wheel lacks system0/{name}"
 assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {core.__file__}"
 assert system0.__version__ == core.__version__
+weights = list((root / "game" / "weights").iterdir())
+assert any(w.name.startswith("policy-") for w in weights), "wheel lacks the demo policy weights"
+from system0.game.policy import load_policy  # noqa: E402
+
+assert load_policy("numpy").infer([[0.5] * 12]).shape == (1, 8)
 print("wheel ok:", core.__file__)

@@ -13,6 +13,7 @@ pub mod features;
 pub mod gil;
 pub mod ledger;
 pub mod logfmt;
+pub mod perf;
 pub mod queue;
 pub mod telemetry;
 pub mod trace;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     clock::py::register(m)?;
     energy::py::register(m)?;
+    perf::py::register(m)?;
     trace::py::register(m)?;
     logfmt::py::register(m)?;
     telemetry::py::register(m)?;

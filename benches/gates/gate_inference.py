@@ -1,0 +1,81 @@
+"""The inference engine against the plain way: the demo policy called directly, and called per
+request from a thread pool.
+
+* overhead, batch 1: ``engine.infer(row)`` against ``model.infer(row)`` (CI gate: the engine
+  takes at most 2x the direct call, ratio >= 0.5; goal: <= 30 us added, reported by the
+  overload script beside this one);
+* throughput at saturation: ``n`` requests submitted at once to the engine (dynamic batching,
+  max batch 64) against the same ``n`` through ``ThreadPoolExecutor(4).map(model.infer, ...)``
+  (CI gate >= 2x, goal >= 5x).
+
+Both run the numpy backend of the shipped policy (the light install's default).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy as np
+from ratio import Gate
+
+from system0.game.policy import load_policy
+from system0.game.simulator import MatchSimulator
+from system0.interfaces.inference_engine import InferenceEngine
+
+BUDGET = 10.0  # seconds: the gates measure speed, not shedding
+
+
+def _rows(n: int) -> np.ndarray:
+    sim = MatchSimulator(seed=11)
+    feats = [t.features for t in sim.run(n // len(sim.champions) + 1)]
+    return np.concatenate(feats)[:n]
+
+
+def gates() -> list[Gate]:
+    model = load_policy("numpy")
+    rows = _rows(4096)
+    one = rows[0]
+    one_batch = rows[:1]
+    overhead_engine = InferenceEngine(model, max_batch=64, max_wait=0.0005, name="gate-overhead")
+    tput_engine = InferenceEngine(
+        model, max_batch=64, max_wait=0.0005, queue_capacity=8192, name="gate-throughput"
+    )
+    pool = ThreadPoolExecutor(4)
+
+    def direct(n: int) -> None:
+        for _ in range(n):
+            model.infer(one_batch)
+
+    def engine_one(n: int) -> None:
+        for _ in range(n):
+            overhead_engine.infer(one, BUDGET)
+
+    def engine_many(n: int) -> None:
+        futs = [tput_engine.submit(rows[i % len(rows)], BUDGET) for i in range(n)]
+        wait(futs)
+
+    def pool_many(n: int) -> None:
+        list(pool.map(model.infer, (rows[i % len(rows)][None, :] for i in range(n))))
+
+    return [
+        Gate(
+            "inference: engine batch-1 call vs direct model call",
+            engine_one,
+            direct,
+            "direct model.infer",
+            0.5,
+            0.5,
+            n=2000,
+            rounds=7,
+        ),
+        Gate(
+            "inference: throughput, dynamic batching vs pool",
+            engine_many,
+            pool_many,
+            "ThreadPoolExecutor(4) per request",
+            2.0,
+            5.0,
+            n=4000,
+            rounds=5,
+        ),
+    ]

@@ -1,0 +1,135 @@
+"""The engine at twice its sustainable load: accepted requests answer within budget, and the
+excess is rejected at once instead of queueing.
+
+    python benches/inference_overload.py [--seconds 3] [--budget-ms 20] [--batch-ms 5]
+
+The model is the shipped numpy policy plus a fixed cost per batch (``--batch-ms``, a sleep
+that releases the GIL as a GPU call would), so the sustainable rate is low enough for one
+Python thread to offer twice it. Steps: measure the sustainable rate R (answers per second
+with the queue kept full), then offer 2R open-loop (requests at fixed times, whatever the
+answers) for ``--seconds`` and check: p99 of accepted latency <= budget, some requests
+rejected with Overloaded, and the queue never deeper than what the budget admits. Also prints
+the engine's batch-1 overhead over a direct call (the issue's goal: <= 30 us at p50).
+Exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from concurrent.futures import Future, wait
+from typing import Any
+
+import numpy as np
+
+from system0.errors import DeadlineExceeded, Overloaded
+from system0.game.policy import load_policy
+from system0.interfaces.inference_engine import InferenceEngine
+from system0.interfaces.model_interface import NumpyModelInterface
+
+
+class SlowPolicy(NumpyModelInterface):
+    """The demo policy plus a fixed cost per batch."""
+
+    def __init__(self, base: NumpyModelInterface, batch_s: float) -> None:
+        super().__init__(base.mlp, name="slow-policy")
+        self.batch_s = batch_s
+
+    def _forward(self, x: Any) -> Any:
+        time.sleep(self.batch_s)
+        return super()._forward(x)
+
+
+def overhead_us(rounds: int = 3000) -> tuple[float, float]:
+    model = load_policy("numpy")
+    eng = InferenceEngine(model, name="overhead")
+    row = np.random.default_rng(0).normal(size=(1, 12)).astype(np.float32) * 100
+    direct, engine = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        model.infer(row)
+        t1 = time.perf_counter_ns()
+        eng.infer(row[0], 1.0)
+        t2 = time.perf_counter_ns()
+        direct.append(t1 - t0)
+        engine.append(t2 - t1)
+    eng.close()
+    return statistics.median(direct) / 1e3, statistics.median(engine) / 1e3
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--budget-ms", type=float, default=20.0)
+    ap.add_argument("--batch-ms", type=float, default=5.0)
+    ap.add_argument("--max-batch", type=int, default=16)
+    args = ap.parse_args()
+    budget = args.budget_ms / 1e3
+    base = load_policy("numpy")
+    assert isinstance(base, NumpyModelInterface)
+    model = SlowPolicy(base, args.batch_ms / 1e3)
+    rows = np.random.default_rng(1).normal(size=(4096, 12)).astype(np.float32) * 100
+    eng = InferenceEngine(
+        model, max_batch=args.max_batch, max_wait=0.001, queue_capacity=100_000, name="overload"
+    )
+    eng.warmup(rounds=2)
+
+    # 1. sustainable rate: keep the queue full, count answers per second
+    n = int(3 * args.max_batch / (args.batch_ms / 1e3))
+    t0 = time.perf_counter()
+    wait([eng.submit(rows[i % 4096], 60.0) for i in range(n)])
+    rate = n / (time.perf_counter() - t0)
+
+    # 2. offer 2R open-loop
+    offered = 2 * rate
+    futs: list[Future[Any]] = []
+    rejected = 0
+    max_depth = 0
+    start = time.perf_counter()
+    sent = 0
+    while (now := time.perf_counter()) - start < args.seconds:
+        due = int((now - start) * offered)
+        while sent < due:
+            try:
+                futs.append(eng.submit(rows[sent % 4096], budget))
+            except Overloaded:
+                rejected += 1
+            sent += 1
+        max_depth = max(max_depth, len(eng.queue))
+        time.sleep(0.0005)
+    lat, late = [], 0
+    for f in futs:
+        try:
+            lat.append(f.result(30).total_ns / 1e6)
+        except DeadlineExceeded:
+            late += 1
+    eng.close()
+    p99 = float(np.quantile(lat, 0.99)) if lat else float("nan")
+    admissible = (budget * 1e3 / args.batch_ms + 1) * args.max_batch
+    d, e = overhead_us()
+    print(
+        f"sustainable rate R = {rate:,.0f}/s (batch cost {args.batch_ms} ms, max batch "
+        f"{args.max_batch}); offered 2R = {offered:,.0f}/s for {args.seconds} s"
+    )
+    print(
+        f"offered {sent}: accepted {len(futs)} ({len(lat)} answered, {late} deadline "
+        f"exceeded), rejected at once {rejected}; max queue depth {max_depth} "
+        f"(admissible ~{admissible:.0f})"
+    )
+    print(
+        f"accepted latency p50 {np.quantile(lat, 0.5):.2f} ms, p99 {p99:.2f} ms, "
+        f"budget {args.budget_ms} ms"
+    )
+    print(
+        f"batch-1 overhead: direct p50 {d:.1f} us, engine p50 {e:.1f} us, added {e - d:.1f} us "
+        f"(goal <= 30 us; CI gate engine <= 2x direct: {e / d:.2f}x)"
+    )
+    ok = p99 <= args.budget_ms and rejected > 0 and max_depth <= admissible
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The demo game: a seeded match simulator, a scripted player, and the shipped policy."""

@@ -1,0 +1,511 @@
+"""``InferenceEngine``: answer inside a latency budget, or say at once why not.
+
+``submit(request, budget)`` validates the request against its contract, decides admission,
+and returns a ``concurrent.futures.Future`` of an :class:`InferenceResult` (``asubmit`` is the
+awaitable form, ``infer`` the blocking one). On the way:
+
+* **contract**: a request that breaks it raises :class:`InvalidRequest` (a ``ValidationError``
+  with reason codes) before it reaches a queue or the model;
+* **admission**: the engine keeps a moving estimate of how long a batch takes; when the work
+  already queued means this request would wait longer than its budget, it is refused at once
+  with ``Overloaded`` (``retry_after`` = the expected wait), never queued to fail later;
+* **bounded queue** (``system0.core.error_handling.BoundedQueue``, reject policy): a full queue
+  is ``Overloaded`` too;
+* **dynamic batcher**: a worker takes the first waiting request, then gathers more for at most
+  ``max_wait`` seconds or until ``max_batch``; with ``buckets`` the batch is padded up to the
+  next bucket size (static shapes for jax and CUDA graphs);
+* **deadlines**: a request whose deadline passed while it waited is never run; its future
+  raises ``DeadlineExceeded``;
+* **breaker and fallback**: the model runs through a ``CircuitBreaker``; an exception or a
+  non-finite output counts as a failure, and the batch is answered by the deterministic
+  ``fallback`` policy with ``fallback=True`` and the reason on every result (no fallback:
+  the futures raise the error). The engine thread never dies of a model error;
+* **telemetry**: histograms of queue wait, batch size, model time per batch, total time per
+  request; counters per outcome; joules per batch where the machine can measure them; a span
+  per batch and a span per request that carries its batch's trace and span id (the request
+  span is the child of the span that was current at ``submit``; a request submitted with no
+  current span has no trace to join and gets none, its timing being in the histograms and
+  its batch's span). An inline call records one span, both request and batch.
+
+When the engine is idle (nothing queued, no batch running), a blocking ``infer`` runs its
+request on the caller's thread instead of handing it to the worker: the same checks,
+breaker and telemetry, without a thread switch (what makes a batch-1 call cheap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from system0 import _core
+from system0.core import energy, telemetry, tracing
+from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
+from system0.errors import Closed, DeadlineExceeded, Overloaded, ValidationError
+from system0.interfaces.model_interface import AIModelInterface
+
+__all__ = [
+    "BatchRecord",
+    "InferenceEngine",
+    "InferenceResult",
+    "InvalidRequest",
+    "NonFiniteOutput",
+]
+
+Clock = Callable[[], int]
+Fallback = Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]]
+Validator = Callable[[Any], npt.NDArray[np.float32]]
+
+
+class InvalidRequest(ValidationError):
+    """A request broke its contract; ``reasons`` holds machine-readable reason codes."""
+
+    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.reasons = tuple(reasons)
+
+
+class NonFiniteOutput(ValueError):
+    """The model returned NaN or infinity: counted as a model failure by the breaker."""
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x, on every request
+class InferenceResult:
+    """One answer. ``fallback`` marks answers of the fallback policy, with the ``reason``."""
+
+    outputs: npt.NDArray[Any]
+    action: int
+    fallback: bool
+    reason: str | None
+    batch_size: int
+    batch_id: int
+    queue_wait_ns: int
+    model_ns: int
+    total_ns: int
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """What the engine saw of one batch (kept for reports; the last ``history`` batches)."""
+
+    batch_id: int
+    size: int
+    padded: int
+    model_ns: int
+    fallback: bool
+    joules: float | None
+
+
+_PENDING = object()
+
+
+@dataclass(slots=True)
+class _Request:
+    x: npt.NDArray[np.float32]
+    future: Future[InferenceResult] | None  # None: an inline call, answered by return
+    submit_ns: int
+    deadline_ns: int
+    parent: Any
+    enqueued_ns: int = 0  # process clock (real time), for the batching window
+
+
+@dataclass(slots=True)
+class EngineStats:
+    submitted: int = 0
+    completed: int = 0
+    fallbacks: int = 0
+    rejected_overloaded: int = 0
+    rejected_invalid: int = 0
+    deadline_exceeded: int = 0
+    batches: int = 0
+    inline: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+
+def _default_validator(features: int) -> Validator:
+    def check(request: Any) -> npt.NDArray[np.float32]:
+        try:
+            x = np.asarray(request, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"request is not numeric: {exc}", ("not_numeric",)) from exc
+        if x.shape != (features,):
+            raise InvalidRequest(
+                f"request must be {features} feature values, got shape {x.shape}", ("shape",)
+            )
+        if not math.isfinite(_core.perf_absmax(x)):  # NaN or inf anywhere, in one pass
+            bad = [int(i) for i in np.flatnonzero(~np.isfinite(x))]
+            raise InvalidRequest(f"request holds NaN or infinity at {bad}", ("non_finite",))
+        return x
+
+    return check
+
+
+class InferenceEngine:
+    """Dynamic batching, admission control, deadlines and a breaker around one model.
+
+    Parameters: ``max_batch`` (1..4096), ``max_wait`` (seconds a first request may wait for
+    company, 0..1), ``buckets`` (batch sizes to pad to; empty: no padding), ``queue_capacity``,
+    ``fallback`` (features -> outputs, deterministic), ``validator`` (request -> feature row,
+    raising :class:`InvalidRequest`), ``breaker`` (a ``CircuitBreaker``; default opens at 50 %
+    failures over 10 calls for 5 s), ``clock`` (ns; tests inject a fake one), ``energy``
+    (measure joules per batch), ``workers`` (batching threads), ``headroom`` (the share of a
+    budget the expected wait may fill, default 0.9). Call ``close()`` when done
+    (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        model: AIModelInterface,
+        *,
+        max_batch: int = 32,
+        max_wait: float = 0.002,
+        buckets: Sequence[int] = (),
+        queue_capacity: int = 1024,
+        fallback: Fallback | None = None,
+        validator: Validator | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Clock = _core.now_ns,
+        energy: bool = False,
+        workers: int = 1,
+        name: str = "engine",
+        history: int = 100_000,
+        headroom: float = 0.9,
+    ) -> None:
+        if not 1 <= max_batch <= 4096:
+            raise ValueError(f"max_batch must be in [1, 4096], got {max_batch}")
+        if not (math.isfinite(max_wait) and 0 <= max_wait <= 1.0):
+            raise ValueError(f"max_wait must be in [0, 1] seconds, got {max_wait}")
+        bks = tuple(sorted(set(buckets)))
+        if bks and (bks[0] < 1 or bks[-1] < max_batch):
+            raise ValueError(f"buckets must be >= 1 and reach max_batch {max_batch}, got {bks}")
+        if not 1 <= queue_capacity <= 1_000_000:
+            raise ValueError(f"queue_capacity must be in [1, 1e6], got {queue_capacity}")
+        if not 1 <= workers <= 64:
+            raise ValueError(f"workers must be in [1, 64], got {workers}")
+        if not 0.1 <= headroom <= 1.0:
+            raise ValueError(f"headroom must be in [0.1, 1], got {headroom}")
+        # admit only when the expected wait fits in this share of the budget: the estimate
+        # is a mean, and the rest of the budget absorbs the jitter around it
+        self.headroom = headroom
+        self.model = model
+        self.name = name
+        self.max_batch, self.max_wait_ns, self.buckets = max_batch, int(max_wait * 1e9), bks
+        self.fallback = fallback
+        self.validate = validator or _default_validator(model.num_features)
+        self.clock = clock
+        self.energy = energy
+        self.breaker = breaker or CircuitBreaker(
+            f"{name}.model",
+            failure_rate_threshold=0.5,
+            minimum_calls=10,
+            window_calls=20,
+            wait=5.0,
+            clock=clock,
+        )
+        self.queue = BoundedQueue(queue_capacity, Policy.REJECT, name=f"{name}.queue")
+        self.stats = EngineStats()
+        self.batches: list[BatchRecord] = []
+        self._history = history
+        self._lock = threading.Lock()  # stats and estimates
+        self._run_lock = threading.Lock()  # held while a batch runs: one model call at a time
+        self._busy = 0
+        self._batch_ids = itertools.count(1)
+        self._est_batch_ns = 0.0  # moving average of one batch's model time
+        self._closed = False
+        lab = (name,)
+        self._h_wait = telemetry.histogram("engine_queue_wait_ns", ("engine",)).labels(*lab)
+        self._h_model = telemetry.histogram("engine_model_ns", ("engine",)).labels(*lab)
+        self._h_total = telemetry.histogram("engine_total_ns", ("engine",)).labels(*lab)
+        self._h_size = telemetry.histogram("engine_batch_size", ("engine",), unit="rows").labels(
+            *lab
+        )
+        outcomes = telemetry.counter("engine_requests", ("engine", "outcome"))
+        self._c = {
+            o: outcomes.labels(name, o)
+            for o in (
+                "ok",
+                "fallback",
+                "overloaded",
+                "invalid",
+                "deadline_exceeded",
+                "failed",
+            )
+        }
+        self._g_joules = telemetry.gauge("engine_batch_joules", ("engine",)).labels(*lab)
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"{name}-batcher-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    # --- submission --------------------------------------------------------------------------
+
+    def _admit(self, request: Any, budget: float) -> _Request:
+        if self._closed:
+            raise Closed(f"{self.name} is closed; create a new engine")
+        if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+            raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
+        try:
+            x = self.validate(request)
+        except InvalidRequest:
+            self._count("invalid")
+            raise
+        now = self.clock()
+        budget_ns = int(budget * 1e9)
+        expected = self.expected_wait_ns()
+        if expected > budget_ns * self.headroom:
+            self._count("overloaded")
+            raise Overloaded(
+                f"{self.name}: expected wait {expected / 1e6:.2f} ms exceeds the budget "
+                f"{budget_ns / 1e6:.2f} ms; retry later or with a larger budget",
+                depth=len(self.queue),
+                retry_after=expected / 1e9,
+            )
+        parent = tracing.current_context()
+        return _Request(x, None, now, now + budget_ns, parent, _core.now_ns())
+
+    def expected_wait_ns(self) -> float:
+        """How long a request submitted now would take to be answered, by the estimate:
+        the batches ahead of it (queued and running) plus its own, each costing the moving
+        average of a batch's model time, plus the batching wait when it would not fill a batch.
+        """
+        ahead = len(self.queue) + self._busy * self.max_batch
+        batches = ahead // self.max_batch + 1
+        gather = self.max_wait_ns if ahead + 1 < self.max_batch else 0
+        return batches * self._est_batch_ns + gather
+
+    def submit(self, request: Any, budget: float) -> Future[InferenceResult]:
+        """Queue one request with ``budget`` seconds to answer; raises at once when refused."""
+        return self._enqueue(self._admit(request, budget))
+
+    def _enqueue(self, req: _Request) -> Future[InferenceResult]:
+        fut: Future[InferenceResult] = Future()
+        req.future = fut
+        try:
+            self.queue.put_nowait(req)
+        except Overloaded:
+            self._count("overloaded")
+            raise
+        with self._lock:
+            self.stats.submitted += 1
+        return fut
+
+    async def asubmit(self, request: Any, budget: float) -> InferenceResult:
+        """The awaitable form of :meth:`submit`."""
+        return await asyncio.wrap_future(self.submit(request, budget))
+
+    def infer(self, request: Any, budget: float) -> InferenceResult:
+        """Blocking: the answer, or the typed error. Runs inline when the engine is idle."""
+        req = self._admit(request, budget)
+        if len(self.queue) == 0 and self._run_lock.acquire(blocking=False):
+            try:
+                # counted under the run lock, which every other inline caller also holds
+                self.stats.inline += 1
+                (answer,) = self._run_batch([req])
+            finally:
+                self._run_lock.release()
+            if isinstance(answer, InferenceResult):
+                return answer
+            raise answer
+        return self._enqueue(req).result()
+
+    # --- the batcher -------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        q = self.queue
+        while True:
+            try:
+                first = q.get(timeout=0.1)
+            except DeadlineExceeded:
+                continue
+            except Closed:
+                return
+            batch: list[_Request] = [first]
+            if self.max_batch > 1:
+                # the window is real time even under a fake clock: it is a real wait
+                left = first.enqueued_ns + self.max_wait_ns - _core.now_ns()
+                try:
+                    batch.extend(q.get_many(self.max_batch - 1, timeout=max(0.0, left / 1e9)))
+                except Closed:
+                    pass
+            with self._run_lock:
+                self._busy = 1
+                try:
+                    answers = self._run_batch(batch)
+                except BaseException as exc:  # never lose a future, never kill the thread
+                    answers = [exc] * len(batch)
+                finally:
+                    self._busy = 0
+            for r, a in zip(batch, answers, strict=True):
+                fut = r.future
+                if fut is None:
+                    continue
+                if isinstance(a, BaseException):
+                    fut.set_exception(a)
+                else:
+                    fut.set_result(a)
+
+    def _run_batch(self, batch: list[_Request]) -> list[InferenceResult | BaseException]:
+        """Run one batch; one answer per request, in order (a result or the error to raise)."""
+        now = self.clock()
+        answers: list[InferenceResult | BaseException] = [_PENDING] * len(batch)  # type: ignore[list-item]
+        live: list[int] = []
+        # a request that would finish after its deadline by the estimate is not run either:
+        # its answer would be useless, and the model time is better spent on the others
+        finish = now + int(self._est_batch_ns)
+        for i, r in enumerate(batch):
+            if r.deadline_ns <= finish:
+                self._count("deadline_exceeded")
+                answers[i] = DeadlineExceeded(
+                    f"{self.name}: deadline {'passed' if r.deadline_ns <= now else 'too close'} "
+                    f"after {(now - r.submit_ns) / 1e6:.2f} ms in the queue; the request was "
+                    "not run"
+                )
+            else:
+                live.append(i)
+        if not live:
+            return answers
+        n = len(live)
+        x = np.stack([batch[i].x for i in live]) if n > 1 else batch[live[0]].x[None, :]
+        padded = n
+        if self.buckets:
+            padded = next(b for b in self.buckets if b >= n)
+            if padded > n:
+                x = np.concatenate([x, np.zeros((padded - n, x.shape[1]), np.float32)])
+        batch_id = next(self._batch_ids)  # itertools.count: atomic under the GIL
+        reason: str | None = None
+        joules: float | None = None
+        # an inline call is a batch of one: its own span is both the request's (a child of
+        # the caller's span) and the batch's, linked to itself, instead of two spans
+        inline = n == 1 and batch[live[0]].future is None
+        bspan_cm = (
+            tracing.span("engine.request", parent=batch[live[0]].parent, inline=True)
+            if inline
+            else tracing.span("engine.batch", engine=self.name, size=n, padded=padded)
+        )
+        with bspan_cm as bspan:
+            start = self.clock()
+            counters = energy.read_counters(energy=True, cpu=False) if self.energy else None
+            try:
+                out = self.breaker.call(self._call_model, x)[:n]
+            except Exception as exc:  # CircuitOpen, the model's error, NonFiniteOutput
+                reason = f"{type(exc).__name__}: {exc}"
+                bspan.set_attribute("fallback.reason", reason)
+                if self.fallback is None:
+                    self._count("failed", n)
+                    for i in live:
+                        answers[i] = exc
+                    return answers
+                out = np.asarray(self.fallback(x[:n]))
+            model_ns = self.clock() - start
+            if counters is not None:
+                delta = energy.read_counters(energy=True, cpu=False).since(counters)
+                joules = delta.total_joules
+                if joules is not None:
+                    bspan.set_attribute("energy.joules", joules)
+                    self._g_joules.set(joules)
+            link: dict[str, Any] = {
+                "batch.trace_id": bspan.trace_id_hex,
+                "batch.span_id": bspan.span_id_hex,
+            }
+            if inline:
+                bspan.set_attributes(link)  # before exit: later attributes are not kept
+        self._learn(model_ns)
+        self._h_model.record(model_ns)
+        self._h_size.record(n)
+        end = self.clock()
+        fb = reason is not None
+        actions = [int(out[0].argmax())] if n == 1 else out.argmax(axis=1).tolist()
+        h_wait, h_total, span = self._h_wait, self._h_total, tracing.span
+        for j, i in enumerate(live):
+            r = batch[i]
+            wait = start - r.submit_ns if start > r.submit_ns else 0
+            total = end - r.submit_ns if end > r.submit_ns else 0
+            h_wait.record(wait)
+            h_total.record(total)
+            answers[i] = InferenceResult(
+                out[j], actions[j], fb, reason, n, batch_id, wait, model_ns, total
+            )
+            # the request's own span, in its caller's trace, pointing at the batch it rode in;
+            # a request submitted outside any trace has no trace to join, and its timing is
+            # already in the histograms and its batch's span: it gets no span of its own
+            if not inline and r.parent is not None:
+                with span("engine.request", parent=r.parent, **link):
+                    pass
+        with self._lock:
+            st = self.stats
+            st.submitted += n if batch[0].future is None else 0  # inline calls count here
+            st.batches += 1
+            st.completed += n
+            st.fallbacks += n if fb else 0
+            st.batch_sizes[n] = st.batch_sizes.get(n, 0) + 1
+            if len(self.batches) < self._history:
+                self.batches.append(BatchRecord(batch_id, n, padded, model_ns, fb, joules))
+        self._c["fallback" if fb else "ok"].inc(n)
+        return answers
+
+    def _call_model(self, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        out = np.asarray(self.model.infer(x))
+        if out.dtype == np.float32 and out.flags.c_contiguous:
+            finite = math.isfinite(_core.perf_absmax(out))
+        else:
+            finite = out.dtype.kind != "f" or bool(np.isfinite(out).all())
+        if not finite:
+            raise NonFiniteOutput(f"{self.model.name} returned NaN or infinity")
+        return out
+
+    def _learn(self, model_ns: int) -> None:
+        est = self._est_batch_ns
+        if est == 0:
+            self._est_batch_ns = float(model_ns)
+            return
+        # one stalled batch (a GC pause, a noisy neighbour) moves the estimate at most 4x the
+        # current value's share, so it does not shed a burst of healthy requests; a lasting
+        # slowdown still raises it within a few batches
+        self._est_batch_ns = 0.8 * est + 0.2 * min(float(model_ns), 4.0 * est)
+
+    def _count(self, outcome: str, n: int = 1) -> None:
+        self._c[outcome].inc(n)
+        with self._lock:
+            st = self.stats
+            if outcome == "overloaded":
+                st.rejected_overloaded += n
+            elif outcome == "invalid":
+                st.rejected_invalid += n
+            elif outcome == "deadline_exceeded":
+                st.deadline_exceeded += n
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def warmup(self, rounds: int = 3) -> None:
+        """Run the model on each batch size it will see, to compile it and seed the estimate."""
+        sizes = self.buckets or (1, self.max_batch)
+        for _ in range(rounds):
+            for b in sizes:
+                x = np.zeros((b, self.model.num_features), np.float32)
+                start = self.clock()
+                self.model.infer(x)
+                if b == sizes[-1]:
+                    self._learn(self.clock() - start)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let the workers finish what is queued, and join them."""
+        self._closed = True
+        self.queue.close()
+        for t in self._threads:
+            t.join(timeout)
+
+    def __enter__(self) -> InferenceEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

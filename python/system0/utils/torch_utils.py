@@ -1,0 +1,152 @@
+"""torch helpers for the hot path: pinned host buffers, CUDA graphs, a compile switch, and
+deterministic mode. torch is imported lazily, so importing this module costs nothing on the
+light install; each helper raises ``ImportError`` with the install line when torch is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "CUDAGraphRunner",
+    "PinnedBufferPool",
+    "compile_enabled",
+    "maybe_compile",
+    "require_torch",
+    "set_deterministic",
+]
+
+INSTALL = "pip install 'system0[torch]'"
+
+
+def require_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised on the light install
+        raise ImportError(f"this needs torch; install it with {INSTALL}") from exc
+    return torch
+
+
+class PinnedBufferPool:
+    """Reusable page-locked host tensors, keyed by shape and dtype.
+
+    A host-to-device copy from pinned memory can be ``non_blocking`` (DMA, overlapping with
+    compute); from pageable memory it is staged through a hidden pinned buffer. Allocating
+    pinned memory is slow (a syscall and page locking), so buffers are kept and handed out
+    again. Without CUDA, buffers are ordinary tensors (pinning needs a CUDA driver).
+    """
+
+    def __init__(self, max_per_key: int = 4) -> None:
+        self._torch = require_torch()
+        self._pin = bool(self._torch.cuda.is_available())
+        self._free: dict[tuple[tuple[int, ...], Any], list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
+        self.max_per_key = max_per_key
+        self.allocations = 0
+
+    @property
+    def pinned(self) -> bool:
+        return self._pin
+
+    def acquire(self, shape: tuple[int, ...], dtype: Any = None) -> torch.Tensor:
+        t = self._torch
+        dtype = dtype if dtype is not None else t.float32
+        with self._lock:
+            free = self._free.get((shape, dtype))
+            if free:
+                return free.pop()
+        self.allocations += 1
+        return t.empty(shape, dtype=dtype, pin_memory=self._pin)
+
+    def release(self, buf: torch.Tensor) -> None:
+        key = (tuple(buf.shape), buf.dtype)
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            if len(free) < self.max_per_key:
+                free.append(buf)
+
+
+class CUDAGraphRunner:
+    """Replays a module captured as one CUDA graph per fixed batch size.
+
+    Capturing removes the per-kernel launch cost (tens of microseconds for a small model),
+    which dominates a batch-1 call. Inputs are copied into the graph's static input tensor;
+    outputs are the graph's static output, so callers copy them out before the next replay.
+    A batch size that was not captured is run eagerly. GPU only.
+    """
+
+    def __init__(
+        self,
+        module: Callable[[torch.Tensor], torch.Tensor],
+        sizes: Iterable[int],
+        features: int,
+        device: Any,
+        warmup: int = 3,
+    ) -> None:
+        t = require_torch()
+        if not t.cuda.is_available():
+            raise RuntimeError("CUDA graphs need a CUDA device; none is available")
+        self._module = module
+        self._graphs: dict[int, tuple[Any, torch.Tensor, torch.Tensor]] = {}
+        stream = t.cuda.Stream()
+        stream.wait_stream(t.cuda.current_stream())
+        with t.inference_mode():
+            for n in sorted(set(sizes)):
+                if n < 1:
+                    raise ValueError(f"CUDA graph batch sizes must be >= 1, got {n}")
+                static_in = t.zeros((n, features), device=device)
+                with t.cuda.stream(stream):
+                    for _ in range(warmup):  # lazy init and autotuning outside the capture
+                        module(static_in)
+                t.cuda.current_stream().wait_stream(stream)
+                graph = t.cuda.CUDAGraph()
+                with t.cuda.graph(graph):
+                    static_out = module(static_in)
+                self._graphs[n] = (graph, static_in, static_out)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(self._graphs))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        entry = self._graphs.get(int(x.shape[0]))
+        if entry is None:
+            return self._module(x)
+        graph, static_in, static_out = entry
+        static_in.copy_(x, non_blocking=True)
+        graph.replay()
+        return static_out
+
+
+def compile_enabled(requested: bool) -> bool:
+    """``torch.compile`` is used when requested and not vetoed by ``SYSTEM0_TORCH_COMPILE=0``."""
+    return requested and os.environ.get("SYSTEM0_TORCH_COMPILE", "1") != "0"
+
+
+def maybe_compile(module: Any, enabled: bool, mode: str = "reduce-overhead") -> Any:
+    """``torch.compile(module, mode=mode)`` when enabled (see :func:`compile_enabled`)."""
+    if not compile_enabled(enabled):
+        return module
+    t = require_torch()
+    return t.compile(module, mode=mode, dynamic=False)
+
+
+def set_deterministic(seed: int = 0) -> None:
+    """Make torch reproducible: seeded RNGs, deterministic algorithms, no cuDNN autotuning.
+
+    Process-wide (torch's switches are global) and slower; opt in when bit-exact replays
+    matter more than speed.
+    """
+    t = require_torch()
+    # cuBLAS needs a fixed workspace to be deterministic; must be set before its first use.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    t.manual_seed(seed)
+    t.use_deterministic_algorithms(True)
+    t.backends.cudnn.benchmark = False
+    t.backends.cudnn.deterministic = True
