@@ -49,7 +49,7 @@ import numpy.typing as npt
 from system0 import _core
 from system0.core import energy, telemetry, tracing
 from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
-from system0.errors import Closed, DeadlineExceeded, Overloaded, ValidationError
+from system0.errors import Closed, DeadlineExceeded, Error, Overloaded, ValidationError
 from system0.interfaces.model_interface import AIModelInterface
 
 __all__ = [
@@ -73,7 +73,7 @@ class InvalidRequest(ValidationError):
         self.reasons = tuple(reasons)
 
 
-class NonFiniteOutput(ValueError):
+class NonFiniteOutput(Error, ValueError):
     """The model returned NaN or infinity: counted as a model failure by the breaker."""
 
 
