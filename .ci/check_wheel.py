@@ -8,7 +8,14 @@ import system0._core as core
 import system0.kernels
 
 root = resources.files("system0")
-for name in ("_core.pyi", "py.typed", "kernels/__init__.py"):
+for name in (
+    "_core.pyi",
+    "py.typed",
+    "kernels/__init__.py",
+    "kernels/featurize.py",
+    "kernels/policy_head.py",
+    "data/game_state.proto",
+):
     assert (root / name).is_file(), f"wheel lacks system0/{name}"
 assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {core.__file__}"
 assert system0.__version__ == core.__version__
