@@ -5,7 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 fn q(cap: i64, policy: &str) -> Queue<u64> {
-    Queue::new(Config::new("t", cap, policy).unwrap())
+    Queue::new(Config::new("t", cap, policy).unwrap()).unwrap()
 }
 
 #[test]
