@@ -6,15 +6,22 @@
 //! is kept in 1/256 ns so fractional emission intervals (rates that do not divide 1e9) do not
 //! drift. The limiter is an atomic counter; blocking acquirers wait on a condvar with the same
 //! register-then-recheck protocol as the queue, so no release is missed and nobody polls.
+//!
+//! Telemetry: refusals of both, and the limiter's permits in use, go to registry series of
+//! the object's name (see `metrics`), resolved once at construction.
 
+pub mod metrics;
 pub mod py;
 
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CoreError, CoreResult};
+use crate::telemetry::Counter;
+use metrics::LimiterMetrics;
 
 const SUB: u64 = 256;
 
@@ -27,6 +34,7 @@ pub struct TokenBucket {
     tat: AtomicU64,
     pub acquired: AtomicU64,
     pub rejected: AtomicU64,
+    rejections: Arc<Counter>,
 }
 
 impl TokenBucket {
@@ -58,6 +66,7 @@ impl TokenBucket {
             tat: AtomicU64::new(0),
             acquired: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            rejections: metrics::bucket_rejections(name)?,
         })
     }
 
@@ -85,6 +94,7 @@ impl TokenBucket {
             let wait = ahead.saturating_sub(self.tau) / SUB;
             if wait > max_wait_ns {
                 self.rejected.fetch_add(1, Relaxed);
+                self.rejections.inc(1);
                 return Ok(Err(wait));
             }
             match self.tat.compare_exchange_weak(tat, new, AcqRel, Acquire) {
@@ -115,6 +125,7 @@ pub struct Limiter {
     pub acquired: AtomicU64,
     pub rejected: AtomicU64,
     pub peak: AtomicUsize,
+    metrics: LimiterMetrics,
 }
 
 impl Limiter {
@@ -134,6 +145,7 @@ impl Limiter {
             acquired: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             peak: AtomicUsize::new(0),
+            metrics: LimiterMetrics::new(name)?,
         })
     }
 
@@ -148,6 +160,7 @@ impl Limiter {
         if let Ok(prev) = r {
             self.acquired.fetch_add(1, Relaxed);
             self.peak.fetch_max(prev + 1, Relaxed);
+            self.metrics.in_use.add(1.0);
         }
         r.is_ok()
     }
@@ -159,6 +172,7 @@ impl Limiter {
 
     pub fn count_rejected(&self) {
         self.rejected.fetch_add(1, Relaxed);
+        self.metrics.rejections.inc(1);
     }
 
     /// Wait for a permit until `until` (None = forever); false on timeout (not counted: the
@@ -195,12 +209,23 @@ impl Limiter {
                     self.name
                 ))
             })?;
+        self.metrics.in_use.add(-1.0);
         fence(SeqCst);
         if self.waiting.load(SeqCst) > 0 {
             let _g = self.lock.lock();
             self.freed.notify_one();
         }
         Ok(())
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        // Permits never released leave the shared in-use gauge with this limiter.
+        let held = *self.in_use.get_mut();
+        if held != 0 {
+            self.metrics.in_use.add(-(held as f64));
+        }
     }
 }
 

@@ -7,7 +7,12 @@
 //! Every permit carries the epoch it was issued in: an outcome that arrives after the state
 //! moved on (a slow call issued while closed, finishing after the breaker opened) is counted
 //! in the totals but cannot sway the new state's decision.
+//!
+//! Telemetry: calls, failures, rejections and the state go to the registry series of the
+//! breaker's name (see `metrics`), resolved once at construction and updated beside the
+//! per-instance counters of `stats()`; the state gauge on every transition.
 
+pub mod metrics;
 pub mod py;
 pub mod window;
 
@@ -16,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use parking_lot::Mutex;
 
 use crate::error::{CoreError, CoreResult};
+use metrics::BreakerMetrics;
 use window::{CountWindow, TimeWindow, Totals, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +194,7 @@ pub struct Breaker {
     half_slow: AtomicU64,
     window: Window,
     counters: Counters,
+    metrics: BreakerMetrics,
     transitions: Mutex<TransitionState>,
 }
 
@@ -209,6 +216,8 @@ impl Breaker {
             None => Window::Time(TimeWindow::new(cfg.window_ns, cfg.window_buckets)),
         };
         let seed = cfg.seed;
+        let metrics = BreakerMetrics::new(&cfg.name)?;
+        metrics.state.set(State::Closed as u64 as f64);
         Ok(Breaker {
             cfg,
             state: AtomicU64::new(pack(State::Closed, 0)),
@@ -219,6 +228,7 @@ impl Breaker {
             half_slow: AtomicU64::new(0),
             window,
             counters: Counters::default(),
+            metrics,
             transitions: Mutex::new(TransitionState {
                 opens_in_row: 0,
                 rng: seed,
@@ -275,6 +285,8 @@ impl Breaker {
             }
         }
         self.state.store(pack(to, next), Release);
+        // Under the transition lock, so the gauge follows this breaker's transitions in order.
+        self.metrics.state.set(to as u64 as f64);
         Some(Transition { from, to, reason })
     }
 
@@ -328,6 +340,7 @@ impl Breaker {
                     let until = self.open_until.load(Acquire);
                     if now_ns < until {
                         self.counters.rejected.fetch_add(1, Relaxed);
+                        self.metrics.rejections.inc(1);
                         return Err((until - now_ns) as f64 / 1e9);
                     }
                     if let Some(t) = self.poll(now_ns) {
@@ -347,6 +360,7 @@ impl Breaker {
                         }
                         if h & MASK20 >= self.cfg.half_open_permits as u64 {
                             self.counters.rejected.fetch_add(1, Relaxed);
+                            self.metrics.rejections.inc(1);
                             let left = self.cfg.max_half_open_ns.saturating_sub(
                                 now_ns.saturating_sub(self.half_open_since.load(Acquire)),
                             );
@@ -407,6 +421,7 @@ impl Breaker {
             && now_ns.saturating_sub(p.start_ns) >= self.cfg.slow_call_ns;
         let c = &self.counters;
         c.calls.fetch_add(1, Relaxed);
+        self.metrics.calls.inc(1);
         let failed = match outcome {
             Outcome::Success => {
                 c.successes.fetch_add(1, Relaxed);
@@ -414,6 +429,7 @@ impl Breaker {
             }
             Outcome::Failure => {
                 c.failures.fetch_add(1, Relaxed);
+                self.metrics.failures.inc(1);
                 true
             }
             Outcome::Ignored => {

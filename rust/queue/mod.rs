@@ -13,8 +13,18 @@
 //! end-of-stream only after seeing `closed`, then `inflight == 0`, then an empty ring. A push
 //! that raced with `close()` is therefore either refused or seen by the consumer: nothing is
 //! lost and nothing is delivered twice.
+//!
+//! Telemetry: every queue resolves its registry series once, at construction (see
+//! `metrics`: counters enqueued, dequeued, rejected, dropped{reason}, shed{reason}, the depth
+//! gauge and the sojourn histogram `system0_queue_sojourn_ns`, all labelled `queue=<name>`),
+//! and updates them beside its own per-instance atomics, once per operation or per batch.
+//! `stats()` counters are exact for this queue alone; the registry series are per *name*, so
+//! two queues that share a name add up there, and `stats().sojourn` (the registry histogram)
+//! holds the sojourns of every queue of that name. More distinct queue names than
+//! `telemetry::internal::INTERNAL_MAX_LABEL_SETS` (10 000) make the constructor fail with
+//! `Cardinality` (Python `CardinalityError`).
 
-pub mod histogram;
+pub mod metrics;
 pub mod py;
 pub mod py_waiters;
 
@@ -26,7 +36,8 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CoreError, CoreResult};
-use histogram::{Histogram, HistogramSnapshot};
+use crate::telemetry::Snapshot;
+use metrics::{GetTally, PutTally, QueueMetrics};
 
 /// What a full queue does with a new item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +158,9 @@ pub struct Stats {
     pub dropped_newest: u64,
     pub shed_sojourn: u64,
     pub expired_deadline: u64,
-    pub sojourn: HistogramSnapshot,
+    /// The registry histogram `system0_queue_sojourn_ns{queue=<name>}`: shared by every
+    /// queue of this name.
+    pub sojourn: Snapshot,
 }
 
 pub struct Queue<T> {
@@ -161,7 +174,7 @@ pub struct Queue<T> {
     not_empty: Condvar,
     not_full: Condvar,
     counters: Counters,
-    sojourn: Histogram,
+    metrics: QueueMetrics,
     /// CoDel: when the sojourn first went above target (+ interval), 0 when below.
     codel_above_until: AtomicU64,
     /// EWMA of the gap between dequeues, the basis of the retry-after hint.
@@ -175,8 +188,10 @@ fn now() -> u64 {
 }
 
 impl<T: Send> Queue<T> {
-    pub fn new(cfg: Config) -> Self {
-        Queue {
+    /// Fails only when the queue's registry series cannot be had (see the module doc).
+    pub fn new(cfg: Config) -> CoreResult<Self> {
+        let metrics = QueueMetrics::new(&cfg.name)?;
+        Ok(Queue {
             ring: ArrayQueue::new(cfg.capacity),
             cfg,
             closed: AtomicBool::new(false),
@@ -187,11 +202,11 @@ impl<T: Send> Queue<T> {
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             counters: Counters::default(),
-            sojourn: Histogram::new(),
+            metrics,
             codel_above_until: AtomicU64::new(0),
             gap_ewma_ns: AtomicU64::new(0),
             last_dequeue_ns: AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -268,13 +283,65 @@ impl<T: Send> Queue<T> {
         }
     }
 
+    /// Apply a producer tally to this queue's counters and to its registry series.
+    #[inline]
+    fn flush_put(&self, t: &mut PutTally) {
+        let (c, m) = (&self.counters, &self.metrics);
+        if t.enqueued != 0 {
+            c.enqueued.fetch_add(t.enqueued, Relaxed);
+            m.enqueued.inc(t.enqueued);
+        }
+        if t.dropped_oldest != 0 {
+            c.dropped_oldest.fetch_add(t.dropped_oldest, Relaxed);
+            m.dropped_oldest.inc(t.dropped_oldest);
+        }
+        // An eviction makes room for the item that displaced it: the depth does not move.
+        let grew = t.enqueued - t.dropped_oldest;
+        if grew != 0 {
+            m.depth.add(grew as f64);
+        }
+        if t.rejected != 0 {
+            c.rejected.fetch_add(t.rejected, Relaxed);
+            m.rejected.inc(t.rejected);
+        }
+        if t.dropped_newest != 0 {
+            c.dropped_newest.fetch_add(t.dropped_newest, Relaxed);
+            m.dropped_newest.inc(t.dropped_newest);
+        }
+        *t = PutTally::default();
+    }
+
+    /// Apply a consumer tally (counts and the pending run of sojourns).
+    #[inline]
+    fn flush_get(&self, t: &mut GetTally) {
+        let (c, m) = (&self.counters, &self.metrics);
+        t.flush_run(&m.sojourn);
+        if t.dequeued != 0 {
+            c.dequeued.fetch_add(t.dequeued, Relaxed);
+            m.dequeued.inc(t.dequeued);
+        }
+        if t.popped != 0 {
+            m.depth.add(-(t.popped as f64));
+        }
+        if t.expired != 0 {
+            c.expired_deadline.fetch_add(t.expired, Relaxed);
+            m.shed_deadline.inc(t.expired);
+        }
+        if t.shed != 0 {
+            c.shed_sojourn.fetch_add(t.shed, Relaxed);
+            m.shed_sojourn.inc(t.shed);
+        }
+        *t = GetTally::default();
+    }
+
     /// One non-blocking attempt. `deadline_ns` = 0 means none. Does not notify getters
-    /// (callers batch that), see `put_nowait`.
-    fn push_once(&self, item: T, deadline_ns: u64, now_ns: u64) -> Put<T> {
+    /// (callers batch that) and counts into `t` (the caller flushes), see `put_nowait`.
+    #[inline]
+    fn push_once(&self, item: T, deadline_ns: u64, now_ns: u64, t: &mut PutTally) -> Put<T> {
         if deadline_ns != 0 && now_ns >= deadline_ns {
             // Never accepted, so a refusal (`rejected`), not an expiry: `expired_deadline`
             // counts accepted items only, keeping enqueued = dequeued + depth + drops exact.
-            self.counters.rejected.fetch_add(1, Relaxed);
+            t.rejected += 1;
             return Put::Expired(item);
         }
         self.inflight.fetch_add(1, SeqCst);
@@ -291,7 +358,7 @@ impl<T: Send> Queue<T> {
             match self.ring.force_push(entry) {
                 None => Put::Accepted,
                 Some(old) => {
-                    self.counters.dropped_oldest.fetch_add(1, Relaxed);
+                    t.dropped_oldest += 1;
                     Put::Displaced(old.item)
                 }
             }
@@ -300,11 +367,11 @@ impl<T: Send> Queue<T> {
                 Ok(()) => Put::Accepted,
                 Err(e) => match self.cfg.policy {
                     Policy::DropNewest => {
-                        self.counters.dropped_newest.fetch_add(1, Relaxed);
+                        t.dropped_newest += 1;
                         Put::DroppedNewest(e.item)
                     }
                     Policy::Reject => {
-                        self.counters.rejected.fetch_add(1, Relaxed);
+                        t.rejected += 1;
                         Put::Full(e.item)
                     }
                     _ => Put::Full(e.item),
@@ -312,7 +379,7 @@ impl<T: Send> Queue<T> {
             }
         };
         if matches!(out, Put::Accepted | Put::Displaced(_)) {
-            self.counters.enqueued.fetch_add(1, Relaxed);
+            t.enqueued += 1;
         }
         self.inflight.fetch_sub(1, SeqCst);
         if self.closed.load(Relaxed) {
@@ -324,7 +391,9 @@ impl<T: Send> Queue<T> {
 
     /// Non-blocking put of one item; wakes a waiting consumer if it was accepted.
     pub fn put_nowait(&self, item: T, deadline_ns: u64, now_ns: u64) -> Put<T> {
-        let r = self.push_once(item, deadline_ns, now_ns);
+        let mut t = PutTally::default();
+        let r = self.push_once(item, deadline_ns, now_ns, &mut t);
+        self.flush_put(&mut t);
         if matches!(r, Put::Accepted | Put::Displaced(_)) {
             self.notify_getters(false);
         }
@@ -406,11 +475,12 @@ impl<T: Send> Queue<T> {
         let mut pending: Option<T> = None;
         // One clock read per batch (and per wait): a batch is enqueued at one instant.
         let mut ts = now();
+        let mut t = PutTally::default();
         let stop = loop {
             let Some(item) = pending.take().or_else(|| iter.next()) else {
                 break None;
             };
-            match self.push_once(item, deadline_ns, ts) {
+            match self.push_once(item, deadline_ns, ts, &mut t) {
                 Put::Accepted => done += 1,
                 Put::Displaced(old) => {
                     discard.push(old);
@@ -422,6 +492,7 @@ impl<T: Send> Queue<T> {
                     break Some(Put::Full(()));
                 }
                 Put::Full(x) if self.cfg.policy == Policy::Block => {
+                    self.flush_put(&mut t);
                     self.notify_getters(true);
                     if until.is_some_and(|t| Instant::now() >= t) {
                         pending = Some(x); // not counted: see `put`
@@ -441,6 +512,7 @@ impl<T: Send> Queue<T> {
                 }
             }
         };
+        self.flush_put(&mut t);
         if done > 0 {
             self.notify_getters(true);
         }
@@ -479,25 +551,35 @@ impl<T: Send> Queue<T> {
     /// caller. `Closed` only once the queue is closed, no producer is mid-push, and it is empty.
     /// `now_ns` None: read the clock only once an item is popped (an empty poll reads none).
     pub fn try_get(&self, now_ns: Option<u64>, discard: &mut Vec<T>) -> Get<T> {
+        let mut t = GetTally::default();
+        let r = self.pop_once(now_ns, discard, &mut t);
+        self.flush_get(&mut t);
+        r
+    }
+
+    /// `try_get` counting into `t` (the caller flushes).
+    #[inline]
+    fn pop_once(&self, now_ns: Option<u64>, discard: &mut Vec<T>, t: &mut GetTally) -> Get<T> {
         let mut now_ns = now_ns;
         loop {
             match self.ring.pop() {
                 Some(e) => {
                     let now_ns = *now_ns.get_or_insert_with(now);
+                    t.popped += 1;
                     self.notify_putters(false);
                     if e.deadline_ns != 0 && now_ns >= e.deadline_ns {
-                        self.counters.expired_deadline.fetch_add(1, Relaxed);
+                        t.expired += 1;
                         discard.push(e.item);
                         continue;
                     }
                     let s = now_ns.saturating_sub(e.enq_ns);
                     if self.codel_shed(s, now_ns) {
-                        self.counters.shed_sojourn.fetch_add(1, Relaxed);
+                        t.shed += 1;
                         discard.push(e.item);
                         continue;
                     }
-                    self.counters.dequeued.fetch_add(1, Relaxed);
-                    self.sojourn.record(s);
+                    t.dequeued += 1;
+                    t.sojourn(s, &self.metrics.sojourn);
                     // A hint only: plain load/store, no locked instruction on the hot path.
                     let last = self.last_dequeue_ns.load(Relaxed);
                     self.last_dequeue_ns.store(now_ns, Relaxed);
@@ -551,15 +633,20 @@ impl<T: Send> Queue<T> {
         discard: &mut Vec<T>,
     ) -> Option<Vec<T>> {
         let mut out = Vec::with_capacity(max_items.min(self.cfg.capacity).min(4096));
+        let mut t = GetTally::default();
         loop {
             let now_ns = now();
             while out.len() < max_items {
-                match self.try_get(Some(now_ns), discard) {
+                match self.pop_once(Some(now_ns), discard, &mut t) {
                     Get::Item(x) => out.push(x),
                     Get::Empty => break,
-                    Get::Closed => return if out.is_empty() { None } else { Some(out) },
+                    Get::Closed => {
+                        self.flush_get(&mut t);
+                        return if out.is_empty() { None } else { Some(out) };
+                    }
                 }
             }
+            self.flush_get(&mut t);
             if !wait || out.len() >= max_items || until.is_some_and(|t| Instant::now() >= t) {
                 return Some(out);
             }
@@ -581,6 +668,9 @@ impl<T: Send> Queue<T> {
         while let Some(e) = self.ring.pop() {
             v.push(e.item);
         }
+        if !v.is_empty() {
+            self.metrics.depth.add(-(v.len() as f64));
+        }
         self.notify_putters(true);
         v
     }
@@ -588,6 +678,7 @@ impl<T: Send> Queue<T> {
     /// Count a refusal decided by the caller (a non-blocking BLOCK put that found no room).
     pub fn count_rejected(&self) {
         self.counters.rejected.fetch_add(1, Relaxed);
+        self.metrics.rejected.inc(1);
     }
 
     pub fn stats(&self) -> Stats {
@@ -602,7 +693,17 @@ impl<T: Send> Queue<T> {
             dropped_newest: c.dropped_newest.load(Relaxed),
             shed_sojourn: c.shed_sojourn.load(Relaxed),
             expired_deadline: c.expired_deadline.load(Relaxed),
-            sojourn: self.sojourn.snapshot(),
+            sojourn: self.metrics.sojourn.snapshot(),
+        }
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        // Items still in the ring leave the shared depth gauge with this queue.
+        let left = self.ring.len();
+        if left != 0 {
+            self.metrics.depth.add(-(left as f64));
         }
     }
 }

@@ -15,6 +15,7 @@ use super::py_waiters::AsyncWaiters;
 use super::{Config, Get, Put, Queue};
 use crate::error::{CoreError, CoreResult};
 use crate::gil::without_gil;
+use crate::telemetry::histogram::bucket_range;
 
 type Item = Py<PyAny>;
 
@@ -162,7 +163,7 @@ impl PyBoundedQueue {
         }
         cfg.sojourn_interval_ns = (sojourn_interval * 1e9) as u64;
         Ok(PyBoundedQueue {
-            q: Arc::new(Queue::new(cfg)),
+            q: Arc::new(Queue::new(cfg)?),
             getters: AsyncWaiters::default(),
             putters: AsyncWaiters::default(),
         })
@@ -544,13 +545,21 @@ impl PyBoundedQueue {
         d.set_item("dropped_newest", s.dropped_newest)?;
         d.set_item("shed_sojourn", s.shed_sojourn)?;
         d.set_item("expired_deadline", s.expired_deadline)?;
-        d.set_item("sojourn_count", s.sojourn.count)?;
-        d.set_item("sojourn_sum_ns", s.sojourn.sum)?;
-        d.set_item("sojourn_max_ns", s.sojourn.max)?;
-        d.set_item("sojourn_p50_ns", s.sojourn.quantile(0.5))?;
-        d.set_item("sojourn_p90_ns", s.sojourn.quantile(0.9))?;
-        d.set_item("sojourn_p99_ns", s.sojourn.quantile(0.99))?;
-        d.set_item("sojourn_buckets", s.sojourn.buckets)?;
+        // The sojourn fields read the registry histogram of this queue's name (shared by
+        // every queue of that name); 0 stands for "nothing recorded yet".
+        let sj = &s.sojourn;
+        d.set_item("sojourn_count", sj.count)?;
+        d.set_item("sojourn_sum_ns", sj.sum)?;
+        d.set_item("sojourn_max_ns", sj.max.unwrap_or(0))?;
+        d.set_item("sojourn_p50_ns", sj.quantile(0.5)?.unwrap_or(0))?;
+        d.set_item("sojourn_p90_ns", sj.quantile(0.9)?.unwrap_or(0))?;
+        d.set_item("sojourn_p99_ns", sj.quantile(0.99)?.unwrap_or(0))?;
+        let buckets: Vec<(u64, u64)> = sj
+            .buckets
+            .iter()
+            .map(|&(i, n)| (bucket_range(i as usize).1.saturating_add(1), n))
+            .collect();
+        d.set_item("sojourn_buckets", buckets)?;
         d.set_item("async_getters", self.getters.len())?;
         d.set_item("async_putters", self.putters.len())?;
         Ok(d)

@@ -5,7 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 fn q(cap: i64, policy: &str) -> Queue<u64> {
-    Queue::new(Config::new("t", cap, policy).unwrap())
+    Queue::new(Config::new("t", cap, policy).unwrap()).unwrap()
 }
 
 #[test]
@@ -119,4 +119,78 @@ fn blocked_get_times_out_and_wakes_on_put() {
     thread::sleep(Duration::from_millis(10));
     x.put_nowait(5, 0, now());
     assert!(h.join().unwrap());
+}
+
+#[test]
+fn registry_series_follow_the_queue_and_add_up_per_name() {
+    use crate::telemetry::default_registry;
+    use crate::telemetry::Metric;
+    let name = "rust-test-registry-series";
+    let series = |fam: &str, labels: &[&str]| -> Metric {
+        let f = default_registry()
+            .families()
+            .into_iter()
+            .find(|f| f.name == fam)
+            .unwrap();
+        f.child(labels.iter().map(|s| s.to_string()).collect())
+            .unwrap()
+    };
+    let count = |fam: &str, labels: &[&str]| match series(fam, labels) {
+        Metric::Counter(c) => c.get(),
+        _ => unreachable!(),
+    };
+    let x = Arc::new(Queue::<u64>::new(Config::new(name, 16, "block").unwrap()).unwrap());
+    let y = Queue::<u64>::new(Config::new(name, 4, "drop_newest").unwrap()).unwrap();
+    for i in 0..6 {
+        y.put_nowait(i, 0, now());
+    }
+    let producers: Vec<_> = (0..3u64)
+        .map(|p| {
+            let x = x.clone();
+            thread::spawn(move || {
+                let mut d = Vec::new();
+                for i in 0..1000u64 {
+                    if i % 2 == 0 {
+                        x.put(p * 10_000 + i, 0, None);
+                    } else {
+                        x.put_many(vec![i, i], 0, None, true, &mut d);
+                    }
+                }
+            })
+        })
+        .collect();
+    let x2 = x.clone();
+    let consumer = thread::spawn(move || {
+        let mut d = Vec::new();
+        let mut got = 0usize;
+        // Ends at end-of-stream (None), once the queue is closed and drained.
+        while let Some(v) = x2.get_many(7, None, true, &mut d) {
+            got += v.len();
+        }
+        got
+    });
+    for p in producers {
+        p.join().unwrap();
+    }
+    x.close();
+    assert_eq!(consumer.join().unwrap(), 4500);
+    let (sx, sy) = (x.stats(), y.stats());
+    assert_eq!((sx.enqueued, sx.dequeued, sx.depth), (4500, 4500, 0));
+    assert_eq!((sy.enqueued, sy.dropped_newest, sy.depth), (4, 2, 4));
+    assert_eq!(count("system0_queue_enqueued", &[name]), 4504);
+    assert_eq!(count("system0_queue_dequeued", &[name]), 4500);
+    assert_eq!(count("system0_queue_dropped", &[name, "newest"]), 2);
+    assert_eq!(sx.sojourn.count, 4500);
+    match series("system0_queue_depth", &[name]) {
+        Metric::Gauge(g) => {
+            assert_eq!(g.get(), 4.0);
+            drop(y);
+            assert_eq!(
+                g.get(),
+                0.0,
+                "a dropped queue takes its items out of the depth"
+            );
+        }
+        _ => unreachable!(),
+    }
 }

@@ -6,6 +6,7 @@
 //! module (their own folders); this one is metrics only.
 
 pub mod histogram;
+pub mod internal;
 pub mod metrics;
 pub mod prometheus;
 pub mod py;
