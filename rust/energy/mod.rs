@@ -260,12 +260,11 @@ impl Snapshot {
     }
 }
 
-/// A span/timer attribute value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AttrValue {
-    Float(f64),
-    Int(u64),
-    Text(String),
+/// Span/timer attributes are the spans' own attribute values, so a delta attaches as is.
+pub use crate::trace::AttrValue;
+
+fn count(n: u64) -> AttrValue {
+    AttrValue::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 impl Delta {
@@ -294,7 +293,7 @@ impl Delta {
                     .collect();
                 out.push((
                     "energy".to_owned(),
-                    AttrValue::Text(format!("not available: {}", why.join("; "))),
+                    AttrValue::Str(format!("not available: {}", why.join("; "))),
                 ));
             } else {
                 for (name, j) in &self.joules {
@@ -304,19 +303,19 @@ impl Delta {
                     out.push(("energy.total.joules".to_owned(), AttrValue::Float(t)));
                 }
                 for (k, v) in self.energy_reasons() {
-                    out.push((format!("energy.{k}"), AttrValue::Text(v.clone())));
+                    out.push((format!("energy.{k}"), AttrValue::Str(v.clone())));
                 }
             }
         }
         if self.cpu_read {
             match (self.cycles, self.instructions) {
                 (Some(c), Some(i)) => {
-                    out.push(("cpu.cycles".to_owned(), AttrValue::Int(c)));
-                    out.push(("cpu.instructions".to_owned(), AttrValue::Int(i)));
+                    out.push(("cpu.cycles".to_owned(), count(c)));
+                    out.push(("cpu.instructions".to_owned(), count(i)));
                 }
                 _ => {
                     let why = self.reasons.get("perf").cloned().unwrap_or_default();
-                    out.push(("cpu.counters".to_owned(), AttrValue::Text(why)));
+                    out.push(("cpu.counters".to_owned(), AttrValue::Str(why)));
                 }
             }
         }
@@ -392,7 +391,7 @@ mod tests {
         assert_eq!(d.total_joules, None);
         assert_eq!(d.cycles, None);
         let attrs = d.attributes();
-        let AttrValue::Text(energy) = &attrs[0].1 else {
+        let AttrValue::Str(energy) = &attrs[0].1 else {
             panic!("{attrs:?}")
         };
         assert_eq!(attrs[0].0, "energy");
@@ -401,7 +400,7 @@ mod tests {
             attrs[1],
             (
                 "cpu.counters".to_owned(),
-                AttrValue::Text("not available: perf counters switched off".to_owned())
+                AttrValue::Str("not available: perf counters switched off".to_owned())
             )
         );
     }

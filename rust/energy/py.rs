@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{AttrValue, Delta, Meter, MeterConfig, Snapshot};
+use super::{Delta, Meter, MeterConfig, Snapshot};
 
 /// Discovered energy sources (RAPL, NVML) and perf counters, with their files held open.
 #[pyclass(module = "system0._core", name = "EnergyMeter", frozen)]
@@ -168,11 +168,7 @@ impl PyEnergyDelta {
     fn as_attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (k, v) in self.delta.attributes() {
-            match v {
-                AttrValue::Float(f) => out.set_item(k, f)?,
-                AttrValue::Int(i) => out.set_item(k, i)?,
-                AttrValue::Text(t) => out.set_item(k, t)?,
-            }
+            out.set_item(k, crate::trace::py::attr_to_py(py, &v)?)?;
         }
         Ok(out)
     }

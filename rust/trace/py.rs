@@ -287,20 +287,7 @@ impl PySpan {
 /// a span that ended on another thread than it started) says why instead of inventing a figure.
 fn counter_attributes(delta: Result<energy::Delta, CoreError>) -> Vec<(String, AttrValue)> {
     match delta {
-        Ok(d) => d
-            .attributes()
-            .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    energy::AttrValue::Float(f) => AttrValue::Float(f),
-                    energy::AttrValue::Int(i) => {
-                        AttrValue::Int(i64::try_from(i).unwrap_or(i64::MAX))
-                    }
-                    energy::AttrValue::Text(t) => AttrValue::Str(t),
-                };
-                (k, v)
-            })
-            .collect(),
+        Ok(d) => d.attributes(),
         Err(e) => vec![(
             "energy".to_owned(),
             AttrValue::Str(format!("not available: {e}")),
