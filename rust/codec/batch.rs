@@ -233,6 +233,28 @@ fn split_lines(data: &[u8]) -> Vec<Range<usize>> {
     out
 }
 
+/// How many integer literals of one row `widen_big_negative` rewrites before giving up.
+const MAX_WIDENED: usize = 16;
+
+/// simd-json refuses a negative integer literal below `i64::MIN` whose magnitude still fits
+/// in a u64 (`-9223372036854775809` ..= `-18446744073709551615`), even with big-int-as-float,
+/// where JSON allows it and pydantic reads it as a float. When the parser stops at the end
+/// of such a literal (`at`), this returns the row with `.0` after it, which it then parses as
+/// the float it is; any other refused number gives `None` (the row stays malformed).
+fn widen_big_negative(row: &[u8], at: usize) -> Option<Vec<u8>> {
+    let at = at.min(row.len());
+    let digits = row[..at].iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let start = at - digits;
+    if digits < 19 || start == 0 || row[start - 1] != b'-' {
+        return None;
+    }
+    let mut out = Vec::with_capacity(row.len() + 2);
+    out.extend_from_slice(&row[..at]);
+    out.extend_from_slice(b".0");
+    out.extend_from_slice(&row[at..]);
+    Some(out)
+}
+
 /// Parse and validate rows one by one, reusing the parser's buffers and tape.
 fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(
     rows: I,
@@ -244,18 +266,37 @@ fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(
     let mut spare: Tape<'static> = Tape::null().reset();
     let mut n = first_row;
     for raw in rows {
-        scratch.clear();
-        scratch.extend_from_slice(raw);
-        let mut tape = spare.reset();
-        match simd_json::fill_tape(&mut scratch, &mut buffers, &mut tape) {
-            Ok(()) => {
-                if !sink.row(&tape.0, 0, n) {
-                    sink.reject(n, raw);
+        let mut text = std::borrow::Cow::Borrowed(raw);
+        for widened in 0..=MAX_WIDENED {
+            scratch.clear();
+            scratch.extend_from_slice(&text);
+            let mut tape = spare.reset();
+            let retry = match simd_json::fill_tape(&mut scratch, &mut buffers, &mut tape) {
+                Ok(()) => {
+                    if !sink.row(&tape.0, 0, n) {
+                        sink.reject(n, raw);
+                    }
+                    None
                 }
+                Err(e) => {
+                    let wider = match e.error() {
+                        simd_json::ErrorType::InvalidNumber if widened < MAX_WIDENED => {
+                            widen_big_negative(&text, e.index())
+                        }
+                        _ => None,
+                    };
+                    if wider.is_none() {
+                        sink.malformed(n, raw, "json_invalid", format!("malformed JSON: {e}"));
+                    }
+                    wider
+                }
+            };
+            spare = tape.reset();
+            match retry {
+                Some(w) => text = std::borrow::Cow::Owned(w),
+                None => break,
             }
-            Err(e) => sink.malformed(n, raw, "json_invalid", format!("malformed JSON: {e}")),
         }
-        spare = tape.reset();
         n += 1;
     }
     n - first_row

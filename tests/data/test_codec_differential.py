@@ -355,6 +355,10 @@ EDGES = [
     _edge("530.0", "-0"),
     _edge("530.0", "1e400"),
     _edge("530.0", "1" + "0" * 40),  # integer beyond 64 bits
+    _edge("530.0", "-1" + "0" * 40),
+    _edge("530.0", "-9223372036854775809"),  # below i64::MIN, within a u64 (found by hypothesis)
+    _edge("530.0", "-18446744073709551615"),
+    _edge('"gold_advantage": -350.0', '"gold_advantage": -9223372036854775809'),
     _edge('"Ahri"', '"\\u0041hri"'),
     _edge('"Ahri"', '"Ahri\\u0000"'),
     _edge('"Ahri"', '"\\ud800"'),  # lone surrogate
