@@ -105,6 +105,7 @@ class BatchRecord:
 
 
 _PENDING = object()
+_NUMBER = (int, float)  # built once: `int | float` would build a union on every call
 
 
 @dataclass(slots=True)
@@ -133,7 +134,7 @@ class EngineStats:
 def _default_validator(features: int) -> Validator:
     def check(request: Any) -> npt.NDArray[np.float32]:
         try:
-            x = np.asarray(request, dtype=np.float32)
+            x = np.ascontiguousarray(request, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"request is not numeric: {exc}", ("not_numeric",)) from exc
         if x.shape != (features,):
@@ -200,6 +201,8 @@ class InferenceEngine:
         self.max_batch, self.max_wait_ns, self.buckets = max_batch, int(max_wait * 1e9), bks
         self.fallback = fallback
         self.validate = validator or _default_validator(model.num_features)
+        # a custom validator may return any array-like: the model then checks it again
+        self._infer = model.infer if validator is not None else model.infer_checked
         self.clock = clock
         self.energy = energy
         self.breaker = breaker or CircuitBreaker(
@@ -252,7 +255,7 @@ class InferenceEngine:
     def _admit(self, request: Any, budget: float) -> _Request:
         if self._closed:
             raise Closed(f"{self.name} is closed; create a new engine")
-        if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        if not (isinstance(budget, _NUMBER) and math.isfinite(budget) and budget > 0):
             raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
         try:
             x = self.validate(request)
@@ -308,14 +311,9 @@ class InferenceEngine:
         req = self._admit(request, budget)
         if len(self.queue) == 0 and self._run_lock.acquire(blocking=False):
             try:
-                # counted under the run lock, which every other inline caller also holds
-                self.stats.inline += 1
-                (answer,) = self._run_batch([req])
+                return self._run_inline(req)
             finally:
                 self._run_lock.release()
-            if isinstance(answer, InferenceResult):
-                return answer
-            raise answer
         return self._enqueue(req).result()
 
     # --- the batcher -------------------------------------------------------------------------
@@ -354,6 +352,44 @@ class InferenceEngine:
                 else:
                     fut.set_result(a)
 
+    def _run_inline(self, req: _Request) -> InferenceResult:
+        """Run one request on the caller's thread (the run lock held): a batch of one whose
+        span is both the request's and the batch's (``inline=True``), with the fewest steps
+        on the way, since a batch-1 call is where the engine's own cost shows."""
+        if req.deadline_ns <= self.clock() + int(self._est_batch_ns):
+            self._count("deadline_exceeded")
+            raise DeadlineExceeded(
+                f"{self.name}: the expected model time leaves no room in the budget; "
+                "the request was not run"
+            )
+        batch_id = next(self._batch_ids)
+        x = req.x[None, :]
+        clock = self.clock
+        try:
+            with tracing.span("engine.request", parent=req.parent, inline=True) as span:
+                if self.energy:
+                    out, reason, start, model_ns, joules = self._execute(x, 1, span)
+                else:  # _execute without the energy reads: the common batch-1 case
+                    joules, start = None, clock()
+                    try:
+                        out, reason = self.breaker.call(self._call_model, x), None
+                    except Exception as exc:
+                        out, reason = self._fall_back(exc, x, 1, span)
+                    model_ns = clock() - start
+        except Exception:  # the model failed and there is no fallback
+            self._count("failed")
+            raise
+        end = clock()
+        self._settle(1, 1, batch_id, model_ns, reason is not None, joules, inline=True)
+        wait = start - req.submit_ns if start > req.submit_ns else 0
+        total = end - req.submit_ns if end > req.submit_ns else 0
+        self._h_wait.record(wait)
+        self._h_total.record(total)
+        row = out[0]
+        return InferenceResult(
+            row, int(row.argmax()), reason is not None, reason, 1, batch_id, wait, model_ns, total
+        )
+
     def _run_batch(self, batch: list[_Request]) -> list[InferenceResult | BaseException]:
         """Run one batch; one answer per request, in order (a result or the error to raise)."""
         now = self.clock()
@@ -375,56 +411,29 @@ class InferenceEngine:
         if not live:
             return answers
         n = len(live)
-        x = np.stack([batch[i].x for i in live]) if n > 1 else batch[live[0]].x[None, :]
+        x = np.stack([batch[i].x for i in live])
         padded = n
         if self.buckets:
             padded = next(b for b in self.buckets if b >= n)
             if padded > n:
                 x = np.concatenate([x, np.zeros((padded - n, x.shape[1]), np.float32)])
         batch_id = next(self._batch_ids)  # itertools.count: atomic under the GIL
-        reason: str | None = None
-        joules: float | None = None
-        # an inline call is a batch of one: its own span is both the request's (a child of
-        # the caller's span) and the batch's, linked to itself, instead of two spans
-        inline = n == 1 and batch[live[0]].future is None
-        bspan_cm = (
-            tracing.span("engine.request", parent=batch[live[0]].parent, inline=True)
-            if inline
-            else tracing.span("engine.batch", engine=self.name, size=n, padded=padded)
-        )
-        with bspan_cm as bspan:
-            start = self.clock()
-            counters = energy.read_counters(energy=True, cpu=False) if self.energy else None
-            try:
-                out = self.breaker.call(self._call_model, x)[:n]
-            except Exception as exc:  # CircuitOpen, the model's error, NonFiniteOutput
-                reason = f"{type(exc).__name__}: {exc}"
-                bspan.set_attribute("fallback.reason", reason)
-                if self.fallback is None:
-                    self._count("failed", n)
-                    for i in live:
-                        answers[i] = exc
-                    return answers
-                out = np.asarray(self.fallback(x[:n]))
-            model_ns = self.clock() - start
-            if counters is not None:
-                delta = energy.read_counters(energy=True, cpu=False).since(counters)
-                joules = delta.total_joules
-                if joules is not None:
-                    bspan.set_attribute("energy.joules", joules)
-                    self._g_joules.set(joules)
-            link: dict[str, Any] = {
-                "batch.trace_id": bspan.trace_id_hex,
-                "batch.span_id": bspan.span_id_hex,
-            }
-            if inline:
-                bspan.set_attributes(link)  # before exit: later attributes are not kept
-        self._learn(model_ns)
-        self._h_model.record(model_ns)
-        self._h_size.record(n)
-        end = self.clock()
+        try:
+            with tracing.span("engine.batch", engine=self.name, size=n, padded=padded) as bspan:
+                out, reason, start, model_ns, joules = self._execute(x, n, bspan)
+        except Exception as exc:  # the model failed and there is no fallback
+            self._count("failed", n)
+            for i in live:
+                answers[i] = exc
+            return answers
         fb = reason is not None
-        actions = [int(out[0].argmax())] if n == 1 else out.argmax(axis=1).tolist()
+        self._settle(n, padded, batch_id, model_ns, fb, joules, inline=False)
+        end = self.clock()
+        link: dict[str, Any] = {
+            "batch.trace_id": bspan.trace_id_hex,
+            "batch.span_id": bspan.span_id_hex,
+        }
+        actions = out.argmax(axis=1).tolist()
         h_wait, h_total, span = self._h_wait, self._h_total, tracing.span
         for j, i in enumerate(live):
             r = batch[i]
@@ -438,23 +447,77 @@ class InferenceEngine:
             # the request's own span, in its caller's trace, pointing at the batch it rode in;
             # a request submitted outside any trace has no trace to join, and its timing is
             # already in the histograms and its batch's span: it gets no span of its own
-            if not inline and r.parent is not None:
+            if r.parent is not None:
                 with span("engine.request", parent=r.parent, **link):
                     pass
+        return answers
+
+    def _execute(
+        self, x: npt.NDArray[np.float32], n: int, span: Any
+    ) -> tuple[npt.NDArray[Any], str | None, int, int, float | None]:
+        """The model on ``x`` through the breaker, or the fallback when that fails: the first
+        ``n`` output rows, the fallback reason (None: the model answered), the start time,
+        the model time and the joules (None: not measured). Raises the model's error when
+        there is no fallback."""
+        start = self.clock()
+        counters = energy.read_counters(energy=True, cpu=False) if self.energy else None
+        reason: str | None = None
+        try:
+            out = self.breaker.call(self._call_model, x)[:n]
+        except Exception as exc:
+            out, reason = self._fall_back(exc, x, n, span)
+        model_ns = self.clock() - start
+        joules: float | None = None
+        if counters is not None:
+            joules = energy.read_counters(energy=True, cpu=False).since(counters).total_joules
+            if joules is not None:
+                span.set_attribute("energy.joules", joules)
+                self._g_joules.set(joules)
+        return out, reason, start, model_ns, joules
+
+    def _fall_back(
+        self, exc: Exception, x: npt.NDArray[np.float32], n: int, span: Any
+    ) -> tuple[npt.NDArray[Any], str]:
+        """The fallback's answer for the first ``n`` rows after the model failed with ``exc``
+        (CircuitOpen, the model's own error, NonFiniteOutput), and the reason; re-raises
+        ``exc`` when there is no fallback."""
+        reason = f"{type(exc).__name__}: {exc}"
+        span.set_attribute("fallback.reason", reason)
+        if self.fallback is None:
+            raise exc
+        return np.asarray(self.fallback(x[:n])), reason
+
+    def _settle(
+        self,
+        n: int,
+        padded: int,
+        batch_id: int,
+        model_ns: int,
+        fb: bool,
+        joules: float | None,
+        *,
+        inline: bool,
+    ) -> None:
+        """Account for one answered batch: the estimate, histograms, counters and stats."""
+        self._learn(model_ns)
+        self._h_model.record(model_ns)
+        self._h_size.record(n)
         with self._lock:
             st = self.stats
-            st.submitted += n if batch[0].future is None else 0  # inline calls count here
+            if inline:  # a submitted request was counted when it was queued
+                st.submitted += n
+                st.inline += 1
             st.batches += 1
             st.completed += n
-            st.fallbacks += n if fb else 0
+            if fb:
+                st.fallbacks += n
             st.batch_sizes[n] = st.batch_sizes.get(n, 0) + 1
             if len(self.batches) < self._history:
                 self.batches.append(BatchRecord(batch_id, n, padded, model_ns, fb, joules))
         self._c["fallback" if fb else "ok"].inc(n)
-        return answers
 
     def _call_model(self, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
-        out = np.asarray(self.model.infer(x))
+        out = np.asarray(self._infer(x))
         if out.dtype == np.float32 and out.flags.c_contiguous:
             finite = math.isfinite(_core.perf_absmax(out))
         else:

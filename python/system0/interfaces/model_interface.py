@@ -129,7 +129,12 @@ class AIModelInterface(abc.ABC):
 
     def infer(self, batch: npt.ArrayLike) -> npt.NDArray[Any]:
         """Run the model on a batch (rows, features); hooks see every call, failed or not."""
-        x = self.check_batch(batch)
+        return self.infer_checked(self.check_batch(batch))
+
+    def infer_checked(self, x: F32) -> npt.NDArray[Any]:
+        """:meth:`infer` for a batch already in the form ``check_batch`` returns (contiguous
+        float32, (rows, features)): the inference engine validates every request once at
+        its edge and calls this, instead of paying for the same checks twice."""
         event = InferenceEvent(self.name, self.backend, x.shape[0], _core.now_ns(), x)
         mon = self.monitoring
         mon.before(event)
