@@ -30,8 +30,16 @@ __all__ = ["JaxModelInterface", "mlp_fn"]
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
-def mlp_fn(mlp: MLPWeights) -> tuple[Callable[[Any, Any], Any], dict[str, Any]]:
-    """``(fn(params, x), params)`` computing the same function as ``NumpyModelInterface``."""
+def mlp_fn(
+    mlp: MLPWeights, precision: str = "highest"
+) -> tuple[Callable[[Any, Any], Any], dict[str, Any]]:
+    """``(fn(params, x), params)`` computing the same function as ``NumpyModelInterface``.
+
+    ``precision`` is the matmul precision: ``highest`` (full float32, the default, so every
+    backend picks the same actions), ``high`` or ``default`` (on a GPU, TF32: faster, and
+    about 1e-3 off float32)."""
+    if precision not in jax_utils.PRECISIONS:
+        raise ValueError(f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}")
     jax = jax_utils.require_jax()
     jnp = jax.numpy
     act = jax.nn.relu if mlp.activation == "relu" else jnp.tanh
@@ -47,7 +55,7 @@ def mlp_fn(mlp: MLPWeights) -> tuple[Callable[[Any, Any], Any], dict[str, Any]]:
         h = jnp.clip((x - p["mean"]) * p["inv_std"], -clip, clip)
         last = len(p["w"]) - 1
         for i, (w, b) in enumerate(zip(p["w"], p["b"], strict=True)):
-            h = h @ w + b
+            h = jnp.matmul(h, w, precision=precision) + b
             if i < last:
                 h = act(h)
         return jax.nn.softmax(h, axis=-1)
@@ -60,6 +68,8 @@ class JaxModelInterface(AIModelInterface):
 
     Load an MLP file (``load(path)``) or give ``fn``, ``params``, ``input_shape`` and
     ``output_shape`` for any other model. Batches above the largest bucket are split.
+    ``precision`` is the loaded MLP's matmul precision (see :func:`mlp_fn`; default full
+    float32: on a GPU, XLA's own default is TF32, which can change the chosen action).
     """
 
     backend = "jax"
@@ -74,9 +84,13 @@ class JaxModelInterface(AIModelInterface):
         output_shape: tuple[int] | None = None,
         name: str = "policy",
         monitoring: AIMonitoring | None = None,
+        precision: str = "highest",
     ) -> None:
         super().__init__(name=name, monitoring=monitoring)
         self._jax = jax_utils.require_jax()
+        if precision not in jax_utils.PRECISIONS:
+            raise ValueError(f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}")
+        self.precision = precision
         self.buckets = tuple(sorted(set(buckets)))
         if not self.buckets or self.buckets[0] < 1 or self.buckets[-1] > 65536:
             raise ValueError(f"buckets must be sizes in [1, 65536], got {tuple(buckets)}")
@@ -107,7 +121,7 @@ class JaxModelInterface(AIModelInterface):
         self._mlp = mlp
         self._in, self._out = (mlp.in_features,), (mlp.out_features,)
         self._hash = mlp.content_hash()
-        fn, params = mlp_fn(mlp)
+        fn, params = mlp_fn(mlp, self.precision)
         self._set(fn, params)
         return self
 
