@@ -82,7 +82,7 @@ def test_compile_switch_honours_the_environment(monkeypatch: pytest.MonkeyPatch)
 def test_cuda_graphs_need_a_gpu() -> None:
     torch = pytest.importorskip("torch", reason="torch absent: pip install 'system0[torch]'")
     if torch.cuda.is_available():
-        pytest.skip("a GPU is present; the GPU path is exercised by benches/gpu")
+        pytest.skip("a GPU is present; tests/gpu exercises the GPU path")
     with pytest.raises(RuntimeError, match="CUDA"):
         torch_utils.CUDAGraphRunner(torch.nn.Identity(), (1,), 4, "cpu")
 
