@@ -50,6 +50,7 @@ def main() -> int:
     ap.add_argument("--actions", type=int, default=8)
     ap.add_argument("--peak-gbs", type=float, default=None)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="time the head's launch configurations")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     try:
@@ -131,6 +132,27 @@ def main() -> int:
         "kernel_ms": bench(lambda: policy_head(h1, w, b)),
         "eager_ms": bench(lambda: policy_head_reference(h1, w, b)),
     }
+
+    if args.sweep:
+        sweep = []
+        for rows in (1, 64, m):
+            hr = h[:rows].contiguous()
+            eager_ms = bench(lambda hr=hr: policy_head_reference(hr, w, b))
+            for bm in (16, 32, 64, 128, 256):
+                for bk in (32, 64):
+                    for nw in (1, 2, 4, 8):
+                        cfg = {"block_m": bm, "block_k": bk, "num_warps": nw}
+                        ms = bench(lambda hr=hr, cfg=cfg: policy_head(hr, w, b, **cfg))
+                        sweep.append({"rows": rows, **cfg, "kernel_ms": ms, "eager_ms": eager_ms})
+        results["policy_head_sweep"] = sweep
+        for rows in (1, 64, m):
+            best = sorted((r for r in sweep if r["rows"] == rows), key=lambda r: r["kernel_ms"])
+            for r in best[:3]:
+                print(
+                    f"sweep rows {rows}: block_m {r['block_m']} block_k {r['block_k']} "
+                    f"warps {r['num_warps']}: {r['kernel_ms']:.4f} ms "
+                    f"(eager {r['eager_ms']:.4f} ms, {r['eager_ms'] / r['kernel_ms']:.2f}x)"
+                )
 
     f, ph = results["featurize"], results["policy_head"]
     print(f"device: {name}   torch {torch.__version__}")

@@ -1,7 +1,9 @@
-"""Triton kernels against their torch references, under the Triton interpreter on the CPU.
+"""Triton kernels against their torch references: under the Triton interpreter on the CPU
+(CI), or compiled for the GPU with ``TRITON_INTERPRET=0`` where one is present.
 
 TRITON_INTERPRET must be set before triton is imported, so this module sets it first; the
-tolerances are the ones documented in each kernel module.
+tolerances are the ones documented in each kernel module. Inputs are made on the CPU, run on
+the kernels' device, and compared on the CPU against the reference.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
         "TRITON_INTERPRET=0 without a GPU: nothing can run the kernels", allow_module_level=True
     )
 
+# interpreted kernels read CPU tensors; compiled ones need the GPU's
+DEV = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+
+
+def on(*ts: torch.Tensor) -> list[torch.Tensor]:
+    return [t.to(DEV) for t in ts]
+
 
 @pytest.mark.parametrize(
     ("c", "n", "pad_rows", "pad_cols"),
@@ -34,7 +43,7 @@ def test_featurize_matches_reference(c: int, n: int, pad_rows: int, pad_cols: in
     scale = torch.rand(c, generator=g) * 0.01
     mean = torch.randn(c, generator=g)
     inv = torch.rand(c, generator=g) + 0.5
-    got = featurize(cols, scale, mean, inv, 3.0, pad_rows, pad_cols)
+    got = featurize(*on(cols, scale, mean, inv), 3.0, pad_rows, pad_cols).cpu()
     want = featurize_reference(cols, scale, mean, inv, 3.0, pad_rows, pad_cols)
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
     assert torch.all(got[n:] == 0) and torch.all(got[:, c:] == 0)
@@ -42,12 +51,12 @@ def test_featurize_matches_reference(c: int, n: int, pad_rows: int, pad_cols: in
 
 
 def test_featurize_reads_a_strided_column_view() -> None:
-    base = torch.randn((12, 100))
+    (base,) = on(torch.randn((12, 100)))
     cols = base[:, 10:60]  # rows of the columnar array are not contiguous with each other
     one = torch.ones(12)
-    got = featurize(cols, one, torch.zeros(12), one, 10.0, 64, 16)
+    got = featurize(cols, *on(one, torch.zeros(12), one), 10.0, 64, 16).cpu()
     torch.testing.assert_close(
-        got, featurize_reference(cols, one, torch.zeros(12), one, 10.0, 64, 16)
+        got, featurize_reference(cols.cpu(), one, torch.zeros(12), one, 10.0, 64, 16)
     )
 
 
@@ -66,7 +75,7 @@ def test_policy_head_matches_reference(activation: str, m: int, k: int, n: int) 
     h = torch.randn((m, k), generator=g)
     w = torch.randn((n, k), generator=g) * 0.3
     b = torch.randn(n, generator=g)
-    probs, idx = policy_head(h, w, b, activation)
+    probs, idx = (t.cpu() for t in policy_head(*on(h, w, b), activation))
     want_p, want_i = policy_head_reference(h, w, b, activation)
     torch.testing.assert_close(probs, want_p, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(probs.sum(dim=1), torch.ones(m), rtol=1e-5, atol=1e-5)
@@ -82,8 +91,8 @@ def test_policy_head_ties_pick_the_first_index() -> None:
     h = torch.zeros((3, 16))
     w = torch.zeros((8, 16))
     b = torch.tensor([0.0, 2.0, 2.0, 1.0, 0.0, 2.0, 0.0, 0.0])
-    _, idx = policy_head(h, w, b)
-    assert idx.tolist() == [1, 1, 1]
+    _, idx = policy_head(*on(h, w, b))
+    assert idx.cpu().tolist() == [1, 1, 1]
 
 
 def test_policy_head_rejects_bad_shapes() -> None:
@@ -97,7 +106,8 @@ def test_featurize_reads_a_row_major_batch_through_its_transpose() -> None:
     x = torch.randn((37, 12)) * 100
     mean, inv = torch.randn(12), torch.rand(12) + 0.5
     one = torch.ones(12)
-    got = featurize(x.T, one, mean, inv, 4.0, 37, 12)
+    (xd,) = on(x)
+    got = featurize(xd.T, *on(one, mean, inv), 4.0, 37, 12).cpu()
     torch.testing.assert_close(got, ((x - mean) * inv).clamp(-4.0, 4.0), rtol=1e-6, atol=1e-6)
 
 
@@ -109,8 +119,8 @@ def test_the_torch_policy_with_both_kernels_matches_numpy() -> None:
     from system0.interfaces.torch_model import build_torch_mlp
 
     mlp = load_mlp(policy_weights_path())
-    module = build_torch_mlp(mlp, "cpu", fused_head=True)  # the GPU path, interpreted
+    module = build_torch_mlp(mlp, DEV, fused_head=True)  # the GPU path (interpreted on CI)
     x = np.random.default_rng(0).normal(size=(9, 12)).astype(np.float32) * 500
     with torch.inference_mode():
-        got = module(torch.from_numpy(x)).numpy()
+        got = module(torch.from_numpy(x).to(DEV)).cpu().numpy()
     np.testing.assert_allclose(got, NumpyModelInterface(mlp).infer(x), rtol=1e-5, atol=1e-6)

@@ -107,12 +107,28 @@ def policy_head_reference(h: Any, w: Any, b: Any, activation: str = "none") -> t
 
 
 def policy_head(
-    h: Any, w: Any, b: Any, activation: str = "none", *, block_m: int = 32, block_k: int = 32
+    h: Any,
+    w: Any,
+    b: Any,
+    activation: str = "none",
+    *,
+    block_m: int | None = None,
+    block_k: int | None = None,
+    num_warps: int = 4,
 ) -> tuple[Any, Any]:
-    """Run the fused kernel; returns ``(probs (M, N) float32, action (M,) int32)``."""
+    """Run the fused kernel; returns ``(probs (M, N) float32, action (M,) int32)``.
+
+    ``block_m`` rows per program, ``block_k`` of the hidden size per step and ``num_warps``
+    are the launch's tuning knobs (``benches/gpu/bench_kernels.py --sweep`` times them). The
+    defaults come from that sweep on an H100: the whole hidden size in one step (up to 64),
+    32 rows per program for the latency case, 128 for large batches."""
     _check(h, w, b, activation)
     m, k = h.shape
     n = w.shape[0]
+    if block_m is None:
+        block_m = 32 if m <= 1024 else 128
+    if block_k is None:
+        block_k = min(64, max(16, triton.next_power_of_2(k)))
     if n > 1024:
         raise ValueError(f"the fused head holds all {n} outputs in registers; use <= 1024")
     h = h if h.stride(1) == 1 else h.contiguous()
@@ -136,5 +152,6 @@ def policy_head(
         BLOCK_M=block_m,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
+        num_warps=num_warps,
     )
     return probs, idx
