@@ -1,9 +1,10 @@
 """The inference engine against the plain way: the demo policy called directly, and called per
 request from a thread pool.
 
-* overhead, batch 1: ``engine.infer(row)`` against ``model.infer(row)`` (CI gate: the engine
-  takes at most 2x the direct call, ratio >= 0.5; goal: <= 30 us added, reported by the
-  overload script beside this one);
+* overhead, batch 1: ``engine.infer(row)`` against ``model.infer(row)``, p50 of each over
+  calls timed one by one, alternating (the issue's gate: the engine takes at most 2x the
+  direct call, ratio >= 0.5; goal: <= 30 us added, reported by the overload script beside
+  this one);
 * throughput at saturation: ``n`` requests submitted at once to the engine (dynamic batching,
   max batch 64) against the same ``n`` through ``ThreadPoolExecutor(4).map(model.infer, ...)``
   (CI gate >= 2x, goal >= 5x).
@@ -59,18 +60,19 @@ def gates() -> list[Gate]:
 
     return [
         Gate(
-            "inference: engine batch-1 call vs direct model call",
+            "inference: engine batch-1 call vs direct, p50",
             engine_one,
             direct,
             "direct model.infer",
-            # The issue's gate is 2x (0.5). Measured on the 2-core machine the engine sits at
-            # 1.7x-2.5x the direct call depending on load (0.40-0.60 here), across that line,
-            # so CI only guards regressions, at 3x, and 2x stays the goal until the inline
-            # path gets cheaper (see BENCHMARKS.md).
-            0.33,
+            # The issue's gate is 2x (0.5), on p50s: per call, alternating, so both sides
+            # see the same moments of the machine. Measured 0.56-0.70 on the 2-core VM
+            # (lowest with the machine otherwise idle), so CI fails below 0.45 (2.2x): a
+            # margin a neighbour cannot take away by chance; 2x stays the goal.
+            0.45,
             0.5,
-            n=2000,
-            rounds=7,
+            n=4000,
+            rounds=5,
+            per_call=True,
         ),
         Gate(
             "inference: throughput, dynamic batching vs pool",
