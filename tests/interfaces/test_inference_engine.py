@@ -308,3 +308,56 @@ def test_a_request_outside_any_trace_gets_no_span_of_its_own(clock: FakeClock) -
     tracing.flush_spans()
     names = [s.name for s in tracing.drain_spans() if s.name.startswith("engine.")]
     assert names == ["engine.batch"]
+
+
+def test_submit_many_answers_each_request_as_submit_would(clock: FakeClock) -> None:
+    model = ControlledModel(clock)
+    with _engine(model) as eng:
+        model.gate.clear()
+        futs = eng.submit_many(np.stack([row(i) for i in range(6)]), budget=10)
+        model.gate.set()
+        results = [f.result(5) for f in futs]
+        listed = [f.result(5) for f in eng.submit_many([row(7), list(row(8))], budget=10)]
+        assert eng.submit_many([], budget=10) == []
+    assert [r.action for r in results] == [int(np.argmax(row(i))) for i in range(6)]
+    assert [r.action for r in listed] == [int(np.argmax(row(7))), int(np.argmax(row(8)))]
+    assert max(r.batch_size for r in results) > 1  # queued in one step, batched together
+    assert eng.stats.submitted == eng.stats.completed == 8
+
+
+def test_submit_many_refuses_all_when_one_request_is_invalid(clock: FakeClock) -> None:
+    with _engine(ControlledModel(clock)) as eng:
+        bad = [row(1), np.array([1.0, np.nan, 0.0, 0.0], np.float32), row(2)]
+        with pytest.raises(InvalidRequest, match="request 1") as info:
+            eng.submit_many(bad, budget=10)
+        assert info.value.reasons == ("non_finite",)
+        with pytest.raises(InvalidRequest, match="request 0"):
+            eng.submit_many([[1.0, 2.0]], budget=10)
+        with pytest.raises(ValueError, match="budget"):
+            eng.submit_many([row(1)], budget=0)
+    assert eng.stats.submitted == 0 and eng.stats.rejected_invalid == 2
+
+
+def test_submit_many_is_admitted_by_the_wait_of_its_last_request(clock: FakeClock) -> None:
+    model = ControlledModel(clock, cost=0.005)  # each batch costs 5 ms
+    with _engine(model, max_batch=2, max_wait=0.0) as eng:
+        eng.warmup(rounds=1)
+        with pytest.raises(Overloaded, match="last of 8"):
+            eng.submit_many([row(i) for i in range(8)], budget=0.012)  # 4 batches x 5 ms
+        assert eng.stats.submitted == 0 and eng.stats.rejected_overloaded == 8
+        futs = eng.submit_many([row(i) for i in range(8)], budget=1)
+        assert all(f.result(5) for f in futs)
+
+
+def test_submit_many_fails_what_the_full_queue_cannot_take(clock: FakeClock) -> None:
+    model = ControlledModel(clock)
+    with _engine(model, max_batch=1, queue_capacity=2) as eng:
+        model.gate.clear()
+        first = eng.submit(row(0), budget=10)
+        assert model.entered.wait(5)
+        futs = eng.submit_many([row(i) for i in range(5)], budget=10)
+        refused = [f for f in futs if f.done() and isinstance(f.exception(), Overloaded)]
+        assert len(refused) == 3 and futs[3] in refused and futs[4] in refused
+        model.gate.set()
+        assert first.result(5) and all(f.result(5) for f in futs[:2])
+    assert eng.stats.rejected_overloaded == 3
