@@ -10,6 +10,7 @@ pub mod nvml;
 pub mod perf;
 pub mod py;
 pub mod rapl;
+pub mod sampler;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,14 +110,14 @@ impl Meter {
     }
 
     /// Reads the counters now. `energy`/`cpu` pick what to read (each costs syscalls: one
-    /// `pread` per RAPL domain, one NVML call per GPU, one `read` for the perf group).
+    /// `pread` per RAPL domain, NVML's latest background sample, one `read` for the perf group).
     pub fn snapshot(self: &Arc<Self>, energy: bool, cpu: bool) -> Snapshot {
         let energy_uj = energy.then(|| {
             self.rapl
                 .domains
                 .iter()
                 .map(|d| d.read_uj())
-                .chain((0..self.nvml.gpus.len()).map(|i| self.nvml.read_uj(i)))
+                .chain(self.nvml.read_all_uj())
                 .collect()
         });
         let cpu = cpu.then(|| self.read_cpu());

@@ -23,7 +23,10 @@ Caveats worth knowing before reading a figure:
 
 - RAPL counters tick about every millisecond and NVML's energy counter more slowly (tens of
   milliseconds on recent GPUs), so a short span can read 0.0 J: that is the counter not having
-  moved, not a guess. Energy is machine-wide (every process on the package or GPU), while cycles
+  moved, not a guess. Reading NVML takes milliseconds (3 ms median, up to 17 ms, on an H100
+  host), so a background thread samples it every 20 ms while anyone reads, and a reading is
+  the latest sample: a span's GPU joules are those of the samples around it.
+  Energy is machine-wide (every process on the package or GPU), while cycles
   and instructions belong to the measuring thread alone.
 - Cycles and instructions are per thread: a measurement that ends on another thread than it
   began reports them as not available rather than subtracting two threads' counters.

@@ -47,7 +47,8 @@ import numpy as np
 import numpy.typing as npt
 
 from system0 import _core
-from system0.core import energy, telemetry, tracing
+from system0.core import energy as _energy
+from system0.core import telemetry, tracing
 from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
 from system0.errors import Closed, DeadlineExceeded, Error, Overloaded, ValidationError
 from system0.interfaces.model_interface import AIModelInterface
@@ -206,6 +207,8 @@ class InferenceEngine:
         self._infer = model.infer if validator is not None else model.infer_checked
         self.clock = clock
         self.energy = energy
+        if energy:  # the first reading of a slow counter (NVML) waits: not in a request
+            _energy.read_counters(energy=True, cpu=False)
         self.breaker = breaker or CircuitBreaker(
             f"{name}.model",
             failure_rate_threshold=0.5,
@@ -540,7 +543,7 @@ class InferenceEngine:
         the model time and the joules (None: not measured). Raises the model's error when
         there is no fallback."""
         start = self.clock()
-        counters = energy.read_counters(energy=True, cpu=False) if self.energy else None
+        counters = _energy.read_counters(energy=True, cpu=False) if self.energy else None
         reason: str | None = None
         try:
             out = self.breaker.call(self._call_model, x)[:n]
@@ -549,7 +552,7 @@ class InferenceEngine:
         model_ns = self.clock() - start
         joules: float | None = None
         if counters is not None:
-            joules = energy.read_counters(energy=True, cpu=False).since(counters).total_joules
+            joules = _energy.read_counters(energy=True, cpu=False).since(counters).total_joules
             if joules is not None:
                 span.set_attribute("energy.joules", joules)
                 self._g_joules.set(joules)
