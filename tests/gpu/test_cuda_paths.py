@@ -182,3 +182,17 @@ def test_threads_sharing_a_cuda_model_each_get_their_own_answer(
         got = list(pool.map(lambda i: cuda_model.infer(rows[i : i + 1]), range(200)))
     want = reference.infer(rows[:200])  # type: ignore[attr-defined]
     np.testing.assert_allclose(np.concatenate(got), want, rtol=RTOL, atol=ATOL)
+
+
+def test_nvml_measures_the_gpus_joules() -> None:
+    from system0.core import energy
+
+    nvml = next(s for s in energy.energy_sources() if s.name == "nvml")
+    if not nvml.available:
+        pytest.skip(f"NVML energy unreadable here: {nvml.reason}")
+    a = torch.randn(4096, 4096, device="cuda")
+    with energy.measure(cpu=False) as m:
+        for _ in range(200):  # long enough for NVML's counter (and the sampler) to move
+            a @ a
+        torch.cuda.synchronize()
+    assert m.joules is not None and m.joules.get("gpu_0", 0.0) > 0.0
