@@ -243,7 +243,11 @@ const MAX_WIDENED: usize = 16;
 /// the float it is; any other refused number gives `None` (the row stays malformed).
 fn widen_big_negative(row: &[u8], at: usize) -> Option<Vec<u8>> {
     let at = at.min(row.len());
-    let digits = row[..at].iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let digits = row[..at]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     let start = at - digits;
     if digits < 19 || start == 0 || row[start - 1] != b'-' {
         return None;
