@@ -127,6 +127,15 @@ def test_batches_are_padded_to_buckets(clock: FakeClock) -> None:
     assert [len(b) for b in model.batches] == [1, 4]  # 3 rows ran as a bucket of 4
 
 
+def test_an_inline_call_is_padded_to_the_smallest_bucket(clock: FakeClock) -> None:
+    model = ControlledModel(clock)
+    with _engine(model, buckets=(4, 8)) as eng:
+        r = eng.infer(row(2), budget=10)
+    assert [len(b) for b in model.batches] == [4] and eng.batches[0].padded == 4
+    assert r.batch_size == 1 and r.action == int(np.argmax(row(2)))
+    assert r.outputs.shape == (F,)
+
+
 def test_a_request_past_its_deadline_is_never_run(clock: FakeClock) -> None:
     model = ControlledModel(clock)
     with _engine(model) as eng:
