@@ -83,8 +83,9 @@ class CUDAGraphRunner:
     host -> device from a page-locked buffer, the model, device -> host into another, all in
     one graph, so a call is one numpy copy in, one replay, one synchronize and one copy out
     (smaller batches are padded up to the nearest captured size). A batch size that was not
-    captured is run eagerly by ``__call__`` and refused (``None``) by ``run_host``. Replays are
-    serialized by a lock: the static buffers are shared. GPU only.
+    captured is run eagerly by ``__call__`` and refused (``None``) by ``run_host``.
+    ``run_host`` serializes its replays with a lock (threads share the static buffers);
+    ``__call__`` leaves that to its caller, who also copies the output out. GPU only.
     """
 
     def __init__(
