@@ -5,9 +5,10 @@
 //! that wait in the hot path for nothing. A `Sampler` reads once when first asked (that
 //! caller waits), then a thread re-reads every `period` while readers keep asking; after
 //! `idle` without a reader the thread ends, and the next reader starts it again. A reader
-//! gets a value at most `period` plus one read old, without waiting.
+//! gets a value at most `period` plus one read old, without waiting. A process forked while
+//! the thread ran has no such thread: its first reader sees another pid and starts its own.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct Sampler<T> {
     latest: Mutex<Option<T>>,
     last_ask_ns: AtomicU64,
     running: AtomicBool,
+    /// The process whose thread is sampling (a fork's child inherits `running` alone).
+    owner_pid: AtomicU32,
     period: Duration,
     idle_ns: u64,
 }
@@ -35,6 +38,7 @@ impl<T: Clone + Send + 'static> Sampler<T> {
             latest: Mutex::new(None),
             last_ask_ns: AtomicU64::new(0),
             running: AtomicBool::new(false),
+            owner_pid: AtomicU32::new(0),
             period,
             idle_ns: idle.as_nanos() as u64,
         })
@@ -49,8 +53,13 @@ impl<T: Clone + Send + 'static> Sampler<T> {
     pub fn get(self: &Arc<Self>) -> T {
         self.last_ask_ns.store(now_ns(), Ordering::SeqCst);
         if self.running.load(Ordering::SeqCst) {
-            if let Some(v) = self.latest().clone() {
-                return v;
+            if self.owner_pid.load(Ordering::SeqCst) == std::process::id() {
+                if let Some(v) = self.latest().clone() {
+                    return v;
+                }
+            } else {
+                // forked: the sampling thread stayed in the parent
+                self.running.store(false, Ordering::SeqCst);
             }
         }
         let v = (self.read)();
@@ -65,6 +74,7 @@ impl<T: Clone + Send + 'static> Sampler<T> {
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
+            self.owner_pid.store(std::process::id(), Ordering::SeqCst);
             let me = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name("system0-energy-sampler".to_owned())
