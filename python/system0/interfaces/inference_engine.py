@@ -258,27 +258,35 @@ class InferenceEngine:
 
     # --- submission --------------------------------------------------------------------------
 
-    def _admit(self, request: Any, budget: float) -> _Request:
+    def _budget_ns(self, budget: float) -> int:
+        """``budget`` in ns, once the engine is known open and the budget sane."""
         if self._closed:
             raise Closed(f"{self.name} is closed; create a new engine")
         if not (isinstance(budget, _NUMBER) and math.isfinite(budget) and budget > 0):
             raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
+        return int(budget * 1e9)
+
+    def _refuse(self, expected: float, budget_ns: int, n: int, what: str) -> Overloaded:
+        """Count ``n`` requests refused by admission and the error that says why."""
+        self._count("overloaded", n)
+        return Overloaded(
+            f"{self.name}: expected wait {expected / 1e6:.2f} ms {what}exceeds the budget "
+            f"{budget_ns / 1e6:.2f} ms; retry later or with a larger budget",
+            depth=len(self.queue),
+            retry_after=expected / 1e9,
+        )
+
+    def _admit(self, request: Any, budget: float) -> _Request:
+        budget_ns = self._budget_ns(budget)
         try:
             x = self.validate(request)
         except InvalidRequest:
             self._count("invalid")
             raise
         now = self.clock()
-        budget_ns = int(budget * 1e9)
         expected = self.expected_wait_ns()
         if expected > budget_ns * self.headroom:
-            self._count("overloaded")
-            raise Overloaded(
-                f"{self.name}: expected wait {expected / 1e6:.2f} ms exceeds the budget "
-                f"{budget_ns / 1e6:.2f} ms; retry later or with a larger budget",
-                depth=len(self.queue),
-                retry_after=expected / 1e9,
-            )
+            raise self._refuse(expected, budget_ns, 1, "")
         parent = tracing.current_context()
         return _Request(x, None, now, now + budget_ns, parent, _core.now_ns())
 
@@ -305,10 +313,7 @@ class InferenceEngine:
         wait longer than the budget (``Overloaded``). A request the full queue cannot take
         gets a future that already holds ``Overloaded``.
         """
-        if self._closed:
-            raise Closed(f"{self.name} is closed; create a new engine")
-        if not (isinstance(budget, _NUMBER) and math.isfinite(budget) and budget > 0):
-            raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
+        budget_ns = self._budget_ns(budget)
         try:
             rows = self._validate_many(requests)
         except InvalidRequest:
@@ -318,17 +323,9 @@ class InferenceEngine:
         if k == 0:
             return []
         now = self.clock()
-        budget_ns = int(budget * 1e9)
         expected = self.expected_wait_ns(behind=k - 1)
         if expected > budget_ns * self.headroom:
-            self._count("overloaded", k)
-            raise Overloaded(
-                f"{self.name}: expected wait {expected / 1e6:.2f} ms for the last of {k} "
-                f"requests exceeds the budget {budget_ns / 1e6:.2f} ms; retry later, with "
-                "fewer requests or a larger budget",
-                depth=len(self.queue),
-                retry_after=expected / 1e9,
-            )
+            raise self._refuse(expected, budget_ns, k, f"for the last of {k} requests ")
         parent, enqueued, deadline = tracing.current_context(), _core.now_ns(), now + budget_ns
         reqs = [_Request(x, Future(), now, deadline, parent, enqueued) for x in rows]
         try:
@@ -449,22 +446,13 @@ class InferenceEngine:
         padded = self.buckets[0] if self.buckets else 1
         if padded > 1:  # the model only knows the bucket sizes: pad up to the smallest
             x = np.concatenate([x, np.zeros((padded - 1, x.shape[1]), np.float32)])
-        clock = self.clock
         try:
             with tracing.span("engine.request", parent=req.parent, inline=True) as span:
-                if self.energy:
-                    out, reason, start, model_ns, joules = self._execute(x, 1, span)
-                else:  # _execute without the energy reads: the common batch-1 case
-                    joules, start = None, clock()
-                    try:
-                        out, reason = self.breaker.call(self._call_model, x)[:1], None
-                    except Exception as exc:
-                        out, reason = self._fall_back(exc, x, 1, span)
-                    model_ns = clock() - start
+                out, reason, start, model_ns, joules = self._execute(x, 1, span)
         except Exception:  # the model failed and there is no fallback
             self._count("failed")
             raise
-        end = clock()
+        end = self.clock()
         self._settle(1, padded, batch_id, model_ns, reason is not None, joules, inline=True)
         wait = start - req.submit_ns if start > req.submit_ns else 0
         total = end - req.submit_ns if end > req.submit_ns else 0
