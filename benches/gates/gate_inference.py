@@ -10,7 +10,9 @@ request from a thread pool.
   (CI gate >= 2x, goal >= 5x); once with ``submit`` per request, once with ``submit_many``
   per tick of 64 requests, answered before the next tick is submitted.
 
-Both run the numpy backend of the shipped policy (the light install's default).
+The CI gates run the numpy backend of the shipped policy (the light install's default);
+``engine_gates`` builds the same rows for any model (benches/gpu/bench_engine.py passes the
+CUDA policy).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ratio import Gate
 from system0.game.policy import load_policy
 from system0.game.simulator import MatchSimulator
 from system0.interfaces.inference_engine import InferenceEngine
+from system0.interfaces.model_interface import AIModelInterface
 
 BUDGET = 10.0  # seconds: the gates measure speed, not shedding
 
@@ -34,7 +37,12 @@ def _rows(n: int) -> np.ndarray:
 
 
 def gates() -> list[Gate]:
-    model = load_policy("numpy")
+    return engine_gates(load_policy("numpy"), "inference")
+
+
+def engine_gates(model: AIModelInterface, label: str) -> list[Gate]:
+    """The engine over ``model`` against direct and pooled calls; gate names start with
+    ``label``."""
     rows = _rows(4096)
     one = rows[0]
     one_batch = rows[:1]
@@ -66,7 +74,7 @@ def gates() -> list[Gate]:
 
     return [
         Gate(
-            "inference: engine batch-1 call vs direct, p50",
+            f"{label}: engine batch-1 call vs direct, p50",
             engine_one,
             direct,
             "direct model.infer",
@@ -81,7 +89,7 @@ def gates() -> list[Gate]:
             per_call=True,
         ),
         Gate(
-            "inference: throughput, dynamic batching vs pool",
+            f"{label}: throughput, dynamic batching vs pool",
             engine_many,
             pool_many,
             "ThreadPoolExecutor(4) per request",
@@ -91,7 +99,7 @@ def gates() -> list[Gate]:
             rounds=5,
         ),
         Gate(
-            "inference: throughput, submit_many ticks vs pool",
+            f"{label}: throughput, submit_many ticks vs pool",
             engine_bulk,
             pool_many,
             "ThreadPoolExecutor(4) per request",

@@ -68,28 +68,24 @@ def _p50s(gate: Gate) -> tuple[float, float]:
     return float(a[total // 2]), float(b[total // 2])
 
 
+def _best_rounds(gate: Gate) -> tuple[float, float]:
+    best_ours = best_peer = float("inf")
+    for _ in range(gate.rounds):
+        best_ours = min(best_ours, _round(gate.ours, gate.n))
+        best_peer = min(best_peer, _round(gate.peer, gate.n))
+    return best_ours, best_peer
+
+
 def measure(gate: Gate) -> Result:
     gate.ours(max(1, gate.n // 10))  # warm caches, allocators and lazy initialisation
     gate.peer(max(1, gate.n // 10))
-    if gate.per_call:
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return Result(gate, *_p50s(gate))
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-    best_ours = best_peer = float("inf")
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(gate.rounds):
-            best_ours = min(best_ours, _round(gate.ours, gate.n))
-            best_peer = min(best_peer, _round(gate.peer, gate.n))
+        return Result(gate, *(_p50s(gate) if gate.per_call else _best_rounds(gate)))
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Result(gate, best_ours, best_peer)
 
 
 def report(results: list[Result]) -> str:

@@ -9,8 +9,9 @@
   and 4096 as ticks of 64 through ``submit_many``, against the same requests through
   ``ThreadPoolExecutor(4)`` calling the model per request (the issue's goal: >= 5x).
 
-Timing is the gate harness's (benches/gates/ratio.py): interleaved rounds, best round kept.
-Without a CUDA device it says so and exits 0.
+The engine rows are the CI gates' own (``engine_gates`` in benches/gates/gate_inference.py,
+timed by benches/gates/ratio.py), run on the CUDA policy. Without a CUDA device it says so
+and exits 0.
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ import argparse
 import json
 import pathlib
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "gates"))
 
 from ratio import Gate, measure, report
-
-BUDGET = 10.0
 
 
 def main() -> int:
@@ -40,22 +38,13 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("skipped: no CUDA device; these figures are taken on a GPU")
         return 0
-    from gate_inference import _rows
+    from gate_inference import _rows, engine_gates
 
     from system0.game.policy import load_policy
-    from system0.interfaces.inference_engine import InferenceEngine
 
-    rows = _rows(4096)
-    one, one_batch = rows[0], rows[:1]
+    one_batch = _rows(1)
     graphs = load_policy("torch", device="cuda")
     eager = load_policy("torch", device="cuda", cuda_graph_batch_sizes=())
-    engine1 = InferenceEngine(graphs, max_batch=64, max_wait=0.0005, name="gpu-overhead")
-    engine_n = InferenceEngine(
-        graphs, max_batch=64, max_wait=0.0005, queue_capacity=8192, name="gpu-throughput"
-    )
-    engine1.warmup()
-    engine_n.warmup()
-    pool = ThreadPoolExecutor(4)
 
     def direct(n: int) -> None:
         for _ in range(n):
@@ -65,63 +54,15 @@ def main() -> int:
         for _ in range(n):
             eager.infer(one_batch)
 
-    def engine_one(n: int) -> None:
-        for _ in range(n):
-            engine1.infer(one, BUDGET)
-
-    def engine_many(n: int) -> None:
-        [f.result() for f in [engine_n.submit(rows[i % len(rows)], BUDGET) for i in range(n)]]
-
-    def engine_bulk(n: int) -> None:
-        for i in range(0, n, 64):  # a tick of 64 requests at a time, answered before the next
-            tick = rows[i % len(rows) : i % len(rows) + 64]
-            [f.result() for f in engine_n.submit_many(tick, BUDGET)]
-
-    def pool_many(n: int) -> None:
-        list(pool.map(graphs.infer, (rows[i % len(rows)][None, :] for i in range(n))))
-
     gates = [
-        Gate(
-            "gpu: engine batch-1 call vs direct, p50",
-            engine_one,
-            direct,
-            "direct",
-            0.5,
-            0.5,
-            2000,
-            5,
-            per_call=True,
-        ),
+        *engine_gates(graphs, "gpu"),
         Gate("gpu: batch-1 CUDA graph vs eager", direct, direct_eager, "eager", 1.0, 1.0, 2000, 7),
-        Gate(
-            "gpu: throughput, dynamic batching vs pool",
-            engine_many,
-            pool_many,
-            "ThreadPoolExecutor(4)",
-            2.0,
-            5.0,
-            4000,
-            5,
-        ),
-        Gate(
-            "gpu: throughput, submit_many ticks vs pool",
-            engine_bulk,
-            pool_many,
-            "ThreadPoolExecutor(4)",
-            2.0,
-            5.0,
-            4096,
-            5,
-        ),
     ]
     results = [measure(g) for g in gates]
     print(f"device: {torch.cuda.get_device_name()}   torch {torch.__version__}")
     print(report(results))
     r0 = results[0]
     print(f"engine overhead at batch 1: {(r0.ours_ns - r0.peer_ns) / 1e3:.1f} us [goal <= 30 us]")
-    engine1.close()
-    engine_n.close()
-    pool.shutdown()
     if args.json:
         out = {
             "device": torch.cuda.get_device_name(),
