@@ -74,18 +74,14 @@ class PinnedBufferPool:
 
 
 class CUDAGraphRunner:
-    """Replays a module captured as one CUDA graph per fixed batch size.
+    """Replays a module captured as one CUDA graph per fixed batch size, host copies included.
 
     Capturing removes the per-kernel launch cost (tens of microseconds for a small model),
-    which dominates a batch-1 call. ``__call__`` takes a device tensor: it is copied into the
-    graph's static input and the graph's static output is returned, so callers copy it out
-    before the next replay. ``run_host`` takes a numpy batch and captures the copies too:
-    host -> device from a page-locked buffer, the model, device -> host into another, all in
-    one graph, so a call is one numpy copy in, one replay, one synchronize and one copy out
-    (smaller batches are padded up to the nearest captured size). A batch size that was not
-    captured is run eagerly by ``__call__`` and refused (``None``) by ``run_host``.
-    ``run_host`` serializes its replays with a lock (threads share the static buffers);
-    ``__call__`` leaves that to its caller, who also copies the output out. GPU only.
+    which dominates a batch-1 call. Each graph holds the host -> device copy from a
+    page-locked buffer, the model and the device -> host copy into another, so ``run_host``
+    is one numpy copy in, one replay, one wait and one copy out; smaller batches are padded
+    up to the nearest captured size, larger ones refused (``None``: run them eagerly). Replays
+    are serialized by a lock (threads share the static buffers). GPU only.
     """
 
     def __init__(
@@ -100,9 +96,7 @@ class CUDAGraphRunner:
         if not t.cuda.is_available():
             raise RuntimeError("CUDA graphs need a CUDA device; none is available")
         self._torch = t
-        self._module = module
         self._lock = threading.Lock()
-        self._graphs: dict[int, tuple[Any, torch.Tensor, torch.Tensor]] = {}
         self._host: dict[int, tuple[Any, Any, Any, Any]] = {}  # size -> graph, in, out, done
         self._keep: list[torch.Tensor] = []  # tensors the graphs read and write
         stream = t.cuda.Stream()
@@ -111,43 +105,29 @@ class CUDAGraphRunner:
             for n in sorted(set(sizes)):
                 if n < 1:
                     raise ValueError(f"CUDA graph batch sizes must be >= 1, got {n}")
-                static_in = t.zeros((n, features), device=device)
+                dev_in = t.zeros((n, features), device=device)
                 with t.cuda.stream(stream):
                     for _ in range(warmup):  # lazy init and autotuning outside the capture
-                        probe = module(static_in)
+                        probe = module(dev_in)
                 t.cuda.current_stream().wait_stream(stream)
-                graph = t.cuda.CUDAGraph()
-                with t.cuda.graph(graph):
-                    static_out = module(static_in)
-                self._graphs[n] = (graph, static_in, static_out)
-                # the same model with its host copies captured: page-locked buffers, since a
-                # graph can only copy from and to memory that the DMA engine can reach
+                # page-locked buffers: a graph can only copy from and to memory that the DMA
+                # engine can reach
                 host_in = t.zeros((n, features), pin_memory=True)
                 host_out = t.empty(probe.shape, dtype=probe.dtype, pin_memory=True)
-                io_graph = t.cuda.CUDAGraph()
-                io_in = t.zeros_like(static_in)
+                graph = t.cuda.CUDAGraph()
                 done = _external_event(t)
-                with t.cuda.graph(io_graph):
-                    io_in.copy_(host_in, non_blocking=True)
-                    host_out.copy_(module(io_in), non_blocking=True)
+                with t.cuda.graph(graph):
+                    dev_in.copy_(host_in, non_blocking=True)
+                    host_out.copy_(module(dev_in), non_blocking=True)
                     if done is not None:
                         done.record()
-                self._host[n] = (io_graph, host_in.numpy(), host_out.numpy(), done)
-                self._keep += [host_in, host_out, io_in]
+                self._host[n] = (graph, host_in.numpy(), host_out.numpy(), done)
+                self._keep += [host_in, host_out, dev_in]
         self._host_sizes = tuple(sorted(self._host))
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        return tuple(sorted(self._graphs))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        entry = self._graphs.get(int(x.shape[0]))
-        if entry is None:
-            return self._module(x)
-        graph, static_in, static_out = entry
-        static_in.copy_(x, non_blocking=True)
-        graph.replay()
-        return static_out
+        return self._host_sizes
 
     def run_host(self, x: Any) -> Any:
         """Run a numpy batch (rows, features) through the captured graph of the smallest
