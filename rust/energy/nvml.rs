@@ -143,7 +143,7 @@ unsafe impl Sync for GpuDomain {}
 
 /// Every GPU NVML reports, or why there are none.
 pub struct NvmlReader {
-    api: Option<Arc<Api>>,
+    /// Reads every GPU in the background (it holds the library); `None` without GPUs.
     sampler: Option<Arc<Sampler<Readings>>>,
     pub gpus: Vec<GpuDomain>,
     /// `None` when at least one GPU's energy is readable.
@@ -190,60 +190,45 @@ impl NvmlReader {
             .iter()
             .map(|g| (g.name.clone(), g.handle as usize, g.unavailable.clone()))
             .collect();
-        let lib = Arc::clone(&api);
-        let sampler = Sampler::new(
-            move || {
-                targets
-                    .iter()
-                    .map(|(name, handle, unavailable)| match unavailable {
-                        Some(r) => Err(r.clone()),
-                        None => read_mj(&lib, *handle as Device)
-                            .map(|mj| mj.saturating_mul(1000))
-                            .map_err(|e| Arc::from(format!("not available: {name} energy: {e}"))),
-                    })
-                    .collect()
-            },
-            SAMPLE_PERIOD,
-            SAMPLE_IDLE,
-        );
+        let sampler = (!targets.is_empty()).then(|| {
+            Sampler::new(
+                move || {
+                    targets
+                        .iter()
+                        .map(|(name, handle, unavailable)| match unavailable {
+                            Some(r) => Err(r.clone()),
+                            None => read_mj(&api, *handle as Device)
+                                .map(|mj| mj.saturating_mul(1000))
+                                .map_err(|e| {
+                                    Arc::from(format!("not available: {name} energy: {e}"))
+                                }),
+                        })
+                        .collect()
+                },
+                SAMPLE_PERIOD,
+                SAMPLE_IDLE,
+            )
+        });
         NvmlReader {
-            api: Some(api),
-            sampler: Some(sampler),
+            sampler,
             gpus,
             reason,
         }
     }
 
-    /// Every GPU's energy in µJ, from the latest background sample (see [`Sampler`]).
+    /// Every GPU's energy since the driver loaded, in µJ (NVML counts mJ), from the latest
+    /// background sample (see [`Sampler`]).
     pub fn read_all_uj(&self) -> Readings {
-        match &self.sampler {
-            Some(s) if !self.gpus.is_empty() => s.get(),
-            _ => (0..self.gpus.len()).map(|i| self.read_uj(i)).collect(),
-        }
+        self.sampler.as_ref().map_or_else(Vec::new, |s| s.get())
     }
 
     /// A reader that reads nothing, for `reason`.
     pub fn unavailable(reason: String) -> NvmlReader {
         NvmlReader {
-            api: None,
             sampler: None,
             gpus: Vec::new(),
             reason: Some(reason),
         }
-    }
-
-    /// GPU `i`'s energy since the driver loaded, in µJ (NVML counts mJ), read now.
-    pub fn read_uj(&self, i: usize) -> Result<u64, Arc<str>> {
-        let gpu = &self.gpus[i];
-        if let Some(r) = &gpu.unavailable {
-            return Err(r.clone());
-        }
-        let Some(api) = &self.api else {
-            return Err(Arc::from("not available: NVML not loaded"));
-        };
-        read_mj(api, gpu.handle)
-            .map(|mj| mj.saturating_mul(1000))
-            .map_err(|e| Arc::from(format!("not available: {} energy: {e}", gpu.name)))
     }
 }
 
@@ -335,9 +320,9 @@ mod tests {
             Some(reason) => assert!(reason.starts_with("not available: "), "{reason}"),
             None => {
                 let i = r.gpus.iter().position(|g| g.unavailable.is_none()).unwrap();
-                let a = r.read_uj(i).unwrap();
+                let a = r.read_all_uj()[i].clone().unwrap();
                 std::thread::sleep(std::time::Duration::from_millis(300));
-                let b = r.read_uj(i).unwrap();
+                let b = r.read_all_uj()[i].clone().unwrap();
                 // An idle GPU still draws tens of watts: 300 ms is several joules.
                 assert!(b > a, "{} did not count energy: {a} -> {b}", r.gpus[i].name);
                 eprintln!(
