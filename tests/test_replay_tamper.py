@@ -155,6 +155,9 @@ def test_a_missing_key_file_is_an_error_not_a_new_key(run: Path) -> None:
 
 
 def test_passphrase_sealed_run(tmp_path: Path) -> None:
+    short = _cli(tmp_path, "demo", *SMALL, "--out", "s", env={PASSPHRASE_ENV: "short"})
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    assert not (tmp_path / "s").exists()
     env = {PASSPHRASE_ENV: "correct horse battery staple"}
     made = _cli(tmp_path, "demo", *SMALL, "--out", "p", "--no-html", env=env)
     assert made.returncode == 0 and f"passphrase from ${PASSPHRASE_ENV}" in made.stdout

@@ -86,16 +86,20 @@ class RunWriter:
     ) -> RunWriter:
         started = datetime.now(UTC)
         run, rid = make_run_dir(out, run_id(config.content_hash, started))
-        (run / CONFIG).write_text(config.to_yaml(), encoding="utf-8")
-        if signature is not None:  # it signs the resolved form, which config.yaml holds
-            shutil.copyfile(signature, run / (CONFIG + ".sig"))
-        (run / "model").mkdir()
-        model_file = run / "model" / weights.name
-        shutil.copyfile(weights, model_file)
-        keys = create_keys(run)
-        ledger = AuditLedger.open(
-            run / AUDIT, keyring=keys.keyring, signing_key=SigningKey.generate(), fsync="never"
-        )
+        try:
+            (run / CONFIG).write_text(config.to_yaml(), encoding="utf-8")
+            if signature is not None:  # it signs the resolved form, which config.yaml holds
+                shutil.copyfile(signature, run / (CONFIG + ".sig"))
+            (run / "model").mkdir()
+            model_file = run / "model" / weights.name
+            shutil.copyfile(weights, model_file)
+            keys = create_keys(run)
+            ledger = AuditLedger.open(
+                run / AUDIT, keyring=keys.keyring, signing_key=SigningKey.generate(), fsync="never"
+            )
+        except BaseException:
+            shutil.rmtree(run, ignore_errors=True)  # new and empty when we made it: no run yet
+            raise
         body: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,

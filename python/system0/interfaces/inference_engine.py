@@ -31,10 +31,10 @@ When the engine is idle (nothing queued, no batch running), a blocking ``infer``
 request on the caller's thread instead of handing it to the worker: the same checks,
 breaker and telemetry, without a thread switch (what makes a batch-1 call cheap).
 
-* **flight recorder** (``recorder=``): called once per batch that ran (and once per inline
-  call) after its answers are settled, with a :class:`DecisionBatch`: the matrix exactly as
-  the model saw it (padding included), how many of its rows are real, the outputs, the
-  actions and the fallback flag, so that every decision can be replayed bit for bit.
+The flight recorder (``recorder=``) is called once per batch that ran (and once per inline
+call) after its answers are settled, with a :class:`DecisionBatch`: the matrix exactly as the
+model saw it (padding included), how many of its rows are real, the outputs, the actions and
+the fallback flag, so that every decision can be replayed bit for bit.
 """
 
 from __future__ import annotations
@@ -580,8 +580,11 @@ class InferenceEngine:
     def _record(self, decisions: DecisionBatch) -> None:
         """Hand one settled batch to the flight recorder; its failure is counted, not raised:
         a recorder must never change an answer."""
+        recorder = self.recorder
+        if recorder is None:
+            return
         try:
-            self.recorder(decisions)  # type: ignore[misc]
+            recorder(decisions)
         except Exception:
             _log.exception(
                 "%s: the flight recorder failed on batch %d", self.name, decisions.batch_id
