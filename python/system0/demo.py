@@ -1,261 +1,190 @@
-"""``system0 demo``: the main job on simulated matches.
+"""``system0 demo``: the main job on simulated matches, written to one run folder.
 
-Matches of the seeded simulator run side by side, each on its own thread, streaming one game
-state per champion per tick at the tick rate. Every state goes through the inference engine
-(validation, admission, dynamic batching across matches, deadline, breaker) with the latency
-budget; the answer (or the scripted player's, when the engine refused or answered too late)
-is the champion's action in the next tick, and each (state, action) pair is recorded as a
-training sample. The run ends with a report (throughput, latency quantiles, budget breaches,
-rejections, batch sizes, joules where measurable) and an HTML page with latency plots.
+The demo loads an ``AIConfig`` (the defaults, or ``--config FILE``, whose signature is
+verified when it has one), forks it with the engine flags given on the command line, and
+plays seeded matches side by side: every game state goes through the inference engine
+(validation, admission, dynamic batching, deadline, breaker) inside the latency budget, and
+the flight recorder keeps every decision the engine made. Afterwards everything lands in one
+run folder (see ``system0.run_folder``): the training samples and the recorded decisions
+through ``ScalableStorage`` (one version each, tagged with the run id), an audit ledger whose
+keyring is sealed by a KeyProvider, the effective config, the weights that ran, the HTML
+report and the ``run.json`` manifest. ``system0 replay RUN`` re-runs the decisions.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
-import threading
-import time
-from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from system0 import _core
 from system0.core import energy, tracing
+from system0.core.config import AIConfig
 from system0.demo_report import DemoFigures, render_html, render_text
-from system0.errors import DeadlineExceeded, Overloaded
-from system0.interfaces.inference_engine import InvalidRequest
+from system0.errors import Error
 
-DEFAULT_HTML = "system0-demo-report.html"
-
-
-class _Sink:
-    """What the match threads saw, gathered under one lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.latencies: list[int] = []
-        self.finished: list[float] = []
-        self.overloaded = self.deadline = self.fallbacks = self.agree = self.answered = 0
-        self.invalid = 0
-        self.samples_x: list[np.ndarray] = []
-        self.samples_a: list[np.ndarray] = []
-        self.samples_fb: list[np.ndarray] = []
+__all__ = ["add_demo_command", "fallback_policy", "load_config", "run_demo"]
 
 
-def _play(
-    match: int, args: argparse.Namespace, engine: Any, sink: _Sink, t0: float, log: Any
-) -> None:
-    # one trace per match: each request's span is a child of it, each log line carries it
-    with tracing.span("demo.match", match=match):
-        _play_ticks(match, args, engine, sink, t0, log)
+def fallback_policy(n_actions: int) -> Any:
+    """The engine's fallback in the demo (and in its replay): the scripted player, one-hot."""
+    from system0.game.heuristic import heuristic_probabilities
+
+    def fallback(x: Any) -> Any:
+        return heuristic_probabilities(x, n_actions)
+
+    return fallback
 
 
-def _play_ticks(
-    match: int, args: argparse.Namespace, engine: Any, sink: _Sink, t0: float, log: Any
-) -> None:
-    from system0.game.heuristic import heuristic_actions
-    from system0.game.simulator import MatchSimulator
+def load_config(
+    path: str | None, trusted: list[str] | None = None
+) -> tuple[AIConfig, str | None, Path | None]:
+    """The config, the key id that signed it (None: unsigned) and its signature file.
 
-    sim = MatchSimulator(seed=args.seed * 1_000_003 + match)
-    rng = np.random.default_rng(args.seed * 7 + match)
-    budget = args.budget / 1e3
-    period = 1.0 / args.tick_rate
-    next_tick = time.perf_counter()
-    for _ in range(args.ticks):
-        tick = sim.observe()
-        scripted = heuristic_actions(tick.features)
-        actions = scripted.copy()
-        fallback = np.ones(len(actions), dtype=bool)
-        futs: list[Future[Any] | None] = []
-        overloaded = invalid = 0
-        for state in tick.states:
-            if args.corrupt and rng.random() < args.corrupt:
-                state = {**state, "health": -1.0}  # a producer bug: refused, not run
-            try:
-                futs.append(engine.submit(state, budget))
-            except Overloaded:
-                futs.append(None)
-                overloaded += 1
-            except InvalidRequest:
-                futs.append(None)
-                invalid += 1
-        lat, fin = [], []
-        deadline = agree = fbs = 0
-        for i, f in enumerate(futs):
-            if f is None:
-                continue
-            try:
-                r = f.result(timeout=budget * 20 + 1.0)
-            except DeadlineExceeded:
-                deadline += 1
-                continue
-            actions[i] = r.action
-            fallback[i] = r.fallback
-            fbs += r.fallback
-            agree += r.action == scripted[i]
-            lat.append(r.total_ns)
-            fin.append(time.perf_counter() - t0)
-        with sink.lock:
-            sink.latencies += lat
-            sink.finished += fin
-            sink.answered += len(lat)
-            sink.overloaded += overloaded
-            sink.invalid += invalid
-            sink.deadline += deadline
-            sink.fallbacks += fbs
-            sink.agree += agree
-            sink.samples_x.append(tick.features)
-            sink.samples_a.append(actions.copy())
-            sink.samples_fb.append(fallback)
-        if log is not None:
-            log.info("tick", match=match, tick=tick.index, actions=actions.tolist())
-        sim.step(actions)
-        next_tick += period
-        pause = next_tick - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
+    A file with a ``<file>.sig`` beside it must verify against the trusted keys (``trusted``,
+    else ``$SYSTEM0_CONFIG_TRUSTED_KEYS``): a signature that cannot be checked is refused,
+    not ignored. Without a signature the file loads as ``system0 config show`` loads it (so
+    trusted keys, when configured, still refuse it).
+    """
+    from system0.core import config as cfg
+    from system0.core import config_signing as signing
+
+    if path is None:
+        return AIConfig(), None, None
+    sig = signing.signature_path(path)
+    if sig.exists():
+        config, key = cfg.verify_file(path, trusted_keys=trusted or None)
+        return config, key, sig
+    return cfg.load_from_yaml(path, trusted_keys=trusted or None), None, None
 
 
-def _progress(threads: list[threading.Thread], sink: _Sink, total: int, show: bool) -> None:
-    tty = sys.stderr.isatty()
-    marks = {25, 50, 75}
-    while any(t.is_alive() for t in threads):
-        time.sleep(0.2)
-        done = sink.answered + sink.overloaded + sink.deadline + sink.invalid
-        pct = 100.0 * done / max(1, total)
-        if not show:
-            continue
-        if tty:
-            k = int(pct / 100 * 30)
-            sys.stderr.write(f"\r[{'#' * k}{'.' * (30 - k)}] {pct:5.1f}%  {done}/{total} states")
-            sys.stderr.flush()
-        else:
-            for m in sorted(marks):
-                if pct >= m:
-                    print(f"progress: {m}% ({done}/{total} states)", file=sys.stderr)
-                    marks.discard(m)
-    if show and tty:
-        sys.stderr.write(f"\r[{'#' * 30}] 100.0%  {total}/{total} states\n")
-
-
-def _audit(args: argparse.Namespace, policy_hash: str, sink: _Sink, wall: float) -> str:
-    """Record the run in an encrypted, signed audit ledger where the security spine exists."""
-    import importlib.util
-    import tempfile
-
-    if importlib.util.find_spec("system0.security.audit") is None:
-        return "not written (system0.security.audit is not part of this build)"
-    from system0.security.audit import AuditLedger
-    from system0.security.encryption import Keyring, SigningKey
-
-    where = pathlib.Path(args.audit or tempfile.mkdtemp(prefix="system0-demo-")) / "audit"
-    ledger = AuditLedger.open(
-        where, keyring=Keyring.generate(), signing_key=SigningKey.generate(), fsync="never"
+def _overrides(args: argparse.Namespace) -> list[str]:
+    pairs = (
+        ("inference.max_batch", args.max_batch),
+        ("inference.max_wait_ms", args.max_wait),
+        ("inference.latency_budget_ms", args.budget),
     )
-    try:
-        first = ledger.append_many(
-            {
-                "type": "match_played",
-                "match": m,
-                "seed": args.seed * 1_000_003 + m,
-                "ticks": args.ticks,
-                "policy": policy_hash,
-            }
-            for m in range(args.matches)
+    return [f"{k}={v}" for k, v in pairs if v is not None]
+
+
+def _check_flags(args: argparse.Namespace) -> str | None:
+    for name, value in (("matches", args.matches), ("ticks", args.ticks)):
+        if value < 1:
+            return f"--{name} must be >= 1"
+    if not args.tick_rate > 0:
+        return "--tick-rate must be > 0"
+    for name, value in (("budget", args.budget), ("max-wait", args.max_wait)):
+        if value is not None and not value > 0:
+            return f"--{name} must be > 0"
+    if args.max_batch is not None and args.max_batch < 1:
+        return "--max-batch must be >= 1"
+    if args.out and args.out.endswith(".html"):
+        return (
+            "--out is the run folder now (the HTML report is RUN/report.html); "
+            f"give a folder, not {args.out!r}"
         )
-        ledger.log_data_access(
-            "system0-demo",
-            f"training-samples/{args.samples or 'memory'}",
-            "write",
-            "allow",
-            {"samples": sum(len(a) for a in sink.samples_a), "wall_s": round(wall, 3)},
-        )
-        ledger.checkpoint()
-        key = ledger.public_key
-        ok = key is not None and ledger.inclusion_proof(first).verify(key)
-        size = ledger.size
-    finally:
-        ledger.close()
-    proof = "verified" if ok else "FAILED"
-    return f"{size} entries in {where} (signed checkpoint; inclusion proof {proof})"
+    if args.record == "sampled" and not 0 < args.record_rate <= 1:
+        return "--record-rate must be in (0, 1]"
+    return None
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from system0.game.contract import state_validator
-    from system0.game.heuristic import heuristic_probabilities
-    from system0.game.policy import load_policy
-    from system0.game.simulator import CHAMPIONS
-    from system0.interfaces.inference_engine import InferenceEngine
-
-    for name, value, low in (("matches", args.matches, 1), ("ticks", args.ticks, 1)):
-        if value < low:
-            print(f"system0 demo: --{name} must be >= {low}", file=sys.stderr)
-            return 2
-    if not (args.tick_rate > 0 and args.budget > 0):
-        print("system0 demo: --tick-rate and --budget must be > 0", file=sys.stderr)
+    problem = _check_flags(args)
+    if problem:
+        print(f"system0 demo: {problem}", file=sys.stderr)
         return 2
-    print(f"system0 {_core.__version__}: clock source {_core.clock_source()}")
     try:
-        opts: dict[str, Any] = {"device": args.device} if args.backend == "torch" else {}
-        model = load_policy(args.backend, **opts)
+        return _run(args)
     except ImportError as exc:
         print(f"system0 demo: {exc}", file=sys.stderr)
-        return 2
+    except Error as exc:
+        print(f"system0 demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from system0.demo_play import PlaySettings, play_matches
+    from system0.demo_run import RunWriter
+    from system0.game.contract import state_validator
+    from system0.game.policy import load_policy, policy_weights_path
+    from system0.game.simulator import CHAMPIONS
+    from system0.interfaces.flight_recorder import FlightRecorder
+    from system0.interfaces.inference_engine import InferenceEngine
+
+    base, signed_by, sig = load_config(args.config, args.trusted)
+    overrides = _overrides(args)
+    config = base.fork_for_experiment("demo-cli", overrides) if overrides else base
+    inf = config.inference
+    print(f"system0 {_core.__version__}: clock source {_core.clock_source()}")
+    opts: dict[str, Any] = {"device": args.device} if args.backend == "torch" else {}
+    model = load_policy(args.backend, **opts)
     info = model.introspect()
+    pinned = config.model.artifact_sha256
+    if pinned is not None and pinned != info.content_hash:
+        raise Error(
+            f"the config pins model.artifact_sha256 {pinned}, but the shipped policy is "
+            f"{info.content_hash}; fix the config or ship the pinned weights"
+        )
+    budget_ms = inf.latency_budget_ms
     print(
-        f"policy {info.content_hash[:12]} on {info.backend} ({info.device}), "
-        f"{info.parameter_count} parameters; {args.matches} matches x {len(CHAMPIONS)} "
-        f"champions x {args.ticks} ticks at {args.tick_rate:g}/s, budget {args.budget:g} ms"
+        f"config {config.content_hash[:19]}; policy {info.content_hash[:12]} on {info.backend} "
+        f"({info.device}), {info.parameter_count} parameters; {args.matches} matches x "
+        f"{len(CHAMPIONS)} champions x {args.ticks} ticks at {args.tick_rate:g}/s, "
+        f"budget {budget_ms:g} ms"
     )
-    buckets = getattr(model, "buckets", ())
-    max_batch = min(args.max_batch, buckets[-1]) if buckets else args.max_batch
+    buckets = tuple(getattr(model, "buckets", ()))
+    max_batch = min(inf.max_batch, buckets[-1]) if buckets else inf.max_batch
+    recorder = None
+    if args.record != "off":
+        recorder = FlightRecorder(args.record, rate=args.record_rate, seed=args.seed)
+    n_actions = info.outputs[0].shape[-1] or 8
     engine = InferenceEngine(
         model,
         max_batch=max_batch,
-        max_wait=args.max_wait / 1e3,
+        max_wait=inf.max_wait_ms / 1e3,
         buckets=buckets,
-        fallback=lambda x: heuristic_probabilities(x, info.outputs[0].shape[-1] or 8),
+        queue_capacity=inf.queue_capacity,
+        fallback=fallback_policy(n_actions),
         validator=state_validator(),
         energy=True,
         name="demo",
+        recorder=recorder,
     )
     engine.warmup()
     tracing.drain_spans()
-    log = None
-    fd = -1
+    settings = PlaySettings(
+        args.matches, args.ticks, args.tick_rate, args.seed, budget_ms / 1e3, args.corrupt
+    )
+    writer = RunWriter.create(
+        args.out, config, info, policy_weights_path(), signature=sig if not overrides else None
+    )
+    writer.started(settings, engine, signed_by=signed_by, overrides=overrides)
+    log, fd = None, -1
     if args.log:
         from system0.core.logging import get_logger
 
         fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         log = get_logger("system0.demo", fd=fd)
-    sink = _Sink()
-    total = args.matches * len(CHAMPIONS) * args.ticks
     try:
         with energy.measure() as meter:
-            t0 = time.perf_counter()
-            threads = [
-                threading.Thread(
-                    target=tracing.wrap(_play),
-                    args=(m, args, engine, sink, t0, log),
-                    name=f"match-{m}",
-                )
-                for m in range(args.matches)
-            ]
-            for t in threads:
-                t.start()
-            _progress(threads, sink, total, not args.no_progress)
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            sink, wall = play_matches(
+                engine,
+                settings,
+                champions=len(CHAMPIONS),
+                progress=not args.no_progress,
+                log=log,
+            )
     finally:
         engine.close()
         if fd >= 0:
             os.close(fd)
     tracing.flush_spans()
     spans = len(tracing.drain_spans())
+    result = writer.finish(sink, recorder, wall)
     st = engine.stats
     reasons = "; ".join(f"{k}: {v}" for k, v in meter.reasons.items()) or "no energy counter"
     fig = DemoFigures(
@@ -263,7 +192,7 @@ def run_demo(args: argparse.Namespace) -> int:
         matches=args.matches,
         ticks=args.ticks,
         tick_rate=args.tick_rate,
-        budget_ms=args.budget,
+        budget_ms=budget_ms,
         wall_s=wall,
         answered=sink.answered,
         fallbacks=sink.fallbacks,
@@ -277,32 +206,36 @@ def run_demo(args: argparse.Namespace) -> int:
         joules=meter.total_joules,
         joules_reason=reasons,
         spans=spans,
-        samples=sum(len(a) for a in sink.samples_a),
-        audit=_audit(args, info.content_hash, sink, wall),
+        samples=sink.samples,
+        audit=result.audit,
+        extra=result.rows(),
     )
     print("\nreport")
     print(render_text(fig))
-    if args.samples:
-        np.savez_compressed(
-            args.samples,
-            features=np.concatenate(sink.samples_x),
-            actions=np.concatenate(sink.samples_a),
-            fallback=np.concatenate(sink.samples_fb),
-        )
-        print(f"training samples written to {args.samples}")
     if not args.no_html:
-        out = pathlib.Path(args.out or DEFAULT_HTML)
-        out.write_text(render_html(fig), encoding="utf-8")
-        print(f"HTML report written to {out.resolve()}")
+        page = writer.run / "report.html"
+        page.write_text(render_html(fig), encoding="utf-8")
+        print(f"HTML report written to {page.resolve()}")
+    print(f"run folder {writer.run}; replay it with: system0 replay {writer.run}")
     return 0
 
 
 def add_demo_command(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the main job: simulated matches through the inference engine",
+        help="run the main job: simulated matches through the engine, into a run folder",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", default=None, help="AIConfig YAML (default: the defaults)")
+    p.add_argument(
+        "--trusted",
+        action="append",
+        metavar="PUBLIC_KEY",
+        help="trusted key for a signed --config (repeatable; default $SYSTEM0_CONFIG_TRUSTED_KEYS)",
+    )
+    p.add_argument(
+        "--out", default=None, help="run folder (default ./system0-runs/<run id>); must be new"
     )
     p.add_argument(
         "--backend",
@@ -317,11 +250,19 @@ def add_demo_command(sub: Any) -> None:
         "--tick-rate", type=float, default=50.0, help="ticks per second per match (default 50)"
     )
     p.add_argument(
-        "--budget", type=float, default=20.0, help="latency budget per request, ms (default 20)"
+        "--budget",
+        type=float,
+        default=None,
+        help="latency budget per request, ms (default: inference.latency_budget_ms)",
     )
-    p.add_argument("--max-batch", type=int, default=64, help="engine max batch (default 64)")
     p.add_argument(
-        "--max-wait", type=float, default=1.0, help="engine batching window, ms (default 1)"
+        "--max-batch", type=int, default=None, help="engine max batch (default: the config's)"
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="engine batching window, ms (default: inference.max_wait_ms)",
     )
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     p.add_argument(
@@ -331,14 +272,19 @@ def add_demo_command(sub: Any) -> None:
         help="fraction of records corrupted before submission, to show the "
         "contract refusing them (default 0)",
     )
-    p.add_argument("--out", default=None, help=f"HTML report path (default ./{DEFAULT_HTML})")
+    p.add_argument(
+        "--record",
+        choices=("complete", "sampled", "off"),
+        default="complete",
+        help="flight recorder: every batch (default), a sampled share, or none",
+    )
+    p.add_argument(
+        "--record-rate",
+        type=float,
+        default=0.1,
+        help="share of batches a sampled recording keeps (default 0.1)",
+    )
     p.add_argument("--no-html", action="store_true", help="write no HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--samples", default=None, help="write training samples to this .npz")
-    p.add_argument(
-        "--audit",
-        default=None,
-        help="directory for the run's audit ledger (default: a new temporary one)",
-    )
     p.add_argument("--log", default=None, help="file for JSON logs, one per tick per match")
     p.set_defaults(run=run_demo)

@@ -30,12 +30,18 @@ awaitable form, ``infer`` the blocking one). On the way:
 When the engine is idle (nothing queued, no batch running), a blocking ``infer`` runs its
 request on the caller's thread instead of handing it to the worker: the same checks,
 breaker and telemetry, without a thread switch (what makes a batch-1 call cheap).
+
+The flight recorder (``recorder=``) is called once per batch that ran (and once per inline
+call) after its answers are settled, with a :class:`DecisionBatch`: the matrix exactly as the
+model saw it (padding included), how many of its rows are real, the outputs, the actions and
+the fallback flag, so that every decision can be replayed bit for bit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -55,6 +61,7 @@ from system0.interfaces.model_interface import AIModelInterface
 
 __all__ = [
     "BatchRecord",
+    "DecisionBatch",
     "InferenceEngine",
     "InferenceResult",
     "InvalidRequest",
@@ -64,6 +71,8 @@ __all__ = [
 Clock = Callable[[], int]
 Fallback = Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]]
 Validator = Callable[[Any], npt.NDArray[np.float32]]
+Recorder = Callable[["DecisionBatch"], None]
+_log = logging.getLogger("system0.interfaces.inference_engine")
 
 
 class InvalidRequest(ValidationError):
@@ -91,6 +100,33 @@ class InferenceResult:
     queue_wait_ns: int
     model_ns: int
     total_ns: int
+    row: int = 0  # this request's row in its batch: with batch_id, the decision's address
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionBatch:
+    """What the flight recorder gets for one batch: enough to run it again as it ran.
+
+    ``features`` is the matrix passed to the model, padding rows included (``padded`` rows);
+    the first ``rows`` are the real requests, in the order of their results' ``row``.
+    ``outputs`` (``rows`` rows) and ``actions`` are what the requests were answered;
+    ``fallback`` says the fallback policy answered them (``reason`` why). The arrays belong
+    to the engine and the model: a recorder that keeps them past the call copies them.
+    """
+
+    batch_id: int
+    features: npt.NDArray[np.float32]
+    rows: int
+    outputs: npt.NDArray[Any]
+    actions: npt.NDArray[np.int64]
+    fallback: bool
+    reason: str | None
+    inline: bool
+    model_ns: int
+
+    @property
+    def padded(self) -> int:
+        return int(self.features.shape[0])
 
 
 @dataclass(slots=True)
@@ -129,6 +165,7 @@ class EngineStats:
     deadline_exceeded: int = 0
     batches: int = 0
     inline: int = 0
+    recorder_errors: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
 
 
@@ -159,7 +196,10 @@ class InferenceEngine:
     raising :class:`InvalidRequest`), ``breaker`` (a ``CircuitBreaker``; default opens at 50 %
     failures over 10 calls for 5 s), ``clock`` (ns; tests inject a fake one), ``energy``
     (measure joules per batch), ``workers`` (batching threads), ``headroom`` (the share of a
-    budget the expected wait may fill, default 0.9). Call ``close()`` when done
+    budget the expected wait may fill, default 0.9), ``recorder`` (the flight recorder: a
+    callable taking each :class:`DecisionBatch`; it runs on the thread that ran the batch,
+    before the batch's futures are set, so it must be quick; an exception in it is counted
+    in ``stats.recorder_errors`` and never reaches a request). Call ``close()`` when done
     (or use it as a context manager).
     """
 
@@ -180,6 +220,7 @@ class InferenceEngine:
         name: str = "engine",
         history: int = 100_000,
         headroom: float = 0.9,
+        recorder: Recorder | None = None,
     ) -> None:
         if not 1 <= max_batch <= 4096:
             raise ValueError(f"max_batch must be in [1, 4096], got {max_batch}")
@@ -207,6 +248,7 @@ class InferenceEngine:
         self._infer = model.infer if validator is not None else model.infer_checked
         self.clock = clock
         self.energy = energy
+        self.recorder = recorder
         if energy:  # the first reading of a slow counter (NVML) waits: not in a request
             _energy.read_counters(energy=True, cpu=False)
         self.breaker = breaker or CircuitBreaker(
@@ -459,8 +501,14 @@ class InferenceEngine:
         self._h_wait.record(wait)
         self._h_total.record(total)
         row = out[0]
+        action = int(row.argmax())
+        if self.recorder is not None:
+            acts = np.array([action], np.int64)
+            self._record(
+                DecisionBatch(batch_id, x, 1, out, acts, reason is not None, reason, True, model_ns)
+            )
         return InferenceResult(
-            row, int(row.argmax()), reason is not None, reason, 1, batch_id, wait, model_ns, total
+            row, action, reason is not None, reason, 1, batch_id, wait, model_ns, total
         )
 
     def _run_batch(self, batch: list[_Request]) -> list[InferenceResult | BaseException]:
@@ -507,7 +555,8 @@ class InferenceEngine:
             "batch.trace_id": bspan.trace_id_hex,
             "batch.span_id": bspan.span_id_hex,
         }
-        actions = out.argmax(axis=1).tolist()
+        acts = out.argmax(axis=1)
+        actions = acts.tolist()
         h_wait, h_total, span = self._h_wait, self._h_total, tracing.span
         for j, i in enumerate(live):
             r = batch[i]
@@ -516,7 +565,7 @@ class InferenceEngine:
             h_wait.record(wait)
             h_total.record(total)
             answers[i] = InferenceResult(
-                out[j], actions[j], fb, reason, n, batch_id, wait, model_ns, total
+                out[j], actions[j], fb, reason, n, batch_id, wait, model_ns, total, j
             )
             # the request's own span, in its caller's trace, pointing at the batch it rode in;
             # a request submitted outside any trace has no trace to join, and its timing is
@@ -524,7 +573,24 @@ class InferenceEngine:
             if r.parent is not None:
                 with span("engine.request", parent=r.parent, **link):
                     pass
+        if self.recorder is not None:
+            self._record(DecisionBatch(batch_id, x, n, out, acts, fb, reason, False, model_ns))
         return answers
+
+    def _record(self, decisions: DecisionBatch) -> None:
+        """Hand one settled batch to the flight recorder; its failure is counted, not raised:
+        a recorder must never change an answer."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            recorder(decisions)
+        except Exception:
+            _log.exception(
+                "%s: the flight recorder failed on batch %d", self.name, decisions.batch_id
+            )
+            with self._lock:
+                self.stats.recorder_errors += 1
 
     def _execute(
         self, x: npt.NDArray[np.float32], n: int, span: Any
