@@ -553,7 +553,9 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 # ledger
 _Checkpoint = tuple[int, bytes, int, bytes]
-_Report = tuple[int, bytes, int, int, bool, bool, int]
+_AnchorOutcome = tuple[int, int, list[bytes]]
+_Report = tuple[int, bytes, int, int, bool, bool, int, int, _AnchorOutcome | None]
+_Anchor = tuple[bytes, int, bytes, int, bytes]
 
 @final
 class Ledger:
@@ -586,10 +588,15 @@ class Ledger:
     def consistency_proof(self, old_size: int, size: int) -> list[bytes]: ...
     def raw_entry(self, index: int) -> bytes: ...
     def read(self, index: int) -> tuple[int, bytes]: ...
-    def verify(self, public_key: bytes | None = None, deep: bool = True) -> _Report: ...
+    def verify(
+        self, public_key: bytes | None = None, deep: bool = True, anchor: _Anchor | None = None
+    ) -> _Report: ...
 
 def ledger_verify(
-    path: str | PathLike[str], public_key: bytes | None = None, keyring: Keyring | None = None
+    path: str | PathLike[str],
+    public_key: bytes | None = None,
+    keyring: Keyring | None = None,
+    anchor: _Anchor | None = None,
 ) -> _Report: ...
 def ledger_info(path: str | PathLike[str]) -> tuple[bytes, bytes | None, list[_Checkpoint]]: ...
 def merkle_leaf_hash(entry: bytes) -> bytes: ...
