@@ -52,7 +52,8 @@ class Run:
 
     def export(self, name: str, *extra: str, ledger: Path | None = None) -> Path:
         out = self.tmp / name
-        assert main(["audit", "checkpoint", str(ledger or self.dir), "--out", str(out), *extra]) == 0
+        args = ["audit", "checkpoint", str(ledger or self.dir), "--out", str(out), *extra]
+        assert main(args) == 0
         assert f"to {out}" in self.capsys.readouterr().out
         return out
 
