@@ -466,6 +466,28 @@ impl Keyring {
         }
     }
 
+    /// Why this keyring cannot open `envelope_bytes`, or None when it holds the active key
+    /// that sealed it. Reads only the header: the key id, and the key commitment (a public
+    /// fingerprint of the sealing key), so a keyring with another key under the same id is
+    /// told apart from a tampered envelope without trying to decrypt it.
+    pub fn missing_key(&self, envelope_bytes: &[u8]) -> CoreResult<Option<String>> {
+        let header = envelope::parse_header(envelope_bytes)?;
+        let st = self.read()?;
+        let id = header.key_id;
+        let Ok(slot) = st.slot(id) else {
+            return Ok(Some(format!("its key {id} is not in the keyring given")));
+        };
+        Ok(match (slot.status, &slot.cipher) {
+            (KeyStatus::Active, Some(c)) if c.commitment() == &header.commitment => None,
+            (KeyStatus::Active, Some(_)) => Some(format!(
+                "it was sealed under another key than the keyring's key {id} (a different \
+                 keyring)"
+            )),
+            (KeyStatus::Disabled, _) => Some(format!("its key {id} is disabled")),
+            _ => Some(format!("its key {id} was destroyed (crypto-shredded)")),
+        })
+    }
+
     pub fn decrypt_into(
         &self,
         envelope_bytes: &[u8],

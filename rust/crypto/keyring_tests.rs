@@ -51,3 +51,32 @@ fn persisted_roundtrip_and_wrong_master() {
     assert!(Keyring::load(&path, &[6u8; 32]).is_err());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn missing_key_names_what_the_keyring_lacks_without_decrypting() {
+    let kr = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
+    let a = kr.rotate().unwrap();
+    let e1 = kr.encrypt(b"one", b"").unwrap();
+    assert_eq!(kr.missing_key(&e1).unwrap(), None);
+    let other = Keyring::new(MAX_MESSAGES_PER_KEY, None, true).unwrap();
+    assert_eq!(other.rotate().unwrap(), a); // the same id, another key
+    assert!(other
+        .missing_key(&e1)
+        .unwrap()
+        .unwrap()
+        .contains("another key"));
+    let b = kr.rotate().unwrap();
+    let e2 = kr.encrypt(b"two", b"").unwrap();
+    assert!(other
+        .missing_key(&e2)
+        .unwrap()
+        .unwrap()
+        .contains("not in the keyring"));
+    kr.destroy(a).unwrap();
+    assert!(kr.missing_key(&e1).unwrap().unwrap().contains("destroyed"));
+    assert_eq!(kr.missing_key(&e2).unwrap(), None);
+    kr.rotate().unwrap();
+    kr.disable(b).unwrap();
+    assert!(kr.missing_key(&e2).unwrap().unwrap().contains("disabled"));
+    assert!(kr.missing_key(b"short").is_err()); // not an envelope at all
+}

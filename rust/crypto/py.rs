@@ -201,6 +201,12 @@ impl PyKeyring {
         Ok(super::keyfile::read_provider_params(&path)?)
     }
 
+    /// Why this keyring cannot open `envelope` (no key of its id, disabled, destroyed, or
+    /// another key under that id), or None when it holds the key; nothing is decrypted.
+    fn missing_key(&self, envelope: &[u8]) -> PyResult<Option<String>> {
+        Ok(self.inner.missing_key(envelope)?)
+    }
+
     /// The key id an envelope names (parsed from its header; nothing is decrypted).
     #[staticmethod]
     fn envelope_key_id(envelope: &[u8]) -> PyResult<u32> {

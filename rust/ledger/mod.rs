@@ -1,7 +1,9 @@
 //! The audit ledger: an append-only, encrypted, Merkle-hashed log (RFC 9162 tree) with
 //! signed checkpoints. merkle.rs holds the tree and proofs, format.rs the bytes on disk,
-//! store.rs the writer, recover.rs the scan on open, verify.rs the streaming auditor.
+//! store.rs the writer, recover.rs the scan on open, verify.rs the streaming auditor,
+//! anchor.rs the check against a checkpoint kept outside the directory.
 
+pub mod anchor;
 pub mod format;
 pub mod merkle;
 pub mod py;

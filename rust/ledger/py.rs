@@ -7,6 +7,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::anchor::Anchor;
 use super::format::Checkpoint;
 use super::merkle::{self, Hash, Tree};
 use super::store::{Fsync, Ledger, Options};
@@ -15,8 +16,21 @@ use crate::crypto::py::{PyKeyring, PySigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
 
-/// `(entries, root, checkpoints, segments, signed, decrypted, shredded)`.
-type VerifyTuple = (u64, Vec<u8>, usize, usize, bool, bool, u64);
+/// `(entries, root, checkpoints, segments, signed, decrypted, shredded, covered, anchor)`,
+/// `anchor` being `(anchor size, checkpoint size, consistency proof)` when one was checked.
+type VerifyTuple = (
+    u64,
+    Vec<u8>,
+    usize,
+    usize,
+    bool,
+    bool,
+    u64,
+    u64,
+    Option<(u64, u64, Vec<Vec<u8>>)>,
+);
+/// An anchor from Python: `(ledger_id, size, root, time_unix_ns, signature)`.
+type AnchorTuple = (Vec<u8>, u64, Vec<u8>, u64, Vec<u8>);
 type CheckpointTuple<'py> = (u64, Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
 type LedgerInfo<'py> = (
     Bound<'py, PyBytes>,
@@ -195,13 +209,14 @@ impl PyLedger {
     }
 
     /// Stream-verify this ledger's files (after syncing them); decrypts every entry too when
-    /// the ledger has a keyring and `deep` is true.
-    #[pyo3(signature = (public_key = None, deep = true))]
+    /// the ledger has a keyring and `deep` is true; proves consistency with `anchor` if given.
+    #[pyo3(signature = (public_key = None, deep = true, anchor = None))]
     fn verify(
         &self,
         py: Python<'_>,
         public_key: Option<Vec<u8>>,
         deep: bool,
+        anchor: Option<AnchorTuple>,
     ) -> PyResult<VerifyTuple> {
         self.sync(py)?;
         let kr = if deep {
@@ -210,8 +225,33 @@ impl PyLedger {
             None
         };
         let dir = self.inner.dir().to_path_buf();
-        run_verify(py, dir, public_key, kr)
+        run_verify(py, dir, public_key, kr, anchor)
     }
+}
+
+fn to_anchor(t: AnchorTuple) -> PyResult<Anchor> {
+    let (id, size, root, time_unix_ns, sig) = t;
+    let ledger_id: [u8; 16] = id.as_slice().try_into().map_err(|_| {
+        CoreError::InvalidArgument(format!(
+            "an anchor's ledger id is 16 bytes, got {}",
+            id.len()
+        ))
+    })?;
+    let signature: [u8; 64] = sig.as_slice().try_into().map_err(|_| {
+        CoreError::InvalidArgument(format!(
+            "an anchor's Ed25519 signature is 64 bytes, got {}",
+            sig.len()
+        ))
+    })?;
+    Ok(Anchor {
+        ledger_id,
+        checkpoint: Checkpoint {
+            size,
+            root: hash32(&root, "the anchor's root")?,
+            time_unix_ns,
+            signature,
+        },
+    })
 }
 
 fn run_verify(
@@ -219,9 +259,16 @@ fn run_verify(
     dir: PathBuf,
     public_key: Option<Vec<u8>>,
     keyring: Option<Arc<crate::crypto::Keyring>>,
+    anchor: Option<AnchorTuple>,
 ) -> PyResult<VerifyTuple> {
+    let anchor = anchor.map(to_anchor).transpose()?;
     let r = without_gil(py, || {
-        verify::verify_dir(&dir, public_key.as_deref(), keyring.as_deref())
+        verify::verify_dir_anchored(
+            &dir,
+            public_key.as_deref(),
+            keyring.as_deref(),
+            anchor.as_ref(),
+        )
     })?;
     Ok((
         r.entries,
@@ -231,20 +278,32 @@ fn run_verify(
         r.signed,
         r.decrypted,
         r.shredded,
+        r.covered,
+        r.anchor.map(|a| {
+            let proof = a.proof.iter().map(|h| h.to_vec()).collect();
+            (a.size, a.checkpoint_size, proof)
+        }),
     ))
 }
 
-/// Verify a ledger directory in bounded memory: `(entries, root, checkpoints, segments,
-/// signed, decrypted)`; raises IntegrityError naming the first bad entry.
+/// Verify a ledger directory in bounded memory (see `VerifyTuple`), and its consistency with
+/// `anchor` when given; raises IntegrityError naming the first bad entry.
 #[pyfunction]
-#[pyo3(signature = (path, public_key = None, keyring = None))]
+#[pyo3(signature = (path, public_key = None, keyring = None, anchor = None))]
 fn ledger_verify(
     py: Python<'_>,
     path: PathBuf,
     public_key: Option<Vec<u8>>,
     keyring: Option<PyRef<'_, PyKeyring>>,
+    anchor: Option<AnchorTuple>,
 ) -> PyResult<VerifyTuple> {
-    run_verify(py, path, public_key, keyring.map(|k| k.inner.clone()))
+    run_verify(
+        py,
+        path,
+        public_key,
+        keyring.map(|k| k.inner.clone()),
+        anchor,
+    )
 }
 
 /// `(ledger_id, public_key or None, checkpoints)` read from a ledger directory.

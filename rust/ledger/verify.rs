@@ -2,12 +2,14 @@
 //! right edge of the tree (O(log n) hashes), one record and the checkpoints, never the whole
 //! log. Without a keyring it checks what an auditor can: framing, checksums, order, the hash
 //! chain of previous roots, and signed checkpoints. With the keyring it also authenticates
-//! every envelope against its index, time and previous root.
+//! every envelope against its index, time and previous root. With an anchor (a checkpoint
+//! kept outside the directory, see anchor.rs) it also proves the log extends the anchor.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use super::anchor::{self, Anchor, AnchorOutcome, ProofCollector};
 use super::format::{self, buffer_size, Next, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, CompactRange, Hash};
 use super::recover::{check_checkpoint, list_segments, read_checkpoints, read_meta};
@@ -25,6 +27,11 @@ pub struct Report {
     /// Entries sealed under keys that were destroyed (crypto-shredded): their bytes still
     /// verify in the tree, their contents are gone.
     pub shredded: u64,
+    /// Entries covered by the newest signed checkpoint (0 without one); the rest of
+    /// `entries` were appended after it and no signature vouches for them yet.
+    pub covered: u64,
+    /// Set when an anchor was given and the ledger proved consistent with it.
+    pub anchor: Option<AnchorOutcome>,
 }
 
 /// Verify the ledger in `dir`. `public_key` overrides the key recorded in ledger.meta (an
@@ -33,6 +40,19 @@ pub fn verify_dir(
     dir: &Path,
     public_key: Option<&[u8]>,
     keyring: Option<&Keyring>,
+) -> CoreResult<Report> {
+    verify_dir_anchored(dir, public_key, keyring, None)
+}
+
+/// `verify_dir`, and then prove the ledger is an append-only extension of `anchor`: its
+/// signature is checked first (with `public_key`, else the key in ledger.meta), the
+/// consistency proof from the anchor to the newest signed checkpoint is built while
+/// streaming and checked at the end.
+pub fn verify_dir_anchored(
+    dir: &Path,
+    public_key: Option<&[u8]>,
+    keyring: Option<&Keyring>,
+    anchor: Option<&Anchor>,
 ) -> CoreResult<Report> {
     let mut meta = read_meta(dir)?;
     if let Some(pk) = public_key {
@@ -57,6 +77,23 @@ pub fn verify_dir(
     }
     let mut checkpoints = read_checkpoints(dir)?;
     checkpoints.sort_by_key(|c| c.size);
+    let newest = checkpoints.last().cloned();
+    let mut collector = None;
+    if let Some(a) = anchor {
+        let pk = meta.public_key.ok_or_else(|| {
+            CoreError::InvalidArgument(
+                "checking an anchor needs the ledger's public key: this ledger records none, \
+                 pass the trusted one"
+                    .into(),
+            )
+        })?;
+        anchor::check_signature(a, &meta.ledger_id, &pk)?;
+        if let Some(n) = &newest {
+            if a.checkpoint.size <= n.size {
+                collector = Some(ProofCollector::new(a.checkpoint.size, n.size));
+            }
+        }
+    }
     let mut next_cp = 0;
     let names = list_segments(dir)?;
     if names.is_empty() {
@@ -151,7 +188,11 @@ pub fn verify_dir(
                     })?;
                 }
             }
-            tree.push(leaf_hash(&body));
+            let leaf = leaf_hash(&body);
+            if let Some(c) = collector.as_mut() {
+                c.push(&leaf);
+            }
+            tree.push(leaf);
             check_cps(&tree, &mut next_cp)?;
         }
     }
@@ -165,7 +206,18 @@ pub fn verify_dir(
             tree.size()
         )));
     }
+    let outcome = match anchor {
+        Some(a) => Some(anchor::check_extends(
+            a,
+            tree.size(),
+            newest.as_ref(),
+            collector.and_then(ProofCollector::finish),
+        )?),
+        None => None,
+    };
     Ok(Report {
+        covered: newest.as_ref().map_or(0, |c| c.size),
+        anchor: outcome,
         entries: tree.size(),
         root: tree.root(),
         checkpoints: checkpoints.len(),

@@ -3,6 +3,11 @@
 The storage root comes from ``--root``, else ``$SYSTEM0_DATA_ROOT``, else ``system0-data``.
 Exit codes: 0 success, 1 ``verify`` found corruption, 2 any other error, printed to stderr as
 ``error: <message>`` (never a traceback).
+
+``verify`` on an encrypted dataset checks the ciphertext's checksums without the key; with
+``--keyring FILE`` (and ``--passphrase-env VAR`` or ``--secret-env VAR``) it also decrypts and
+decodes every blob. A dataset it could not open for lack of the key is named on its line and
+at the end, and is not corruption: the exit status stays 0. ``--json`` prints one JSON report.
 """
 
 from __future__ import annotations
@@ -35,13 +40,13 @@ def _guarded(fn: Command) -> Command:
     return run
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, keyring: Any = None) -> Any:
     from system0.data.storage import ScalableStorage
 
     root = args.root or os.environ.get("SYSTEM0_DATA_ROOT") or "system0-data"
     if not os.path.isdir(root):
         raise Error(f"no storage at {root!r}; pass --root or set SYSTEM0_DATA_ROOT")
-    return ScalableStorage(root)
+    return ScalableStorage(root, keyring=keyring)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -83,17 +88,53 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_line(r: Any) -> str:
+    counts = f"{r.versions} version(s), {r.segments} segment placement(s), {r.blobs} blob(s)"
+    if r.opened:
+        return f"{r.dataset}: ok ({counts}, {r.bytes} bytes verified)"
+    reasons = sorted({why for _, why in r.unopened})
+    return (
+        f"{r.dataset}: ciphertext ok, not opened ({counts}, {r.bytes} encrypted bytes checked "
+        f"against their SHA-256; {len(r.unopened)} blob(s) not decrypted: {'; '.join(reasons)})"
+    )
+
+
+def _verify_json(r: Any) -> dict[str, Any]:
+    return {
+        "dataset": r.dataset,
+        "ok": True,
+        "encrypted": r.encrypted,
+        "opened": r.opened,
+        "versions": r.versions,
+        "segments": r.segments,
+        "blobs": r.blobs,
+        "bytes": r.bytes,
+        "unopened": [{"location": where, "reason": why} for where, why in r.unopened],
+    }
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from system0.data.storage_integrity import verify
+    from system0.security.keyring_cli import keyring_from_args
 
-    with _open(args) as s:
+    with _open(args, keyring_from_args(args)) as s:
         names = [args.dataset] if args.dataset else s.datasets()
+        reports = []
         for name in names:
             r = verify(s, name, args.version)
-            print(
-                f"{name}: ok ({r.versions} version(s), {r.segments} segment placement(s), "
-                f"{r.blobs} blob(s), {r.bytes} bytes verified)"
-            )
+            reports.append(r)
+            if not args.json:
+                print(_verify_line(r))
+    unopened = [r.dataset for r in reports if not r.opened]
+    if args.json:
+        doc = {"ok": True, "datasets": [_verify_json(r) for r in reports], "unopened": unopened}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    elif unopened:
+        print(
+            f"not opened for lack of the key: {', '.join(unopened)} (their ciphertext is intact; "
+            "pass --keyring FILE with --passphrase-env VAR or --secret-env VAR to check their "
+            "contents too)"
+        )
     return 0
 
 
@@ -136,6 +177,10 @@ def add_data_commands(sub: Any) -> None:
     p = cmds.add_parser("verify", help="check every stored checksum (exit 1 on corruption)")
     p.add_argument("dataset", nargs="?", default=None)
     p.add_argument("--version", default=None, help="only this tag or id")
+    p.add_argument("--json", action="store_true", help="print one JSON report")
+    from system0.security.keyring_cli import add_keyring_arguments
+
+    add_keyring_arguments(p, "also decrypt and decode encrypted datasets")
     p.set_defaults(run=_guarded(_cmd_verify))
 
     p = cmds.add_parser("tag", help="pin a version under a name (tags are kept by retention)")

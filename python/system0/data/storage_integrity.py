@@ -6,6 +6,14 @@ for a plaintext segment that hash is also its id in the manifest), decryption (c
 key or tampering, for encrypted datasets), that the blob decodes as Parquet, and that every
 segment's rows lie inside its blob and match the manifest. The first failure raises
 ``IntegrityError`` naming the file.
+
+An encrypted blob's catalog checksum is of its ciphertext, so it is checked without the key.
+When the key is not at hand (no keyring, or a system0 keyring without the key that sealed the
+blob: absent, disabled, destroyed, or another key under the same id, told by the envelope's
+public key commitment) the blob is not opened: it is listed in ``VerifyReport.unopened`` with
+the reason, never reported as corrupt, and only what needs the plaintext (Parquet decoding,
+rows inside the blob) is left unchecked. The sealing key present but the envelope failing to
+authenticate is an ``IntegrityError``, as before.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from system0 import _core
 from system0.data.storage_segments import decode_segment
 from system0.errors import Error, IntegrityError
 
 if TYPE_CHECKING:
     from system0.data.storage import ScalableStorage
+    from system0.data.storage_versions import Placement
 
 
 @dataclass
@@ -33,6 +43,30 @@ class VerifyReport:
     rows: int = 0
     bytes: int = 0
     locations: list[str] = field(default_factory=list)
+    encrypted: bool = False
+    # (location, why) of each blob whose ciphertext checksum held but that was not decrypted
+    # for lack of its key; its contents (Parquet, row bounds) are unchecked.
+    unopened: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def opened(self) -> bool:
+        """True when every blob was read down to its rows (decrypted where encrypted)."""
+        return not self.unopened
+
+
+def _missing_key(keyring: object, raw: bytes, where: str) -> str | None:
+    """Why the keyring cannot open ``raw`` (an envelope whose checksum already held), or None
+    when it holds the key that sealed it: then a failure to decrypt is tampering, not a lack
+    of the key. A system0 keyring tells from the envelope's header alone (key id and key
+    commitment); a foreign keyring names no keys, so only decrypting tells."""
+    if keyring is None:
+        return "no keyring was given"
+    if not isinstance(keyring, _core.Keyring):
+        return None
+    try:
+        return keyring.missing_key(raw)
+    except Error as e:
+        raise IntegrityError(f"{where}: not a system0 envelope: {e}") from e
 
 
 def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -> VerifyReport:
@@ -40,9 +74,10 @@ def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -
         [storage.resolve(dataset, version)] if version is not None else storage.versions(dataset)
     )
     report = VerifyReport(dataset, versions=len(versions))
+    report.encrypted = bool(storage.catalog.is_encrypted(dataset))
     placements = storage.catalog.placements(dataset)
     segments = {s.id: s for v in versions for s in v.manifest.segments}
-    checked: dict[tuple[str, str], int] = {}
+    checked: dict[tuple[str, str], int | None] = {}  # None: not opened, rows unknown
     for p in placements:
         if p.segment not in segments or p.backend not in storage.backends:
             continue
@@ -51,23 +86,22 @@ def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -
         key = (p.backend, p.blob)
         if key not in checked:
             raw = storage._fetch_blob(dataset, p)  # raises IntegrityError naming the file
-            try:
-                plain = storage._decode_blob(dataset, p, raw)
-                rows = decode_segment(plain).num_rows
-            except IntegrityError:
-                raise
-            except Error as e:
-                raise IntegrityError(f"{where}: could not be decrypted: {e}") from e
-            except Exception as e:  # pyarrow's own errors: the bytes are not Parquet
-                raise IntegrityError(f"{where}: not a readable Parquet segment: {e}") from e
-            checked[key] = rows
+            why = _missing_key(storage.keyring, raw, where) if report.encrypted else None
+            if why is not None:
+                report.unopened.append((where, why))
+                checked[key] = None
+            else:
+                checked[key] = _rows(storage, dataset, p, raw, where)
             report.blobs += 1
             report.bytes += len(raw)
             report.locations.append(where)
-        if p.row_offset + p.rows > checked[key] or p.rows != segments[p.segment].rows:
+        held = checked[key]
+        manifest_rows = segments[p.segment].rows
+        if (held is not None and p.row_offset + p.rows > held) or p.rows != manifest_rows:
             raise IntegrityError(
                 f"{where}: segment {p.segment[:12]} claims rows [{p.row_offset}, "
-                f"{p.row_offset + p.rows}) of {checked[key]} (manifest: {segments[p.segment].rows})"
+                f"{p.row_offset + p.rows}) of {held if held is not None else 'unknown'} "
+                f"(manifest: {manifest_rows})"
             )
         report.segments += 1
         report.rows += p.rows
@@ -77,8 +111,26 @@ def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -
             f"dataset {dataset!r}: segment(s) {', '.join(sorted(m[:12] for m in missing))} "
             "are listed in a manifest but stored on no configured tier"
         )
-    storage._audited("verify", dataset, version or "all", {"blobs": report.blobs})
+    meta = {"blobs": report.blobs, "unopened": len(report.unopened)}
+    storage._audited("verify", dataset, version or "all", meta)
     return report
+
+
+def _rows(storage: ScalableStorage, dataset: str, p: Placement, raw: bytes, where: str) -> int:
+    """Decrypt (where encrypted) and decode one blob; its row count."""
+    try:
+        plain = storage._decode_blob(dataset, p, raw)
+        rows: int = decode_segment(plain).num_rows
+    except IntegrityError:
+        raise
+    except Error as e:
+        raise IntegrityError(
+            f"{where}: could not be decrypted, though its ciphertext matches the catalog's "
+            f"checksum: {e}"
+        ) from e
+    except Exception as e:  # pyarrow's own errors: the bytes are not Parquet
+        raise IntegrityError(f"{where}: not a readable Parquet segment: {e}") from e
+    return rows
 
 
 def export_parquet(

@@ -16,7 +16,10 @@ lost on power failure; ``"interval"`` syncs when the last sync is older than
 ``segment_bytes``. Opening a ledger cuts a torn last record (reported in
 :attr:`AuditLedger.recovery`); any other damage raises :class:`~system0.errors.IntegrityError`.
 :meth:`AuditLedger.verify` and :func:`verify_ledger` stream the files in bounded memory and
-name the first bad entry.
+name the first bad entry; they report how many entries no signed checkpoint covers yet, and
+given an ``anchor`` (a checkpoint kept outside the directory, see
+:mod:`system0.security.audit_anchor`) they prove the ledger extends it, which catches a
+checkpoint file rolled back to an older copy and a log cut back to match it.
 """
 
 from __future__ import annotations
@@ -133,6 +136,15 @@ class InclusionProof:
 
 
 @dataclass(frozen=True)
+class AnchorCheck:
+    """The ledger proved an append-only extension of an anchor (a kept checkpoint)."""
+
+    size: int  # the anchor's tree size
+    checkpoint_size: int  # the newest signed checkpoint the consistency proof reaches
+    proof: list[bytes]  # RFC 9162 PROOF(size, D[checkpoint_size])
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     entries: int
     root: bytes
@@ -141,6 +153,14 @@ class VerifyReport:
     signed: bool  # checkpoint signatures were checked
     decrypted: bool  # every envelope was authenticated with the keyring
     shredded: int  # entries under destroyed keys: still hashed and verified, unreadable
+    covered: int = 0  # entries covered by the newest signed checkpoint
+    anchor: AnchorCheck | None = None  # set when an anchor was given and held
+
+    @property
+    def uncovered(self) -> int:
+        """Entries appended after the newest signed checkpoint: no signature vouches for
+        them yet, so dropping them is detectable only once a later checkpoint exists."""
+        return self.entries - self.covered
 
 
 @dataclass(frozen=True)
@@ -157,22 +177,40 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _report(r: tuple[int, bytes, int, int, bool, bool, int]) -> VerifyReport:
-    return VerifyReport(*r)
+_CoreReport = tuple[int, bytes, int, int, bool, bool, int, int, tuple[int, int, list[bytes]] | None]
+
+
+def _report(r: _CoreReport) -> VerifyReport:
+    entries, root, checkpoints, segments, signed, decrypted, shredded, covered, anchor = r
+    check = AnchorCheck(anchor[0], anchor[1], list(anchor[2])) if anchor is not None else None
+    return VerifyReport(
+        entries, root, checkpoints, segments, signed, decrypted, shredded, covered, check
+    )
+
+
+def _anchor(cp: Checkpoint | None) -> tuple[bytes, int, bytes, int, bytes] | None:
+    if cp is None:
+        return None
+    return (cp.ledger_id, cp.size, cp.root, cp.time_unix_ns, cp.signature)
 
 
 def verify_ledger(
     path: str | os.PathLike[str],
     public_key: bytes | None = None,
     keyring: Keyring | None = None,
+    *,
+    anchor: Checkpoint | None = None,
 ) -> VerifyReport:
     """Verify a ledger directory without opening it for writing (nothing is repaired).
 
     Pass the ``public_key`` you trust (not only the one stored beside the data) to check
     checkpoint signatures, and the ``keyring`` to authenticate every envelope as well.
-    Raises :class:`~system0.errors.IntegrityError` naming the first bad entry.
+    With ``anchor``, a checkpoint of this ledger kept elsewhere, also check its signature and
+    prove (RFC 9162 consistency proof to the newest signed checkpoint) that the ledger
+    extends it. Raises :class:`~system0.errors.IntegrityError` naming the first bad entry,
+    or why the ledger does not extend the anchor.
     """
-    return _report(_core.ledger_verify(Path(path), public_key, keyring))
+    return _report(_core.ledger_verify(Path(path), public_key, keyring, _anchor(anchor)))
 
 
 class AuditLedger:
@@ -317,13 +355,21 @@ class AuditLedger:
         """RFC 9162 proof that the tree of ``size`` extends the tree of ``old_size``."""
         return self._core.consistency_proof(old_size, self.size if size is None else size)
 
-    def verify(self, public_key: bytes | None = None, *, deep: bool = True) -> VerifyReport:
-        """Stream-verify the files: framing, order, hash chain, checkpoints and (``deep``,
-        with a keyring) every envelope. Raises IntegrityError naming the first bad entry."""
-        return _report(self._core.verify(public_key, deep))
+    def verify(
+        self,
+        public_key: bytes | None = None,
+        *,
+        deep: bool = True,
+        anchor: Checkpoint | None = None,
+    ) -> VerifyReport:
+        """Stream-verify the files: framing, order, hash chain, checkpoints, (``deep``, with a
+        keyring) every envelope and (``anchor``) consistency with a kept checkpoint. Raises
+        IntegrityError naming the first bad entry."""
+        return _report(self._core.verify(public_key, deep, _anchor(anchor)))
 
 
 __all__ = [
+    "AnchorCheck",
     "AuditEntry",
     "AuditLedger",
     "Checkpoint",

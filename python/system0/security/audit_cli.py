@@ -1,8 +1,14 @@
 """``system0 audit ...``: verify a ledger and produce or check proofs from the command line.
 
 * ``system0 audit verify PATH [--public-key HEX] [--keyring FILE (--passphrase-env VAR |
-  --secret-env VAR)]`` streams the ledger in bounded memory; exit status 1 and the first bad
-  entry on stderr when anything is wrong. Nothing is repaired.
+  --secret-env VAR)] [--anchor FILE]`` streams the ledger in bounded memory and prints a JSON
+  report, including ``uncovered``: the entries appended after the newest signed checkpoint,
+  which no signature vouches for yet. ``--anchor`` takes a checkpoint kept outside the
+  ledger (see :mod:`system0.security.audit_anchor`) and proves the ledger extends it, so a
+  checkpoint file rolled back to an older copy, or a log cut back, is caught. Exit status 1
+  and the reason on stderr when anything is wrong. Nothing is repaired.
+* ``system0 audit checkpoint PATH --out FILE [--size S]`` exports the newest signed
+  checkpoint (or the one of size S) as an anchor file, for an auditor to keep.
 * ``system0 audit prove PATH --index N [--size S]`` prints, as JSON, the stored entry, its
   inclusion proof and the signed checkpoint of size S (default: the latest checkpoint).
 * ``system0 audit prove PATH --old-size M [--size S]`` prints a consistency proof between
@@ -15,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from system0.errors import Error
+from system0.errors import ConfigError, Error
 from system0.security.audit import (
     AuditLedger,
     Checkpoint,
@@ -28,8 +33,8 @@ from system0.security.audit import (
     verify_inclusion,
     verify_ledger,
 )
-from system0.security.encryption import EnvKeyProvider, Keyring, PassphraseKeyProvider
-from system0.security.key_provider import KeyProvider
+from system0.security.audit_anchor import Anchor, export_anchor
+from system0.security.keyring_cli import add_keyring_arguments, keyring_from_args
 
 
 def _public_key(text: str | None) -> bytes | None:
@@ -41,35 +46,64 @@ def _public_key(text: str | None) -> bytes | None:
     return key
 
 
-def _provider(args: argparse.Namespace) -> KeyProvider:
-    if args.passphrase_env:
-        value = os.environ.get(args.passphrase_env)
-        if not value:
-            raise SystemExit(f"environment variable {args.passphrase_env} is empty or unset")
-        return PassphraseKeyProvider(value)
-    if args.secret_env:
-        return EnvKeyProvider(args.secret_env)
-    raise SystemExit("--keyring needs --passphrase-env VAR or --secret-env VAR")
-
-
 def _print(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, indent=2, sort_keys=True))
 
 
+def _trusted_key(given: bytes | None, anchor: Anchor | None) -> bytes | None:
+    """The key to trust: the one given on the command line, else the one the auditor kept
+    with the anchor (never only the one stored beside the data it is to check)."""
+    kept = anchor.public_key if anchor is not None else None
+    if given is not None and kept is not None and given != kept:
+        raise ConfigError(
+            "--public-key differs from the public key kept in the anchor file; the anchor was "
+            "kept for another ledger, or one of the two keys is wrong"
+        )
+    return given if given is not None else kept
+
+
 def _verify(args: argparse.Namespace) -> int:
-    keyring = Keyring.load(args.keyring, _provider(args)) if args.keyring else None
-    report = verify_ledger(args.path, _public_key(args.public_key), keyring)
-    _print(
-        {
-            "ok": True,
-            "entries": report.entries,
-            "root": report.root.hex(),
-            "checkpoints": report.checkpoints,
-            "segments": report.segments,
-            "signatures_checked": report.signed,
-            "envelopes_checked": report.decrypted,
-        }
+    keyring = keyring_from_args(args)
+    anchor = Anchor.load(args.anchor) if args.anchor else None
+    key = _trusted_key(_public_key(args.public_key), anchor)
+    report = verify_ledger(
+        args.path, key, keyring, anchor=anchor.checkpoint if anchor is not None else None
     )
+    doc: dict[str, Any] = {
+        "ok": True,
+        "entries": report.entries,
+        "root": report.root.hex(),
+        "checkpoints": report.checkpoints,
+        "checkpointed_entries": report.covered,
+        "uncovered": report.uncovered,
+        "segments": report.segments,
+        "signatures_checked": report.signed,
+        "envelopes_checked": report.decrypted,
+        "anchor": None,
+    }
+    if report.anchor is not None:
+        doc["anchor"] = {
+            "size": report.anchor.size,
+            "checkpoint_size": report.anchor.checkpoint_size,
+            "consistency_proof": [h.hex() for h in report.anchor.proof],
+            "consistent": True,
+        }
+    _print(doc)
+    if report.uncovered:
+        print(
+            f"note: {report.uncovered} of {report.entries} entries were appended after the "
+            f"newest signed checkpoint (size {report.covered}); no signature covers them yet, "
+            "so dropping them cannot be detected until a checkpoint is signed",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    anchor = export_anchor(args.path, args.size)
+    anchor.save(args.out)
+    cp = anchor.checkpoint
+    print(f"wrote the checkpoint of size {cp.size} (root {cp.root.hex()}) to {args.out}")
     return 0
 
 
@@ -138,17 +172,27 @@ def _guard(fn: Any) -> Any:
 
 
 def add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``system0 audit verify|prove|check-proof``."""
+    """Register ``system0 audit verify|checkpoint|prove|check-proof``."""
     audit = sub.add_parser("audit", help="verify the audit ledger, make and check proofs")
     cmds = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
     v = cmds.add_parser("verify", help="verify a ledger directory (read-only)")
     v.add_argument("path", type=Path)
     v.add_argument("--public-key", help="the ledger's trusted Ed25519 public key, hex")
-    v.add_argument("--keyring", type=Path, help="also authenticate every entry with this keyring")
-    v.add_argument("--passphrase-env", help="variable holding the keyring passphrase")
-    v.add_argument("--secret-env", help="variable holding the keyring's env secret")
+    add_keyring_arguments(v, "also authenticate every entry with it")
+    v.add_argument(
+        "--anchor",
+        type=Path,
+        help="a checkpoint kept outside the ledger (`audit checkpoint --out`): prove the "
+        "ledger extends it",
+    )
     v.set_defaults(run=_guard(_verify))
+
+    e = cmds.add_parser("checkpoint", help="export a signed checkpoint as an anchor file")
+    e.add_argument("path", type=Path)
+    e.add_argument("--out", type=Path, required=True, help="anchor file to write (JSON)")
+    e.add_argument("--size", type=int, help="the checkpoint of this size (default: newest)")
+    e.set_defaults(run=_guard(_export))
 
     p = cmds.add_parser("prove", help="print an inclusion or consistency proof as JSON")
     p.add_argument("path", type=Path)
