@@ -26,6 +26,8 @@ pub enum Source<'a> {
     /// The bytes of one GameState: msgpack when the first byte opens a msgpack map, JSON
     /// otherwise (a JSON object starts with `{` or whitespace, neither of which is a map).
     Bytes(&'a [u8]),
+    /// A request refused before it could be read (walking it went past a bound).
+    Refused(&'a Issue),
 }
 
 /// The outcome of a batch of requests.
@@ -112,6 +114,7 @@ pub fn featurize(
         let index = i as u32;
         match *src {
             Source::Tape(at) => out.state(tape, at, index),
+            Source::Refused(issue) => out.f.errors.push((index, issue.clone())),
             Source::Bytes(data) if is_msgpack(data) => {
                 packed.clear();
                 let mut r = Reader::new(data);

@@ -19,6 +19,7 @@ use simd_json::StaticNode;
 use super::tape::TapeBuilder;
 use super::{featurize, Featurized, Source};
 use crate::codec::msgpack::MAX_DEPTH;
+use crate::codec::validate::Issue;
 use crate::error::CoreError;
 use crate::features::N_FEATURES;
 use crate::gil::without_gil;
@@ -29,10 +30,18 @@ const RELEASE_MIN_REQUESTS: usize = 64;
 
 static BASE_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
+/// Most values one request may put on the tape (a GameState takes about 40): what bounds
+/// the walk of a dict that holds itself, or the same container many times over.
+const MAX_NODES: usize = 1 << 16;
+
 /// Records Python values on a tape as their JSON form would parse.
 struct Walker<'py> {
     tape: TapeBuilder,
     base_model: Option<Bound<'py, PyType>>,
+    /// Tape index where the request being walked starts.
+    start: usize,
+    /// Why the request being walked is refused before validation (too deep or too large).
+    overflow: Option<String>,
 }
 
 impl<'py> Walker<'py> {
@@ -49,6 +58,9 @@ impl<'py> Walker<'py> {
     fn object(&mut self, d: &Bound<'py, PyDict>, depth: usize) -> PyResult<()> {
         let mut open = self.tape.open_object();
         for (k, v) in d.iter() {
+            if self.overflow.is_some() {
+                break;
+            }
             match k.cast::<PyString>() {
                 Ok(s) => self.tape.string(&s.to_string_lossy()),
                 // json.dumps writes a non-string key as its text; so does this
@@ -63,10 +75,17 @@ impl<'py> Walker<'py> {
 
     fn value(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
         if depth > MAX_DEPTH {
-            return Err(CoreError::InvalidArgument(format!(
-                "request nested deeper than {MAX_DEPTH} levels (a cycle?); a GameState is 3 deep"
-            ))
-            .into());
+            self.overflow = Some(format!(
+                "request nests deeper than {MAX_DEPTH} levels (does it hold itself?); a \
+                 GameState is 3 levels deep"
+            ));
+            return Ok(());
+        }
+        if self.tape.len() - self.start > MAX_NODES {
+            self.overflow = Some(format!(
+                "request holds more than {MAX_NODES} values; a GameState holds about 40"
+            ));
+            return Ok(());
         }
         if let Ok(s) = obj.cast::<PyString>() {
             self.tape.string(&s.to_string_lossy());
@@ -104,6 +123,9 @@ impl<'py> Walker<'py> {
     ) -> PyResult<()> {
         let mut open = self.tape.open_array();
         for v in items.take(len) {
+            if self.overflow.is_some() {
+                break;
+            }
             self.value(&v, depth + 1)?;
             open.add();
         }
@@ -174,6 +196,7 @@ enum Placed {
     Tape(usize),
     Bytes(usize),
     Owned(usize),
+    Refused(usize),
 }
 
 type Errors = Vec<(u32, String, &'static str, String)>;
@@ -239,7 +262,10 @@ fn featurize_requests<'py>(
     let mut walker = Walker {
         tape: TapeBuilder::with_capacity(items.len() * 40),
         base_model: BASE_MODEL.import(py, "pydantic", "BaseModel").ok().cloned(),
+        start: 0,
+        overflow: None,
     };
+    let mut refused: Vec<Issue> = Vec::new();
     let mut owned: Vec<Vec<u8>> = Vec::new();
     let mut placed = Vec::with_capacity(items.len());
     for (i, obj) in items.iter().enumerate() {
@@ -254,11 +280,20 @@ fn featurize_requests<'py>(
             placed.push(Placed::Owned(owned.len() - 1));
         } else {
             let at = walker.tape.len();
-            if let Err(e) = walker.value(obj, 0) {
-                walker.tape.truncate(at);
-                return Err(e);
+            walker.start = at;
+            walker.value(obj, 0)?;
+            match walker.overflow.take() {
+                None => placed.push(Placed::Tape(at)),
+                Some(message) => {
+                    walker.tape.truncate(at);
+                    refused.push(Issue {
+                        path: String::new(),
+                        code: "too_large",
+                        message,
+                    });
+                    placed.push(Placed::Refused(refused.len() - 1));
+                }
             }
-            placed.push(Placed::Tape(at));
         }
     }
     let nodes = walker.tape.nodes();
@@ -274,6 +309,7 @@ fn featurize_requests<'py>(
                     .unwrap_or(&[]),
             ),
             Placed::Owned(k) => Source::Bytes(&owned[k]),
+            Placed::Refused(k) => Source::Refused(&refused[k]),
         })
         .collect();
     let run = || {

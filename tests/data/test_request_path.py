@@ -149,10 +149,23 @@ def test_bad_calls_say_what_to_pass() -> None:
         featurize_requests(game_state())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sequence of requests"):
         featurize_requests(42)  # type: ignore[arg-type]
+
+
+def test_a_request_that_holds_itself_is_refused_alone() -> None:
     cyclic: dict[str, Any] = game_state()
     cyclic["position"] = cyclic
-    with pytest.raises(ValueError, match="nested deeper"):
-        featurize_requests([cyclic])
+    # the same list twice at every level: 2**40 values as JSON, from a few objects
+    shared: list[Any] = [0.0]
+    for _ in range(40):
+        shared = [shared, shared]
+    wide = game_state(inventory=shared)
+    out = featurize_requests([cyclic, game_state(), wide])
+    assert out.rows == [1]
+    got = [(i, code, msg.split(";")[0]) for i, _, code, msg in out.errors]
+    assert got == [
+        (0, "too_large", "request nests deeper than 128 levels (does it hold itself?)"),
+        (2, "too_large", "request holds more than 65536 values"),
+    ]
 
 
 def test_features_from_records_raises_on_the_first_refused_record() -> None:
