@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod logfmt;
 pub mod perf;
 pub mod queue;
+pub mod request;
 pub mod telemetry;
 pub mod trace;
 
@@ -36,5 +37,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger::py::register(m)?;
     codec::py::register(m)?;
     features::py::register(m)?;
+    request::py::register(m)?;
     Ok(())
 }

@@ -259,47 +259,69 @@ fn widen_big_negative(row: &[u8], at: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Parse and validate rows one by one, reusing the parser's buffers and tape.
-fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(
-    rows: I,
-    first_row: u32,
-    sink: &mut Sink,
-) -> u32 {
-    let mut buffers = Buffers::default();
-    let mut scratch: Vec<u8> = Vec::new();
-    let mut spare: Tape<'static> = Tape::null().reset();
-    let mut n = first_row;
-    for raw in rows {
+/// Parses JSON documents one at a time, reusing its buffers and tape between documents.
+pub struct RowParser {
+    buffers: Buffers,
+    scratch: Vec<u8>,
+    spare: Tape<'static>,
+}
+
+impl Default for RowParser {
+    fn default() -> Self {
+        Self {
+            buffers: Buffers::default(),
+            scratch: Vec::new(),
+            spare: Tape::null().reset(),
+        }
+    }
+}
+
+impl RowParser {
+    /// Parse one document and hand its tape to `f`; `Err(message)` when it is malformed.
+    pub fn parse<R>(&mut self, raw: &[u8], f: impl FnOnce(&[Node<'_>]) -> R) -> Result<R, String> {
         let mut text = std::borrow::Cow::Borrowed(raw);
-        for widened in 0..=MAX_WIDENED {
-            scratch.clear();
-            scratch.extend_from_slice(&text);
-            let mut tape = spare.reset();
-            let retry = match simd_json::fill_tape(&mut scratch, &mut buffers, &mut tape) {
+        let mut widened = 0;
+        loop {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&text);
+            let mut tape = std::mem::replace(&mut self.spare, Tape::null().reset()).reset();
+            match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
                 Ok(()) => {
-                    if !sink.row(&tape.0, 0, n) {
-                        sink.reject(n, raw);
-                    }
-                    None
+                    let out = f(&tape.0);
+                    self.spare = tape.reset();
+                    return Ok(out);
                 }
                 Err(e) => {
+                    self.spare = tape.reset();
                     let wider = match e.error() {
                         simd_json::ErrorType::InvalidNumber if widened < MAX_WIDENED => {
                             widen_big_negative(&text, e.index())
                         }
                         _ => None,
                     };
-                    if wider.is_none() {
-                        sink.malformed(n, raw, "json_invalid", format!("malformed JSON: {e}"));
-                    }
-                    wider
+                    text = std::borrow::Cow::Owned(
+                        wider.ok_or_else(|| format!("malformed JSON: {e}"))?,
+                    );
+                    widened += 1;
                 }
-            };
-            spare = tape.reset();
-            match retry {
-                Some(w) => text = std::borrow::Cow::Owned(w),
-                None => break,
             }
+        }
+    }
+}
+
+/// Parse and validate rows one by one, reusing the parser's buffers and tape.
+fn rows_one_by_one<'r, I: Iterator<Item = &'r [u8]>>(
+    rows: I,
+    first_row: u32,
+    sink: &mut Sink,
+) -> u32 {
+    let mut parser = RowParser::default();
+    let mut n = first_row;
+    for raw in rows {
+        match parser.parse(raw, |nodes| sink.row(nodes, 0, n)) {
+            Ok(true) => {}
+            Ok(false) => sink.reject(n, raw),
+            Err(message) => sink.malformed(n, raw, "json_invalid", message),
         }
         n += 1;
     }

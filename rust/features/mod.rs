@@ -22,6 +22,7 @@ use arrow_array::types::{Float64Type, UInt16Type};
 use arrow_array::{Array, RecordBatch, StructArray};
 
 use crate::codec::contract::{ABILITY_SLOTS, ITEM_VOCABULARY};
+use crate::codec::validate::GameStateRow;
 use crate::error::{CoreError, CoreResult};
 
 pub const N_DENSE: usize = 12;
@@ -32,6 +33,23 @@ pub const MANA_SCALE: f64 = 5000.0;
 pub const COOLDOWN_SCALE: f64 = 300.0;
 pub const VISION_SCALE: f64 = 100.0;
 pub const GOLD_SCALE: f64 = 10000.0;
+
+/// The divisor of each dense column, in column order: the one table both the batch path
+/// (`fill`) and the row path (`fill_row`) read, so the two cannot drift apart.
+pub const DENSE_SCALES: [f64; N_DENSE] = [
+    1.0,
+    1.0,
+    HEALTH_SCALE,
+    MANA_SCALE,
+    COOLDOWN_SCALE,
+    COOLDOWN_SCALE,
+    COOLDOWN_SCALE,
+    COOLDOWN_SCALE,
+    COOLDOWN_SCALE,
+    COOLDOWN_SCALE,
+    VISION_SCALE,
+    GOLD_SCALE,
+];
 
 /// Names of the feature columns, in order.
 pub fn feature_names() -> Vec<String> {
@@ -98,20 +116,24 @@ fn from_getter<'a>(
             .ok_or_else(|| arg(format!("column '{name}' must be float64")))?;
         Ok((a.values().as_ref(), scale))
     };
-    let dense = [
-        f("position_x", 1.0)?,
-        f("position_y", 1.0)?,
-        f("health", HEALTH_SCALE)?,
-        f("mana", MANA_SCALE)?,
-        f("cooldown_q", COOLDOWN_SCALE)?,
-        f("cooldown_w", COOLDOWN_SCALE)?,
-        f("cooldown_e", COOLDOWN_SCALE)?,
-        f("cooldown_r", COOLDOWN_SCALE)?,
-        f("cooldown_d", COOLDOWN_SCALE)?,
-        f("cooldown_f", COOLDOWN_SCALE)?,
-        f("vision_score", VISION_SCALE)?,
-        f("gold_advantage", GOLD_SCALE)?,
+    let dense_names = [
+        "position_x",
+        "position_y",
+        "health",
+        "mana",
+        "cooldown_q",
+        "cooldown_w",
+        "cooldown_e",
+        "cooldown_r",
+        "cooldown_d",
+        "cooldown_f",
+        "vision_score",
+        "gold_advantage",
     ];
+    let mut dense = [(&[][..], 1.0); N_DENSE];
+    for (k, name) in dense_names.iter().enumerate() {
+        dense[k] = f(name, DENSE_SCALES[k])?;
+    }
     let inv = get("inventory")
         .and_then(|c| c.as_list_opt::<i32>())
         .ok_or_else(|| {
@@ -165,6 +187,22 @@ pub fn fill(c: &Columns<'_>, out: &mut [f32]) {
         for &key in &c.keys[s..e] {
             row[N_DENSE + usize::from(c.remap[usize::from(key)])] = 1.0;
         }
+    }
+}
+
+/// Write the features of one validated row into `out` (`N_FEATURES` values): the same
+/// values `fill` writes for that row once it sits in a decoded batch.
+pub fn fill_row(r: &GameStateRow<'_>, out: &mut [f32]) {
+    let c = &r.cooldowns;
+    let dense = [
+        r.x, r.y, r.health, r.mana, c[0], c[1], c[2], c[3], c[4], c[5], r.vision, r.gold,
+    ];
+    for (k, (v, scale)) in dense.iter().zip(DENSE_SCALES).enumerate() {
+        out[k] = (v / scale) as f32;
+    }
+    out[N_DENSE..N_FEATURES].fill(PAD_VALUE);
+    for &item in &r.items[..usize::from(r.n_items)] {
+        out[N_DENSE + usize::from(item)] = 1.0;
     }
 }
 

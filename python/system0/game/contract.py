@@ -1,123 +1,134 @@
-"""The engine's request contract for the demo policy: a GameState record, or a feature row.
+"""The engine's request contract for the demo policy: a GameState request, or a feature row.
 
 :func:`state_validator` returns the ``validator`` an ``InferenceEngine`` takes. A request is a
-GameState record (a dict, or a model with ``model_dump``) or a raw feature row of 12 numbers.
-A record is checked against the GameState contract: with ``system0.data.models`` present, by
-its pydantic model (each error's type and location become a reason code such as
-``greater_than_equal:health``); otherwise by the same rules written out here (finite numbers,
-position in [0, 1], non-negative health, mana, cooldowns and vision, no extra fields). Every
-rule broken is reported at once, so a producer fixes its records in one round.
+GameState (a dict, a :class:`system0.data.models.GameState`, or the JSON or msgpack bytes of
+one) or a raw feature row of ``len(FEATURE_NAMES)`` finite numbers. GameState requests go
+through the Rust request path (:func:`system0.data.serialization.featurize_requests`): the
+codec's rules, its reason codes (``"{code}:{path}"``, e.g. ``greater_than_equal:health``) and
+its documented feature layout. No rule of the contract is written here. Every rule broken is
+reported at once, so a producer fixes its records in one round; a tick given to
+``submit_many`` is validated in one Rust call (:meth:`StateValidator.validate_many`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
-from system0.game.simulator import N_FEATURES, SLOTS, feature_matrix
+from system0 import _core
+from system0.data.serialization import (
+    FEATURE_NAMES,
+    RequestError,
+    featurize_requests,
+    reason_code,
+)
 from system0.interfaces.inference_engine import InvalidRequest
 
-__all__ = ["check_state", "state_validator"]
+__all__ = ["N_FEATURES", "StateValidator", "check_state", "state_validator"]
 
-_FIELDS = {
-    "schema_version",
-    "timestamp",
-    "champion",
-    "position",
-    "health",
-    "mana",
-    "cooldowns",
-    "inventory",
-    "vision_score",
-    "gold_advantage",
-}
-_REQUIRED = _FIELDS - {"schema_version"}
+N_FEATURES = len(FEATURE_NAMES)
+"""Width of a feature row: the codec's documented layout."""
+
+# what goes to the Rust path; anything else is taken for a raw feature row
+_STATE_TYPES = (Mapping, BaseModel, bytes, bytearray, memoryview)
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+def _reasons(errors: Sequence[RequestError], index: int) -> list[str]:
+    return [reason_code(path, code) for i, path, code, _ in errors if i == index]
 
 
-def check_state(state: dict[str, Any]) -> list[str]:
-    """Reason codes for every rule ``state`` breaks (empty when it keeps the contract)."""
-    reasons = [f"missing:{k}" for k in sorted(_REQUIRED - state.keys())]
-    reasons += [f"extra_forbidden:{k}" for k in sorted(state.keys() - _FIELDS)]
-
-    def num(path: str, v: Any, lo: float | None = None, hi: float | None = None) -> None:
-        if not _number(v):
-            reasons.append(f"type:{path}")
-        elif (lo is not None and v < lo) or (hi is not None and v > hi):
-            reasons.append(f"range:{path}")
-
-    pos = state.get("position")
-    if isinstance(pos, dict):
-        num("position.x", pos.get("x"), 0.0, 1.0)
-        num("position.y", pos.get("y"), 0.0, 1.0)
-    elif "position" in state:
-        reasons.append("type:position")
-    for key in ("health", "mana", "vision_score"):
-        if key in state:
-            num(key, state[key], 0.0)
-    if "gold_advantage" in state:
-        num("gold_advantage", state["gold_advantage"])
-    cds = state.get("cooldowns")
-    if isinstance(cds, dict):
-        for slot in SLOTS:
-            num(f"cooldowns.{slot}", cds.get(slot), 0.0)
-    elif "cooldowns" in state:
-        reasons.append("type:cooldowns")
-    champ = state.get("champion")
-    if "champion" in state and not (isinstance(champ, str) and 1 <= len(champ) <= 32):
-        reasons.append("type:champion")
-    return reasons
+def _refusal(errors: Sequence[RequestError], index: int, prefix: str = "") -> InvalidRequest:
+    reasons = _reasons(errors, index)
+    return InvalidRequest(
+        f"{prefix}GameState breaks its contract: {', '.join(reasons)}", reasons, index=index
+    )
 
 
-def _pydantic_reasons(model: Any, state: dict[str, Any]) -> list[str]:
-    from pydantic import ValidationError as PydanticError
-
+def _feature_row(request: Any, prefix: str = "", index: int | None = None) -> Any:
     try:
-        model.model_validate(state)
-    except PydanticError as exc:
-        return [f"{e['type']}:{'.'.join(str(p) for p in e['loc'])}" for e in exc.errors()]
-    return []
+        row = np.ascontiguousarray(request, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            f"{prefix}request is neither a GameState nor numeric: {exc}",
+            ("not_numeric",),
+            index=index,
+        ) from exc
+    if row.shape != (N_FEATURES,):
+        raise InvalidRequest(
+            f"{prefix}a feature row has {N_FEATURES} values, got shape {row.shape}",
+            ("shape",),
+            index=index,
+        )
+    if not math.isfinite(_core.perf_absmax(row)):  # NaN or inf anywhere, in one pass
+        raise InvalidRequest(
+            f"{prefix}feature row holds NaN or infinity", ("non_finite",), index=index
+        )
+    return row
 
 
-def state_validator(*, use_data_models: bool = True) -> Callable[[Any], npt.NDArray[np.float32]]:
-    """A validator for ``InferenceEngine(validator=...)`` over GameState records and rows."""
-    model: Any = None
-    if use_data_models and importlib.util.find_spec("system0.data.models") is not None:
-        # imported by name: the data contracts ship in another part of system0
-        models = importlib.import_module("system0.data.models")
-        model = getattr(models, "GameState", None)
+def check_state(state: Any) -> list[str]:
+    """Reason codes for every rule ``state`` (a GameState request) breaks; empty when it
+    keeps the contract."""
+    _, _, errors = featurize_requests([state])
+    return _reasons(errors, 0)
 
-    def validate(request: Any) -> npt.NDArray[np.float32]:
-        if hasattr(request, "model_dump"):
-            request = request.model_dump(mode="json")
-        if isinstance(request, dict):
-            reasons = (
-                _pydantic_reasons(model, request) if model is not None else check_state(request)
-            )
-            if reasons:
-                raise InvalidRequest(
-                    f"GameState breaks its contract: {', '.join(reasons)}", reasons
-                )
-            features: npt.NDArray[np.float32] = feature_matrix([request])[0]
-            return features
-        try:
-            row = np.asarray(request, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(f"request is not numeric: {exc}", ("not_numeric",)) from exc
-        if row.shape != (N_FEATURES,):
-            raise InvalidRequest(
-                f"a feature row has {N_FEATURES} values, got shape {row.shape}", ("shape",)
-            )
-        if not np.isfinite(row).all():
-            raise InvalidRequest("feature row holds NaN or infinity", ("non_finite",))
-        return row
 
-    return validate
+class StateValidator:
+    """``validator(request) -> row`` for one request; ``validate_many(requests)`` for a tick.
+
+    Both raise :class:`InvalidRequest` with the codec's reason codes; ``validate_many`` names
+    the first refused request (``index``) and refuses the whole tick.
+    """
+
+    def __call__(self, request: Any) -> npt.NDArray[np.float32]:
+        if not isinstance(request, _STATE_TYPES):
+            row: npt.NDArray[np.float32] = _feature_row(request)
+            return row
+        one: list[Any] = [request]  # any pydantic model goes to Rust; the rules judge it
+        matrix, _, errors = featurize_requests(one)
+        if errors:
+            raise _refusal(errors, 0)
+        out: npt.NDArray[np.float32] = matrix[0]
+        return out
+
+    def validate_many(self, requests: Sequence[Any]) -> npt.NDArray[np.float32]:
+        """The ``(len(requests), N_FEATURES)`` feature matrix of a tick: every GameState in it
+        decoded in one Rust call, any raw feature rows checked beside them."""
+        requests = requests if isinstance(requests, list | tuple) else list(requests)
+        states = [i for i, r in enumerate(requests) if isinstance(r, _STATE_TYPES)]
+        if len(states) == len(requests):
+            matrix, _, errors = featurize_requests(requests)
+            if errors:
+                first = errors[0][0]
+                raise _refusal(errors, first, self._prefix(first, errors, len(requests)))
+            return matrix
+        out = np.empty((len(requests), N_FEATURES), np.float32)
+        errors = []
+        if states:
+            matrix, rows, errors = featurize_requests([requests[i] for i in states])
+            out[[states[k] for k in rows]] = matrix
+            errors = [(states[i], p, c, m) for i, p, c, m in errors]
+        first_state = errors[0][0] if errors else len(requests)
+        for i, r in enumerate(requests[:first_state]):
+            if not isinstance(r, _STATE_TYPES):
+                out[i] = _feature_row(r, f"request {i}: ", index=i)
+        if errors:
+            raise _refusal(errors, first_state, self._prefix(first_state, errors, len(requests)))
+        return out
+
+    @staticmethod
+    def _prefix(index: int, errors: Sequence[RequestError], n: int) -> str:
+        refused = len({e[0] for e in errors})
+        more = f" ({refused} of {n} refused)" if refused > 1 else ""
+        return f"request {index}{more}: "
+
+
+def state_validator() -> StateValidator:
+    """A validator for ``InferenceEngine(validator=...)`` over GameState requests and raw
+    feature rows (see the module docs)."""
+    return StateValidator()

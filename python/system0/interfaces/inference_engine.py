@@ -47,7 +47,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,7 @@ from system0.interfaces.model_interface import AIModelInterface
 
 __all__ = [
     "BatchRecord",
+    "BatchValidator",
     "DecisionBatch",
     "InferenceEngine",
     "InferenceResult",
@@ -76,11 +77,27 @@ _log = logging.getLogger("system0.interfaces.inference_engine")
 
 
 class InvalidRequest(ValidationError):
-    """A request broke its contract; ``reasons`` holds machine-readable reason codes."""
+    """A request broke its contract; ``reasons`` holds machine-readable reason codes
+    (``"{code}:{path}"`` for a GameState, as the codec writes them), ``index`` the position
+    of the refused request among those submitted together (None for a single one)."""
 
-    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+    def __init__(
+        self, message: str, reasons: Sequence[str] = (), *, index: int | None = None
+    ) -> None:
         super().__init__(message)
         self.reasons = tuple(reasons)
+        self.index = index
+
+
+@runtime_checkable
+class BatchValidator(Protocol):
+    """A validator that also checks a whole tick at once: ``validate_many(requests)`` returns
+    the ``(len(requests), features)`` matrix, or raises :class:`InvalidRequest` naming the
+    first refused request (``index``). ``submit_many`` then makes one call per tick."""
+
+    def __call__(self, request: Any) -> npt.NDArray[np.float32]: ...
+
+    def validate_many(self, requests: Sequence[Any]) -> npt.NDArray[np.float32]: ...
 
 
 class NonFiniteOutput(Error, ValueError):
@@ -389,8 +406,12 @@ class InferenceEngine:
         return [r.future for r in reqs]  # type: ignore[misc]
 
     def _validate_many(self, requests: Any) -> list[npt.NDArray[np.float32]]:
-        """Each request as its feature row: with the default contract, the whole batch is
-        converted and checked in one pass; a failure is then located row by row."""
+        """Each request as its feature row, the whole tick checked in one pass: by the
+        validator's ``validate_many`` when it has one (:class:`BatchValidator`), or with the
+        default contract as one array; a failure is then located row by row."""
+        many = getattr(self.validate, "validate_many", None)
+        if many is not None:
+            return list(many(requests))
         if self._default_validation:
             try:
                 x = np.ascontiguousarray(requests, dtype=np.float32)
@@ -408,7 +429,7 @@ class InferenceEngine:
             try:
                 rows.append(self.validate(r))
             except InvalidRequest as exc:
-                raise InvalidRequest(f"request {i}: {exc}", exc.reasons) from exc
+                raise InvalidRequest(f"request {i}: {exc}", exc.reasons, index=i) from exc
         return rows
 
     def _enqueue(self, req: _Request) -> Future[InferenceResult]:
