@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from system0.data.serialization import FEATURE_NAMES
+
 
 def _demo(tmp_path: Path, *extra: str) -> str:
     return subprocess.run(
@@ -57,7 +59,8 @@ def test_demo_reports_and_writes_html_samples_and_logs(tmp_path: Path) -> None:
     page = (tmp_path / "system0-demo-report.html").read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<circle" in page
     samples = np.load(tmp_path / "s.npz")
-    assert samples["features"].shape == (480, 12) and samples["actions"].shape == (480,)
+    assert samples["features"].shape == (480, len(FEATURE_NAMES))
+    assert samples["actions"].shape == (480,)
     lines = log.read_text().splitlines()
     assert len(lines) == 80 and '"trace_id"' in lines[0]
 

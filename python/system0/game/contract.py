@@ -1,7 +1,8 @@
 """The engine's request contract for the demo policy: a GameState record, or a feature row.
 
 :func:`state_validator` returns the ``validator`` an ``InferenceEngine`` takes. A request is a
-GameState record (a dict, or a model with ``model_dump``) or a raw feature row of 12 numbers.
+GameState record (a dict, or a model with ``model_dump``) or a feature row in the
+documented layout (``len(FEATURE_NAMES)`` numbers).
 A record is checked against the GameState contract: with ``system0.data.models`` present, by
 its pydantic model (each error's type and location become a reason code such as
 ``greater_than_equal:health``); otherwise by the same rules written out here (finite numbers,
@@ -19,7 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from system0.game.simulator import N_FEATURES, SLOTS, feature_matrix
+from system0.data.models import ABILITY_SLOTS as SLOTS
+from system0.data.serialization import FEATURE_NAMES, features_from_records
+from system0.errors import ValidationError
 from system0.interfaces.inference_engine import InvalidRequest
 
 __all__ = ["check_state", "state_validator"]
@@ -106,15 +109,18 @@ def state_validator(*, use_data_models: bool = True) -> Callable[[Any], npt.NDAr
                 raise InvalidRequest(
                     f"GameState breaks its contract: {', '.join(reasons)}", reasons
                 )
-            features: npt.NDArray[np.float32] = feature_matrix([request])[0]
+            try:  # the codec featurizes, and refuses what the rules above do not cover
+                features: npt.NDArray[np.float32] = features_from_records([request])[0]
+            except ValidationError as exc:
+                raise InvalidRequest(str(exc), ("codec",)) from exc
             return features
         try:
             row = np.asarray(request, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"request is not numeric: {exc}", ("not_numeric",)) from exc
-        if row.shape != (N_FEATURES,):
+        if row.shape != (len(FEATURE_NAMES),):
             raise InvalidRequest(
-                f"a feature row has {N_FEATURES} values, got shape {row.shape}", ("shape",)
+                f"a feature row has {len(FEATURE_NAMES)} values, got shape {row.shape}", ("shape",)
             )
         if not np.isfinite(row).all():
             raise InvalidRequest("feature row holds NaN or infinity", ("non_finite",))
