@@ -13,6 +13,7 @@ for name in (
     "py.typed",
     "kernels/__init__.py",
     "kernels/featurize.py",
+    "kernels/normalize.py",
     "kernels/policy_head.py",
     "data/game_state.proto",
 ):
@@ -21,7 +22,8 @@ assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {co
 assert system0.__version__ == core.__version__
 weights = list((root / "game" / "weights").iterdir())
 assert any(w.name.startswith("policy-") for w in weights), "wheel lacks the demo policy weights"
+from system0.data.serialization import FEATURE_NAMES  # noqa: E402
 from system0.game.policy import load_policy  # noqa: E402
 
-assert load_policy("numpy").infer([[0.5] * 12]).shape == (1, 8)
+assert load_policy("numpy").infer([[0.5] * len(FEATURE_NAMES)]).shape == (1, 8)
 print("wheel ok:", core.__file__)

@@ -26,8 +26,17 @@ import numpy as np
 
 from system0.errors import DeadlineExceeded, Overloaded
 from system0.game.policy import load_policy
+from system0.game.simulator import MatchSimulator
 from system0.interfaces.inference_engine import InferenceEngine
 from system0.interfaces.model_interface import NumpyModelInterface
+
+
+def _rows(n: int) -> np.ndarray:
+    """``n`` feature rows of a seeded match, in the documented layout the policy reads."""
+    sim, out = MatchSimulator(seed=3), []
+    for tick in sim.run(-(-n // len(sim.champions))):
+        out.append(tick.features)
+    return np.concatenate(out)[:n]
 
 
 class SlowPolicy(NumpyModelInterface):
@@ -45,7 +54,7 @@ class SlowPolicy(NumpyModelInterface):
 def overhead_us(rounds: int = 3000) -> tuple[float, float]:
     model = load_policy("numpy")
     eng = InferenceEngine(model, name="overhead")
-    row = np.random.default_rng(0).normal(size=(1, 12)).astype(np.float32) * 100
+    row = _rows(1)
     direct, engine = [], []
     for _ in range(rounds):
         t0 = time.perf_counter_ns()
@@ -70,7 +79,7 @@ def main() -> int:
     base = load_policy("numpy")
     assert isinstance(base, NumpyModelInterface)
     model = SlowPolicy(base, args.batch_ms / 1e3)
-    rows = np.random.default_rng(1).normal(size=(4096, 12)).astype(np.float32) * 100
+    rows = _rows(4096)
     eng = InferenceEngine(
         model, max_batch=args.max_batch, max_wait=0.001, queue_capacity=100_000, name="overload"
     )

@@ -62,7 +62,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("skipped: no CUDA device; these figures are taken on a GPU")
         return 0
-    from system0.kernels.featurize import featurize, featurize_reference
+    from system0.kernels.normalize import normalize, normalize_reference
     from system0.kernels.policy_head import policy_head, policy_head_reference
 
     dev = torch.device("cuda")
@@ -73,7 +73,7 @@ def main() -> int:
     def compiled(fn: Any) -> Any:
         return None if args.no_compile else torch.compile(fn, dynamic=False)
 
-    # --- featurization ------------------------------------------------------------------------
+    # --- normalization -------------------------------------------------------------------------
     c, n, d = 12, args.rows, 16
     g = torch.Generator(device=dev).manual_seed(0)
     cols = torch.randn((c, n), device=dev, generator=g) * 1000
@@ -81,18 +81,18 @@ def main() -> int:
     mean = torch.randn(c, device=dev, generator=g)
     inv = torch.rand(c, device=dev, generator=g) + 0.5
     feat_args = (cols, scale, mean, inv, 3.0, n, d)
-    torch.testing.assert_close(featurize(*feat_args), featurize_reference(*feat_args))
+    torch.testing.assert_close(normalize(*feat_args), normalize_reference(*feat_args))
     moved = (c * n + n * d) * 4  # bytes read + written
-    t_kernel = bench(lambda: featurize(*feat_args))
-    t_eager = bench(lambda: featurize_reference(*feat_args))
-    ref_c = compiled(featurize_reference)
+    t_kernel = bench(lambda: normalize(*feat_args))
+    t_eager = bench(lambda: normalize_reference(*feat_args))
+    ref_c = compiled(normalize_reference)
     t_comp = bench(lambda: ref_c(*feat_args)) if ref_c else float("nan")
     big = torch.empty(moved // 8, dtype=torch.float32, device=dev)  # copy moves 2x its size
     t_copy = bench(lambda: big.clone())
     copy_gbs = big.numel() * 4 * 2 / t_copy / 1e6
     gbs = moved / t_kernel / 1e6
     peak = args.peak_gbs or peak_for(name)
-    results["featurize"] = {
+    results["normalize"] = {
         "rows": n,
         "kernel_ms": t_kernel,
         "eager_ms": t_eager,
@@ -154,10 +154,10 @@ def main() -> int:
                     f"(eager {r['eager_ms']:.4f} ms, {r['eager_ms'] / r['kernel_ms']:.2f}x)"
                 )
 
-    f, ph = results["featurize"], results["policy_head"]
+    f, ph = results["normalize"], results["policy_head"]
     print(f"device: {name}   torch {torch.__version__}")
     print(
-        f"featurize {n} rows: kernel {f['kernel_ms']:.3f} ms, eager {f['eager_ms']:.3f} ms, "
+        f"normalize {n} rows: kernel {f['kernel_ms']:.3f} ms, eager {f['eager_ms']:.3f} ms, "
         f"compile {f['compile_ms']:.3f} ms; {gbs:.0f} GB/s = "
         + (f"{gbs / peak:.0%} of {peak:.0f} GB/s peak, " if peak else "peak unknown, ")
         + f"{gbs / copy_gbs:.0%} of measured copy ({copy_gbs:.0f} GB/s)  [goal >= 70% of peak]"

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from system0.data.serialization import FEATURE_NAMES
 from system0.errors import ValidationError
 from system0.interfaces.model_interface import (
     MLPWeights,
@@ -16,21 +17,23 @@ from system0.interfaces.model_interface import (
 )
 from system0.interfaces.monitoring_hook import AIMonitoring, InferenceEvent
 
+D = len(FEATURE_NAMES)  # the documented feature layout the shipped policy reads
+
 
 def _mlp(seed: int = 0) -> MLPWeights:
     rng = np.random.default_rng(seed)
     f = np.float32
     return MLPWeights(
-        (rng.normal(size=(32, 12)).astype(f), rng.normal(size=(8, 32)).astype(f) * 0.3),
+        (rng.normal(size=(32, D)).astype(f), rng.normal(size=(8, 32)).astype(f) * 0.3),
         (rng.normal(size=32).astype(f), rng.normal(size=8).astype(f)),
-        rng.normal(size=12).astype(f),
-        (rng.random(12) + 0.5).astype(f),
+        rng.normal(size=D).astype(f),
+        (rng.random(D) + 0.5).astype(f),
         4.0,
     )
 
 
 def _batch(rows: int = 7) -> np.ndarray:
-    return np.random.default_rng(1).normal(size=(rows, 12)).astype(np.float32) * 3
+    return np.random.default_rng(1).normal(size=(rows, D)).astype(np.float32) * 3
 
 
 def test_safetensors_round_trip_is_named_by_content(tmp_path: pathlib.Path) -> None:
@@ -60,8 +63,8 @@ def test_numpy_interface_outputs_probabilities_and_introspects() -> None:
     assert probs.shape == (5, 8) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     info = model.introspect()
-    assert info.parameter_count == 32 * 12 + 32 + 8 * 32 + 8
-    assert info.inputs[0].shape == (None, 12) and info.outputs[0].shape == (None, 8)
+    assert info.parameter_count == 32 * D + 32 + 8 * 32 + 8
+    assert info.inputs[0].shape == (None, D) and info.outputs[0].shape == (None, 8)
     assert info.content_hash == _mlp().content_hash() and info.device == "cpu"
     assert model.infer(_batch(1)[0]).shape == (1, 8)  # one row may come as a vector
 
@@ -69,13 +72,13 @@ def test_numpy_interface_outputs_probabilities_and_introspects() -> None:
 def test_bad_batches_are_refused_before_the_model_runs() -> None:
     mon = AIMonitoring()
     model = NumpyModelInterface(_mlp(), monitoring=mon)
-    with pytest.raises(ValidationError, match=r"\(rows, 12\)"):
+    with pytest.raises(ValidationError, match=rf"\(rows, {D}\)"):
         model.infer(np.zeros((3, 11), np.float32))
     with pytest.raises(ValidationError, match="not numeric"):
-        model.infer(np.array([["a"] * 12]))
+        model.infer(np.array([["a"] * D]))
     assert mon.calls == 0
     with pytest.raises(ValidationError, match="no weights"):
-        NumpyModelInterface().infer(np.zeros((1, 12), np.float32))
+        NumpyModelInterface().infer(np.zeros((1, D), np.float32))
 
 
 def test_hooks_see_every_call_and_a_broken_hook_is_contained() -> None:

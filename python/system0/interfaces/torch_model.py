@@ -35,8 +35,8 @@ def build_torch_mlp(mlp: MLPWeights, device: Any = "cpu", fused_head: bool | Non
     """An ``nn.Module`` computing the same function as ``NumpyModelInterface`` on ``mlp``.
 
     ``fused_head`` (default: on CUDA when triton imports) runs the normalization as the Triton
-    featurization kernel and the last linear layer, softmax and argmax as the fused head
-    kernel; otherwise (the CPU) the torch reference runs.
+    kernel ``kernels.normalize`` and the last linear layer, softmax and argmax as the fused
+    head kernel; otherwise (the CPU) the torch reference runs.
     """
     torch = torch_utils.require_torch()
     nn = torch.nn
@@ -61,11 +61,11 @@ def build_torch_mlp(mlp: MLPWeights, device: Any = "cpu", fused_head: bool | Non
 
         def forward(self, x: Any) -> Any:
             if self.fused:
-                from system0.kernels.featurize import featurize
+                from system0.kernels.normalize import normalize
 
                 rows, cols = x.shape
                 # the row-major batch read as columns through its strides: one kernel
-                h = featurize(x.T, self.ones, self.mean, self.inv_std, self.clip, rows, cols)
+                h = normalize(x.T, self.ones, self.mean, self.inv_std, self.clip, rows, cols)
             else:
                 h = ((x - self.mean) * self.inv_std).clamp(-self.clip, self.clip)
             for lin in self.layers[:-1]:

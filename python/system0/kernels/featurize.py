@@ -1,123 +1,207 @@
-"""Featurization in one Triton kernel: columnar game state -> normalized, padded float32.
+"""Featurization in one Triton kernel: decoded GameState columns -> the documented features.
 
-Input is the columnar batch as one float32 tensor ``columns`` of shape (C, N): row ``c`` holds
-feature column ``c`` for all N game states (the layout the Rust codec produces, one contiguous
-array per field). Output is row-major (N_pad, D_pad), what a matmul wants::
+It computes the layout of ``rust/features`` (``system0.data.serialization.FEATURE_NAMES``),
+row-major float32 of shape (N_pad, 12 + vocabulary size), from two inputs:
 
-    out[r, c] = clamp((columns[c, r] * scale[c] - mean[c]) * inv_std[c], -clip, clip)
-    out[r, c] = 0    for r >= N (padded rows) or c >= C (padded columns)
+* ``dense``: float64 (12, N), the dense GameState columns in feature order (position x, y,
+  health, mana, cooldowns q w e r d f, vision score, gold advantage), as the codec decodes
+  them: one Arrow column per field, so row ``c`` may be any column view (any strides);
+* ``items``: int32 (N, ``MAX_INVENTORY``), each row the vocabulary indices of the items held,
+  ``-1`` for an empty slot.
 
-One pass: each program reads a (BLOCK_C, BLOCK_R) tile, coalesced along N, and writes it
-transposed; the scale, normalization, clamp, transpose and zero padding never touch memory in
-between. It is memory-bound: 4 bytes read per value and 4 written (plus padding).
+::
 
-``featurize_reference`` is the torch definition the kernel is tested against; results agree
-to float32 rounding (rtol 1e-6, atol 1e-6: both compute the same three operations in float32,
-and the only difference allowed is an FMA contraction by the compiler).
+    out[r, c]      = float32(dense[c, r] / scale[c])            c < 12
+    out[r, 12 + v] = 1.0 if v in items[r, :] else 0.0           v < len(ITEM_VOCABULARY)
+    out[r, :]      = 0.0                                         r >= N (padding rows)
+
+``scale`` is the codec's (``serialization.SCALES``; 1 for positions). The division is done in
+float64 and then rounded to float32, as the Rust features do (``(value / scale) as f32``);
+IEEE division and round-to-nearest make the two results **bit-identical**, not merely close.
+:func:`kernel_inputs` builds both inputs from a decoded batch (no Python loop over rows), and
+:func:`featurize_reference` is the same definition in torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["featurize", "featurize_reference"]
+from system0.data.models import ITEM_VOCABULARY, MAX_INVENTORY
+from system0.data.serialization import FEATURE_NAMES, SCALES
+from system0.errors import ValidationError
+
+__all__ = ["DENSE_COLUMNS", "dense_scales", "featurize", "featurize_reference", "kernel_inputs"]
+
+DENSE_COLUMNS: tuple[str, ...] = FEATURE_NAMES[: len(FEATURE_NAMES) - len(ITEM_VOCABULARY)]
+"""The dense feature columns, which are also the decoded batch's column names."""
+_N_DENSE = len(DENSE_COLUMNS)
+_N_ITEMS = len(ITEM_VOCABULARY)
+_N_FEATURES = len(FEATURE_NAMES)
+_ITEM_INDEX = {name: i for i, name in enumerate(ITEM_VOCABULARY)}
+
+
+def dense_scales() -> tuple[float, ...]:
+    """The divisor of each dense column, from the codec's ``SCALES`` (positions are already in
+    [0, 1]: divided by 1)."""
+    return tuple(
+        SCALES["cooldown"] if n.startswith("cooldown_") else SCALES.get(n, 1.0)
+        for n in DENSE_COLUMNS
+    )
 
 
 @triton.jit  # type: ignore[misc]
 def _featurize_kernel(
-    cols_ptr,
+    dense_ptr,
     scale_ptr,
-    mean_ptr,
-    inv_std_ptr,
+    items_ptr,
     out_ptr,
-    C,
     N,
     N_pad,
-    D_pad,
-    stride_c,
-    stride_n,
-    clip,
+    stride_dc,
+    stride_dn,
+    stride_ir,
+    stride_ik,
+    N_DENSE: tl.constexpr,
+    N_ITEMS: tl.constexpr,
+    MAX_INV: tl.constexpr,
     BLOCK_R: tl.constexpr,
-    BLOCK_C: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):  # type: ignore[no-untyped-def]
     pid = tl.program_id(0)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
-    cs = tl.arange(0, BLOCK_C)
-    in_col = cs < C
-    valid = in_col[:, None] & (rows[None, :] < N)
-    x = tl.load(cols_ptr + cs[:, None] * stride_c + rows[None, :] * stride_n, mask=valid, other=0.0)
-    scale = tl.load(scale_ptr + cs, mask=in_col, other=0.0)
-    mean = tl.load(mean_ptr + cs, mask=in_col, other=0.0)
-    inv = tl.load(inv_std_ptr + cs, mask=in_col, other=0.0)
-    y = (x * scale[:, None] - mean[:, None]) * inv[:, None]
-    y = tl.minimum(tl.maximum(y, -clip), clip)
-    y = tl.where(valid, y, 0.0)
-    # store transposed: out[r, c]; padded rows and columns receive the zeros above
-    out_mask = (cs[:, None] < D_pad) & (rows[None, :] < N_pad)
-    tl.store(out_ptr + rows[None, :] * D_pad + cs[:, None], y, mask=out_mask)
+    cols = tl.arange(0, BLOCK_D)
+    real = rows < N
+    is_dense = cols < N_DENSE
+    dm = real[:, None] & is_dense[None, :]
+    x = tl.load(
+        dense_ptr + cols[None, :] * stride_dc + rows[:, None] * stride_dn, mask=dm, other=0.0
+    )
+    scale = tl.load(scale_ptr + cols, mask=is_dense, other=1.0)
+    dense = (x / scale[None, :]).to(tl.float32)  # float64 division, then one rounding
+    # column 12 + v is item v: a row holds it when any of its slots names v (-1 never does)
+    item = cols - N_DENSE
+    is_item = (item >= 0) & (item < N_ITEMS)
+    hot = tl.zeros((BLOCK_R, BLOCK_D), dtype=tl.int32)
+    for k in tl.static_range(MAX_INV):
+        idx = tl.load(items_ptr + rows * stride_ir + k * stride_ik, mask=real, other=-1)
+        hot = hot | (idx[:, None] == item[None, :]).to(tl.int32)
+    multi = tl.where((hot != 0) & is_item[None, :], 1.0, 0.0)
+    y = tl.where(is_dense[None, :], dense, multi)
+    y = tl.where(real[:, None], y, 0.0)
+    n_feat = N_DENSE + N_ITEMS
+    mask = (rows[:, None] < N_pad) & (cols[None, :] < n_feat)
+    tl.store(out_ptr + rows[:, None] * n_feat + cols[None, :], y, mask=mask)
 
 
-def _check(columns: Any, scale: Any, mean: Any, inv_std: Any, pad_rows: int, pad_cols: int) -> None:
-    if columns.ndim != 2 or columns.dtype != torch.float32:
-        raise ValueError(
-            f"columns must be float32 (C, N), got {columns.dtype} {tuple(columns.shape)}"
+def _check(dense: Any, items: Any, pad_rows_to: int | None) -> int:
+    if dense.ndim != 2 or dense.shape[0] != _N_DENSE or dense.dtype != torch.float64:
+        raise ValidationError(
+            f"dense must be float64 ({_N_DENSE}, N), got {dense.dtype} {tuple(dense.shape)}; "
+            "build it with kernel_inputs(batch)"
         )
-    c, n = columns.shape
-    for name, v in (("scale", scale), ("mean", mean), ("inv_std", inv_std)):
-        if v.shape != (c,) or v.dtype != torch.float32:
-            raise ValueError(f"{name} must be float32 of shape ({c},), got {tuple(v.shape)}")
-    if pad_rows < n or pad_cols < c:
-        raise ValueError(f"padding ({pad_rows}, {pad_cols}) is smaller than the data ({n}, {c})")
+    n = dense.shape[1]
+    if items.shape != (n, MAX_INVENTORY) or items.dtype != torch.int32:
+        raise ValidationError(
+            f"items must be int32 ({n}, {MAX_INVENTORY}), got {items.dtype} "
+            f"{tuple(items.shape)}; build it with kernel_inputs(batch)"
+        )
+    if items.device != dense.device:
+        raise ValidationError(f"dense is on {dense.device} but items on {items.device}")
+    if n and (int(items.min()) < -1 or int(items.max()) >= _N_ITEMS):
+        raise ValidationError(
+            f"items must be vocabulary indices in [0, {_N_ITEMS}) or -1 for an empty slot, "
+            f"got values in [{int(items.min())}, {int(items.max())}]"
+        )
+    rows = n if pad_rows_to is None else pad_rows_to
+    if rows < n:
+        raise ValidationError(f"pad_rows_to={pad_rows_to} is smaller than the batch ({n} rows)")
+    return rows
 
 
-def featurize_reference(
-    columns: Any, scale: Any, mean: Any, inv_std: Any, clip: float, pad_rows: int, pad_cols: int
-) -> Any:
+def _scales(device: Any) -> Any:
+    return torch.tensor(dense_scales(), dtype=torch.float64, device=device)
+
+
+def featurize_reference(dense: Any, items: Any, pad_rows_to: int | None = None) -> Any:
     """The torch definition of :func:`featurize`."""
-    _check(columns, scale, mean, inv_std, pad_rows, pad_cols)
-    c, n = columns.shape
-    y = ((columns * scale[:, None] - mean[:, None]) * inv_std[:, None]).clamp(-clip, clip)
-    out = torch.zeros((pad_rows, pad_cols), dtype=torch.float32, device=columns.device)
-    out[:n, :c] = y.T
+    rows = _check(dense, items, pad_rows_to)
+    n = dense.shape[1]
+    out = torch.zeros((rows, _N_FEATURES), dtype=torch.float32, device=dense.device)
+    out[:n, :_N_DENSE] = (dense / _scales(dense.device)[:, None]).T.to(torch.float32)
+    r, k = torch.nonzero(items >= 0, as_tuple=True)
+    out[r, _N_DENSE + items[r, k].long()] = 1.0
     return out
 
 
-def featurize(
-    columns: Any,
-    scale: Any,
-    mean: Any,
-    inv_std: Any,
-    clip: float,
-    pad_rows: int,
-    pad_cols: int,
-    *,
-    block_r: int = 128,
-) -> Any:
-    """Run the kernel; returns a new (pad_rows, pad_cols) float32 tensor on columns' device."""
-    _check(columns, scale, mean, inv_std, pad_rows, pad_cols)
-    c, n = columns.shape
-    # any strides: a row-major (N, C) batch passes as its transpose without a copy
-    out = torch.empty((pad_rows, pad_cols), dtype=torch.float32, device=columns.device)
-    block_c = max(16, triton.next_power_of_2(pad_cols))
-    grid = (triton.cdiv(pad_rows, block_r),)
+def featurize(dense: Any, items: Any, pad_rows_to: int | None = None, *, block_r: int = 64) -> Any:
+    """Run the kernel; returns a new (rows, len(FEATURE_NAMES)) float32 tensor on dense's
+    device, ``rows`` = N or ``pad_rows_to`` (the padding rows are zeros)."""
+    rows = _check(dense, items, pad_rows_to)
+    out = torch.empty((rows, _N_FEATURES), dtype=torch.float32, device=dense.device)
+    if rows == 0:
+        return out
+    grid = (triton.cdiv(rows, block_r),)
     _featurize_kernel[grid](
-        columns,
-        scale,
-        mean,
-        inv_std,
+        dense,
+        _scales(dense.device),
+        items,
         out,
-        c,
-        n,
-        pad_rows,
-        pad_cols,
-        columns.stride(0),
-        columns.stride(1),
-        float(clip),
+        dense.shape[1],
+        rows,
+        dense.stride(0),
+        dense.stride(1),
+        items.stride(0),
+        items.stride(1),
+        N_DENSE=_N_DENSE,
+        N_ITEMS=_N_ITEMS,
+        MAX_INV=MAX_INVENTORY,
         BLOCK_R=block_r,
-        BLOCK_C=block_c,
+        BLOCK_D=triton.next_power_of_2(_N_FEATURES),
     )
     return out
+
+
+def kernel_inputs(batch: Any, device: Any = "cpu") -> tuple[Any, Any]:
+    """``(dense, items)`` of a GameState batch (a ``DecodedBatch`` or any Arrow record batch,
+    or a TrainingSample batch's ``state`` column), as :func:`featurize` reads them."""
+    import pyarrow as pa
+
+    rb = pa.record_batch(batch)
+    table: Any = rb.column("state") if "state" in rb.schema.names else rb
+
+    def column(name: str) -> Any:
+        try:
+            col = table.field(name) if isinstance(table, pa.StructArray) else table.column(name)
+        except KeyError:
+            raise ValidationError(f"batch has no column {name!r}; pass a GameState batch") from None
+        if col.null_count:
+            raise ValidationError(f"column {name!r} holds nulls; features need complete rows")
+        return col
+
+    dense = np.stack([column(n).to_numpy(zero_copy_only=False) for n in DENSE_COLUMNS])
+    inv = column("inventory")
+    offsets = inv.offsets.to_numpy()
+    dictionary = inv.values.dictionary.to_pylist()
+    unknown = [name for name in dictionary if name not in _ITEM_INDEX]
+    if unknown:
+        raise ValidationError(f"inventory items {unknown} are not in ITEM_VOCABULARY")
+    # the batch's own dictionary may differ from the vocabulary: map it once, not per row
+    remap = np.array([_ITEM_INDEX[name] for name in dictionary], dtype=np.int32)
+    keys = inv.values.indices.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+    lengths = np.diff(offsets)
+    if lengths.size and lengths.max() > MAX_INVENTORY:
+        raise ValidationError(f"a row holds {lengths.max()} items, more than {MAX_INVENTORY}")
+    n = len(lengths)
+    row = np.repeat(np.arange(n), lengths)
+    slot = np.arange(len(row)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    items = np.full((n, MAX_INVENTORY), -1, dtype=np.int32)
+    items[row, slot] = remap[keys.astype(np.int64)]
+    return (
+        torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float64)).to(device),
+        torch.from_numpy(items).to(device),
+    )
