@@ -273,6 +273,37 @@ fn decode_training_samples(
     decode(py, data, format, Contract::TrainingSample)
 }
 
+fn contract_named(name: &str) -> PyResult<Contract> {
+    match name {
+        "GameState" => Ok(Contract::GameState),
+        "TrainingSample" => Ok(Contract::TrainingSample),
+        other => Err(CoreError::InvalidArgument(format!(
+            "contract must be 'GameState' or 'TrainingSample', not {other:?}"
+        ))
+        .into()),
+    }
+}
+
+/// Check an Arrow record batch (any `__arrow_c_array__` exporter, imported without a copy)
+/// against `contract`, column by column: every broken rule as `(row, path, code, message)`,
+/// ordered by row. A schema that is not the contract's is a `ValidationError`.
+#[pyfunction]
+#[pyo3(signature = (batch, contract="TrainingSample"))]
+fn check_batch(
+    py: Python<'_>,
+    batch: &Bound<'_, PyAny>,
+    contract: &str,
+) -> PyResult<Vec<(u32, String, &'static str, String)>> {
+    let contract = contract_named(contract)?;
+    let rb = import_batch(batch)?;
+    let checked = guarded(py, || super::arrow_check::check_batch(&rb, contract))?;
+    let violations = checked.map_err(|e| CoreError::Validation(e.to_string()))?;
+    Ok(violations
+        .into_iter()
+        .map(|v| (v.row, v.path, v.code, v.message))
+        .collect())
+}
+
 /// The item vocabulary of the contract, in feature order.
 #[pyfunction]
 fn item_vocabulary() -> Vec<&'static str> {
@@ -296,6 +327,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_game_states, m)?)?;
     m.add_function(wrap_pyfunction!(decode_training_samples, m)?)?;
     m.add_function(wrap_pyfunction!(item_vocabulary, m)?)?;
+    m.add_function(wrap_pyfunction!(check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_checksum, m)?)?;
     Ok(())
 }
