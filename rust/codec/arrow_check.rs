@@ -287,8 +287,11 @@ impl Checker {
                     continue;
                 }
                 let code = usize::from(keys.value(k));
-                let name = (code < words.len() && words.is_valid(code)).then(|| words.value(code));
-                let m = format!("unknown item {name:?}; see ITEM_VOCABULARY");
+                let m = if code < words.len() && words.is_valid(code) {
+                    format!("unknown item {:?}; see ITEM_VOCABULARY", words.value(code))
+                } else {
+                    format!("item code {code} has no name in the inventory's dictionary")
+                };
                 self.push(i, &at, "unknown_item", m);
             }
         }
@@ -376,12 +379,9 @@ impl Checker {
         f.done()?;
         // Few rows and many per-kind rules: this one goes row by row.
         for i in (0..kind.len()).filter(|&i| live(mask, i)) {
-            if kind.is_null(i) {
-                let m = "action needs a 'kind'".to_owned();
-                self.push(i, "action", "union_tag_not_found", m);
-                continue;
-            }
-            let Some(k) = ACTION_KINDS.iter().position(|k| *k == kind.value(i)) else {
+            // a null kind is what JSON's `"kind": null` is: a tag that names no kind
+            let named = kind.is_valid(i).then(|| kind.value(i));
+            let Some(k) = named.and_then(|n| ACTION_KINDS.iter().position(|k| *k == n)) else {
                 let m = format!("kind must be one of {}", ACTION_KINDS.join(", "));
                 self.push(i, "action", "union_tag_invalid", m);
                 continue;

@@ -175,20 +175,31 @@ pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
     let array_ptr = array
         .pointer_checked(Some(c"arrow_array"))?
         .cast::<FFI_ArrowArray>();
+    let import_err =
+        |e| CoreError::InvalidArgument(format!("could not import the Arrow array: {e}"));
     // SAFETY: the capsule names promise these structs (Arrow PyCapsule protocol); we move the
     // array out and leave a released one behind, as the protocol asks of a consumer.
-    let data = unsafe {
+    let (data, field) = unsafe {
+        let ffi_schema = schema_ptr.as_ref();
+        let field = arrow_schema::Field::try_from(ffi_schema).map_err(import_err)?;
         let ffi_array = std::ptr::replace(array_ptr.as_ptr(), FFI_ArrowArray::empty());
-        from_ffi(ffi_array, schema_ptr.as_ref())
-    }
-    .map_err(|e| CoreError::InvalidArgument(format!("could not import the Arrow array: {e}")))?;
+        (from_ffi(ffi_array, ffi_schema).map_err(import_err)?, field)
+    };
     let sa = StructArray::from(data);
     if sa.null_count() > 0 {
         return Err(
             CoreError::InvalidArgument("a record batch cannot have null rows".into()).into(),
         );
     }
-    Ok(RecordBatch::from(sa))
+    // the batch's schema metadata travels on the struct's field: keep it (contract, version)
+    let rb = RecordBatch::from(sa);
+    let schema = rb
+        .schema()
+        .as_ref()
+        .clone()
+        .with_metadata(field.metadata().clone());
+    rb.with_schema(std::sync::Arc::new(schema))
+        .map_err(|e| CoreError::Internal(format!("arrow import lost its schema: {e}")).into())
 }
 
 fn decode(

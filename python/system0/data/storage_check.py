@@ -204,20 +204,24 @@ def _documents(admitted: Admitted, rows: list[int]) -> list[bytes]:
     if not rows:
         return []
     bad = admitted.table.take(pa.array(rows, pa.int64()))
-    # timestamps as integers: an out-of-range one would not convert to a datetime
-    bad = bad.cast(pa.schema([f.with_type(_int_times(f.type)) for f in bad.schema]))
+    bad = bad.cast(pa.schema([_plain(f) for f in bad.schema]))
     make = _sample_doc if admitted.contract == "TrainingSample" else _state_doc
     return [
         json.dumps(make(r), separators=(",", ":"), default=str).encode() for r in bad.to_pylist()
     ]
 
 
-def _int_times(t: pa.DataType) -> pa.DataType:
+def _plain(f: pa.Field) -> pa.Field:
+    """``f`` with timestamps as integers (one out of range would not convert to a datetime)
+    and every field nullable (a bad row may hold a null where the schema promises none)."""
+    t = f.type
     if pa.types.is_timestamp(t):
-        return pa.int64()
-    if pa.types.is_struct(t):
-        return pa.struct([f.with_type(_int_times(f.type)) for f in t])
-    return t
+        t = pa.int64()
+    elif pa.types.is_struct(t):
+        t = pa.struct([_plain(c) for c in t])
+    elif pa.types.is_list(t):
+        t = pa.list_(_plain(t.value_field))
+    return f.with_type(t).with_nullable(True)
 
 
 def _iso(us: int | None) -> str | int | None:
@@ -253,8 +257,9 @@ def _sample_doc(r: dict[str, Any]) -> dict[str, Any]:
         action["slot"] = a["slot"]
     if a["item"] is not None:
         action["item"] = a["item"]
-    if a["target_x"] is not None or a["target_y"] is not None:
-        action["target"] = {"x": a["target_x"], "y": a["target_y"]}
+    target = {k: a[f"target_{k}"] for k in ("x", "y") if a[f"target_{k}"] is not None}
+    if target:
+        action["target"] = target
     return {
         "state": _state_doc(r["state"]),
         "action": action,
