@@ -18,8 +18,8 @@ use arrow_schema::{DataType, Fields, TimeUnit};
 
 use super::batch::Contract;
 use super::contract::{
-    champion_ok, item_index, ABILITY_SLOTS, ACTION_KINDS, MAX_INVENTORY, MAX_META, MAX_STEP,
-    SCHEMA_VERSION, TS_MAX_US, TS_MIN_US,
+    champion_ok, item_index, ABILITY_SLOTS, ACTION_KINDS, MAX_CHAMPION, MAX_INVENTORY, MAX_META,
+    MAX_STEP, SCHEMA_VERSION, TS_MAX_US, TS_MIN_US,
 };
 
 /// Inclusive bounds of the numeric GameState fields (issue 12, deliverable 7). The JSON
@@ -130,6 +130,37 @@ impl<'a> Fieldset<'a> {
     }
 }
 
+/// The bytes `champion_ok` allows (ASCII only, so a value of such bytes is also UTF-8 of
+/// as many characters).
+const CHAMPION_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b' ' | b'\'' | b'.' | b'_' | b'-');
+        b += 1;
+    }
+    t
+};
+
+/// 1 to 64 bytes: at least one and at most 64 characters, whatever they are.
+fn meta_fast() -> (std::ops::RangeInclusive<i32>, Option<&'static [bool; 256]>) {
+    (1..=MAX_META as i32, None)
+}
+
+/// What an action kind carries: (a slot, an item, a target: None forbidden, Some(required)),
+/// or None for a kind the contract does not know (every one of `ACTION_KINDS` has a rule).
+#[inline]
+fn kind_rule(kind: &str) -> Option<(bool, bool, Option<bool>)> {
+    Some(match kind {
+        "move" | "attack" => (false, false, Some(true)),
+        "cast" => (true, false, Some(false)),
+        "buy" => (false, true, None),
+        "recall" | "idle" => (false, false, None),
+        _ => return None,
+    })
+}
+
 /// The code and message of a float outside `[lo, hi]` (or not finite).
 fn out_of_range(v: f64, lo: f64, hi: f64) -> (&'static str, String) {
     if !v.is_finite() {
@@ -182,7 +213,7 @@ impl Checker {
         for (c, chunk) in p.values().chunks(64).enumerate() {
             if !chunk
                 .iter()
-                .fold(false, |bad, &v| bad | !(v >= lo && v <= hi))
+                .fold(false, |bad, &v| bad | !((v >= lo) & (v <= hi)))
             {
                 continue;
             }
@@ -222,17 +253,33 @@ impl Checker {
         Ok(())
     }
 
-    /// A Utf8 column whose every live, non-null value must pass `rule` (else `code`).
+    /// A Utf8 column whose every live, non-null value must pass `rule`. Each value's byte
+    /// length in `lens` and each byte in `bytes` (when given) imply the rule: when the whole
+    /// column keeps those (one pass over the offsets, one over the bytes), no value is looked
+    /// at one by one.
     fn strings<'a>(
         &mut self,
         a: &'a ArrayRef,
         path: &str,
         mask: Option<&NullBuffer>,
+        (lens, bytes): (std::ops::RangeInclusive<i32>, Option<&[bool; 256]>),
         rule: impl Fn(&str) -> Option<(&'static str, &'static str)>,
     ) -> Result<&'a StringArray, SchemaMismatch> {
         let s = a
             .as_string_opt::<i32>()
             .ok_or_else(|| mismatch(path, "utf8", a.data_type()))?;
+        let offsets = s.value_offsets();
+        let sized = offsets
+            .windows(2)
+            .fold(true, |ok, w| ok & lens.contains(&(w[1] - w[0])));
+        let used = || {
+            let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            &s.value_data()[first..last]
+        };
+        if sized && bytes.is_none_or(|t| used().iter().fold(true, |ok, &b| ok & t[usize::from(b)]))
+        {
+            return Ok(s);
+        }
         for i in 0..s.len() {
             if s.is_valid(i) && live(mask, i) {
                 if let Some((code, message)) = rule(s.value(i)) {
@@ -262,7 +309,20 @@ impl Checker {
         let keys = dict.keys();
         let good =
             |k: usize| keys.is_valid(k) && known.get(usize::from(keys.value(k))) == Some(&true);
-        for (i, w) in list.value_offsets().windows(2).enumerate() {
+        // whole-column passes first: every list short enough, every key a known item
+        let offsets = list.value_offsets();
+        let short = offsets
+            .windows(2)
+            .fold(true, |ok, w| ok & (w[1] - w[0] <= MAX_INVENTORY as i32));
+        let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+        let all_known = keys.null_count() == 0
+            && keys.values()[first..last].iter().fold(true, |ok, &k| {
+                ok & known.get(usize::from(k)).copied().unwrap_or(false)
+            });
+        if short && all_known {
+            return Ok(());
+        }
+        for (i, w) in offsets.windows(2).enumerate() {
             let (start, end) = (w[0] as usize, w[1] as usize);
             if end - start <= MAX_INVENTORY && (start..end).all(good) {
                 continue;
@@ -305,7 +365,8 @@ impl Checker {
         let p = |name: &str| join(prefix, name);
         self.timestamps(f.take("timestamp")?, &p("timestamp"), mask)?;
         let champion = f.take("champion")?;
-        let s = self.strings(champion, &p("champion"), mask, |s| {
+        let fast = (1..=MAX_CHAMPION as i32, Some(&CHAMPION_BYTES));
+        let s = self.strings(champion, &p("champion"), mask, fast, |s| {
             (!champion_ok(s)).then_some((
                 "champion_invalid",
                 "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
@@ -381,17 +442,10 @@ impl Checker {
         for i in (0..kind.len()).filter(|&i| live(mask, i)) {
             // a null kind is what JSON's `"kind": null` is: a tag that names no kind
             let named = kind.is_valid(i).then(|| kind.value(i));
-            let Some(k) = named.and_then(|n| ACTION_KINDS.iter().position(|k| *k == n)) else {
+            let Some((wants_slot, wants_item, target)) = named.and_then(kind_rule) else {
                 let m = format!("kind must be one of {}", ACTION_KINDS.join(", "));
                 self.push(i, "action", "union_tag_invalid", m);
                 continue;
-            };
-            // (carries a slot, carries an item, target: None forbidden / Some(required))
-            let (wants_slot, wants_item, target) = match ACTION_KINDS[k] {
-                "move" | "attack" => (false, false, Some(true)),
-                "cast" => (true, false, Some(false)),
-                "buy" => (false, true, None),
-                _ => (false, false, None),
             };
             self.carried(i, "action.slot", slot.is_valid(i), wants_slot);
             if wants_slot && slot.is_valid(i) && !ABILITY_SLOTS.contains(&slot.value(i)) {
@@ -416,14 +470,15 @@ impl Checker {
                     self.push(i, at, "missing", "field required".into());
                 }
                 Some(_) => {
-                    self.coordinate(i, "action.target.x", tx.value(i));
-                    self.coordinate(i, "action.target.y", ty.value(i));
+                    self.coordinate(i, "action.target.x", tx.values()[i]);
+                    self.coordinate(i, "action.target.y", ty.values()[i]);
                 }
             }
         }
         Ok(())
     }
 
+    #[inline]
     fn coordinate(&mut self, i: usize, path: &str, v: f64) {
         let (lo, hi) = POSITION_RANGE;
         if !(v >= lo && v <= hi) {
@@ -434,6 +489,7 @@ impl Checker {
 
     /// `missing` when the kind needs a field the row lacks, `extra_forbidden` when the row
     /// carries one its kind does not.
+    #[inline]
     fn carried(&mut self, i: usize, path: &str, present: bool, wanted: bool) {
         if wanted && !present {
             self.push(i, path, "missing", "field required".into());
@@ -457,7 +513,7 @@ impl Checker {
             }
         };
         let match_id = f.take("match_id")?;
-        let s = self.strings(match_id, "metadata.match_id", mask, bounded)?;
+        let s = self.strings(match_id, "metadata.match_id", mask, meta_fast(), bounded)?;
         self.nulls(s, mask, "metadata.match_id", "string_type");
         let step = f.take("step")?;
         let p = step
@@ -471,7 +527,7 @@ impl Checker {
             }
         }
         let source = f.take("source")?;
-        let s = self.strings(source, "metadata.source", mask, bounded)?;
+        let s = self.strings(source, "metadata.source", mask, meta_fast(), bounded)?;
         self.nulls(s, mask, "metadata.source", "string_type");
         f.done()
     }

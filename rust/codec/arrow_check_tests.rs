@@ -148,3 +148,11 @@ fn a_foreign_schema_is_a_mismatch_not_a_row_error() {
     let err = check_batch(&fewer, Contract::GameState).unwrap_err();
     assert_eq!(err.path, "position_x");
 }
+
+#[test]
+fn every_action_kind_has_a_rule() {
+    for kind in ACTION_KINDS {
+        assert!(kind_rule(kind).is_some(), "{kind}");
+    }
+    assert_eq!(kind_rule("ability"), None);
+}

@@ -101,9 +101,10 @@ def _detect(schema: pa.Schema, choice: ContractChoice) -> ContractName | None:
                 f"contract must be 'auto', 'GameState', 'TrainingSample' or None, not {choice!r}"
             )
         return choice
-    named = (schema.metadata or {}).get(b"system0.contract", b"").decode(errors="replace")
-    if named in _CONTRACTS:
-        return named  # type: ignore[return-value]
+    named = (schema.metadata or {}).get(b"system0.contract", b"")
+    for contract, _needs in _SHAPES:
+        if named == contract.encode():
+            return contract
     names = set(schema.names)
     for contract, needs in _SHAPES:
         if needs <= names:
@@ -178,7 +179,7 @@ def refusal(dataset: str, admitted: Admitted) -> ValidationError:
 
 def good_rows(admitted: Admitted) -> pa.Table:
     """The rows to commit: the table without its bad rows (order kept)."""
-    if not admitted.checked:
+    if not admitted.checked or not admitted.violations:
         return admitted.table  # the codec's output holds only the rows it accepted
     keep = np.ones(admitted.table.num_rows, dtype=bool)
     keep[admitted.bad_rows] = False
