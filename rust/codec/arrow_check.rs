@@ -22,17 +22,43 @@ use super::contract::{
     MAX_STEP, SCHEMA_VERSION, TS_MAX_US, TS_MIN_US,
 };
 
-/// Inclusive bounds of the numeric GameState fields (issue 12, deliverable 7). The JSON
-/// validator and these checks must agree: helper "contract" is moving these bounds into
-/// `contract.rs` as named constants; until then they are written here, and only here.
-pub const HEALTH_RANGE: (f64, f64) = (0.0, 100_000.0);
-pub const MANA_RANGE: (f64, f64) = (0.0, 100_000.0);
-pub const COOLDOWN_RANGE: (f64, f64) = (0.0, 3_600.0);
-pub const VISION_RANGE: (f64, f64) = (0.0, 10_000.0);
-pub const GOLD_RANGE: (f64, f64) = (-1_000_000.0, 1_000_000.0);
-pub const POSITION_RANGE: (f64, f64) = (0.0, 1.0);
+// Inclusive bounds of the numeric GameState fields (issue 12, deliverable 7). Helper
+// "contract" puts these very names, as `Bounds`, in `contract.rs` for the JSON validator;
+// until that lands on this branch they are written here, and only here. On merge this block
+// becomes `use super::contract::{Bounds, COOLDOWN, GOLD_ADVANTAGE, HEALTH, MANA, POSITION,
+// VISION_SCORE};`.
+/// Closed interval `[lo, hi]` a numeric field must lie in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub lo: f64,
+    pub hi: f64,
+}
+pub const POSITION: Bounds = Bounds { lo: 0.0, hi: 1.0 };
+pub const HEALTH: Bounds = Bounds {
+    lo: 0.0,
+    hi: 100_000.0,
+};
+pub const MANA: Bounds = Bounds {
+    lo: 0.0,
+    hi: 100_000.0,
+};
+pub const COOLDOWN: Bounds = Bounds {
+    lo: 0.0,
+    hi: 3_600.0,
+};
+pub const VISION_SCORE: Bounds = Bounds {
+    lo: 0.0,
+    hi: 10_000.0,
+};
+pub const GOLD_ADVANTAGE: Bounds = Bounds {
+    lo: -1_000_000.0,
+    hi: 1_000_000.0,
+};
 /// Any finite float (the reward): `inf` and NaN fall outside, as `finite_number`.
-const FINITE: (f64, f64) = (f64::MIN, f64::MAX);
+const FINITE: Bounds = Bounds {
+    lo: f64::MIN,
+    hi: f64::MAX,
+};
 
 /// One broken rule: the batch row, the dotted contract path, the codec's code, a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,7 +230,7 @@ impl Checker {
         a: &ArrayRef,
         path: &str,
         mask: Option<&NullBuffer>,
-        (lo, hi): (f64, f64),
+        Bounds { lo, hi }: Bounds,
     ) -> Checked {
         let p = a
             .as_primitive_opt::<Float64Type>()
@@ -375,26 +401,26 @@ impl Checker {
         self.nulls(s, mask, &p("champion"), "string_type");
         for axis in ["x", "y"] {
             let col = f.take(&format!("position_{axis}"))?;
-            self.floats(col, &p(&format!("position.{axis}")), mask, POSITION_RANGE)?;
+            self.floats(col, &p(&format!("position.{axis}")), mask, POSITION)?;
         }
-        self.floats(f.take("health")?, &p("health"), mask, HEALTH_RANGE)?;
-        self.floats(f.take("mana")?, &p("mana"), mask, MANA_RANGE)?;
+        self.floats(f.take("health")?, &p("health"), mask, HEALTH)?;
+        self.floats(f.take("mana")?, &p("mana"), mask, MANA)?;
         for slot in ABILITY_SLOTS {
             let col = f.take(&format!("cooldown_{slot}"))?;
-            self.floats(col, &p(&format!("cooldowns.{slot}")), mask, COOLDOWN_RANGE)?;
+            self.floats(col, &p(&format!("cooldowns.{slot}")), mask, COOLDOWN)?;
         }
         self.inventory(f.take("inventory")?, &p("inventory"), mask)?;
         self.floats(
             f.take("vision_score")?,
             &p("vision_score"),
             mask,
-            VISION_RANGE,
+            VISION_SCORE,
         )?;
         self.floats(
             f.take("gold_advantage")?,
             &p("gold_advantage"),
             mask,
-            GOLD_RANGE,
+            GOLD_ADVANTAGE,
         )?;
         f.done()
     }
@@ -480,7 +506,7 @@ impl Checker {
 
     #[inline]
     fn coordinate(&mut self, i: usize, path: &str, v: f64) {
-        let (lo, hi) = POSITION_RANGE;
+        let Bounds { lo, hi } = POSITION;
         if !(v >= lo && v <= hi) {
             let (code, message) = out_of_range(v, lo, hi);
             self.push(i, path, code, message);
