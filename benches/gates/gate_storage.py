@@ -11,6 +11,11 @@ contract's pydantic model, flattened to tuples, and inserted with sqlite3 ``exec
 a fresh WAL database in one transaction (synchronous=FULL, as ours). A second row drops the
 validation (the issue's measured peer: flattening dicts plus ``executemany``). Preparing the
 inputs (the Arrow batch; the dicts) is outside the timing for both.
+
+A third row prices the contract check of a table that did not come from the codec (a pyarrow
+table, checked column by column in Rust before anything is written): ours is that commit,
+the peer the same commit told the table is not contract data (``contract=None``, today's
+unchecked path). The issue allows the check 1.2x at most: the gate is 1/1.2.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ratio import Gate
 from system0.data.models import ITEM_VOCABULARY, TrainingSample
 from system0.data.serialization import decode_training_samples
 from system0.data.storage import ScalableStorage
+from system0.data.storage_schema import synthetic_samples
 
 N = 100_000
 SLOTS = ("q", "w", "e", "r", "d", "f")
@@ -194,6 +200,18 @@ def gates() -> list[Gate]:
 
         return peer
 
+    table = synthetic_samples(N, seed=7)
+
+    def store_table(contract: Any) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            for _ in range(n):
+                root = base / str(next(counter))
+                with ScalableStorage(root) as storage:
+                    storage.commit(table, contract=contract)
+                shutil.rmtree(root)
+
+        return run
+
     return [
         Gate(
             name="storage: store 100k TrainingSamples (Arrow batch)",
@@ -214,5 +232,15 @@ def gates() -> list[Gate]:
             goal=5.0,
             n=1,
             rounds=5,
+        ),
+        Gate(
+            name="storage: store 100k pyarrow table, contract checked",
+            ours=store_table("auto"),
+            peer=store_table(None),
+            peer_name="the same commit unchecked (contract=None)",
+            gate=1 / 1.2,
+            goal=0.95,
+            n=1,
+            rounds=9,
         ),
     ]

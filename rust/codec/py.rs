@@ -175,20 +175,31 @@ pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
     let array_ptr = array
         .pointer_checked(Some(c"arrow_array"))?
         .cast::<FFI_ArrowArray>();
+    let import_err =
+        |e| CoreError::InvalidArgument(format!("could not import the Arrow array: {e}"));
     // SAFETY: the capsule names promise these structs (Arrow PyCapsule protocol); we move the
     // array out and leave a released one behind, as the protocol asks of a consumer.
-    let data = unsafe {
+    let (data, field) = unsafe {
+        let ffi_schema = schema_ptr.as_ref();
+        let field = arrow_schema::Field::try_from(ffi_schema).map_err(import_err)?;
         let ffi_array = std::ptr::replace(array_ptr.as_ptr(), FFI_ArrowArray::empty());
-        from_ffi(ffi_array, schema_ptr.as_ref())
-    }
-    .map_err(|e| CoreError::InvalidArgument(format!("could not import the Arrow array: {e}")))?;
+        (from_ffi(ffi_array, ffi_schema).map_err(import_err)?, field)
+    };
     let sa = StructArray::from(data);
     if sa.null_count() > 0 {
         return Err(
             CoreError::InvalidArgument("a record batch cannot have null rows".into()).into(),
         );
     }
-    Ok(RecordBatch::from(sa))
+    // the batch's schema metadata travels on the struct's field: keep it (contract, version)
+    let rb = RecordBatch::from(sa);
+    let schema = rb
+        .schema()
+        .as_ref()
+        .clone()
+        .with_metadata(field.metadata().clone());
+    rb.with_schema(std::sync::Arc::new(schema))
+        .map_err(|e| CoreError::Internal(format!("arrow import lost its schema: {e}")).into())
 }
 
 fn decode(
@@ -273,6 +284,37 @@ fn decode_training_samples(
     decode(py, data, format, Contract::TrainingSample)
 }
 
+fn contract_named(name: &str) -> PyResult<Contract> {
+    match name {
+        "GameState" => Ok(Contract::GameState),
+        "TrainingSample" => Ok(Contract::TrainingSample),
+        other => Err(CoreError::InvalidArgument(format!(
+            "contract must be 'GameState' or 'TrainingSample', not {other:?}"
+        ))
+        .into()),
+    }
+}
+
+/// Check an Arrow record batch (any `__arrow_c_array__` exporter, imported without a copy)
+/// against `contract`, column by column: every broken rule as `(row, path, code, message)`,
+/// ordered by row. A schema that is not the contract's is a `ValidationError`.
+#[pyfunction]
+#[pyo3(signature = (batch, contract="TrainingSample"))]
+fn check_batch(
+    py: Python<'_>,
+    batch: &Bound<'_, PyAny>,
+    contract: &str,
+) -> PyResult<Vec<(u32, String, &'static str, String)>> {
+    let contract = contract_named(contract)?;
+    let rb = import_batch(batch)?;
+    let checked = guarded(py, || super::arrow_check::check_batch(&rb, contract))?;
+    let violations = checked.map_err(|e| CoreError::Validation(e.to_string()))?;
+    Ok(violations
+        .into_iter()
+        .map(|v| (v.row, v.path, v.code, v.message))
+        .collect())
+}
+
 /// The item vocabulary of the contract, in feature order.
 #[pyfunction]
 fn item_vocabulary() -> Vec<&'static str> {
@@ -296,6 +338,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_game_states, m)?)?;
     m.add_function(wrap_pyfunction!(decode_training_samples, m)?)?;
     m.add_function(wrap_pyfunction!(item_vocabulary, m)?)?;
+    m.add_function(wrap_pyfunction!(check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_checksum, m)?)?;
     Ok(())
 }

@@ -12,6 +12,11 @@ version or tag, order key, seed, batch size) readers return identical batches ev
 scans prefer the analytical tier, point lookups the hot one. ``explain`` answers where an
 operation goes and why; every query reports its cost; every read and write is audited when a
 ledger is given; datasets may be encrypted at rest through a keyring.
+
+Every write is checked against the contract first (``storage_check``): a batch with a bad
+row is refused whole, or, with ``on_invalid="quarantine"``, its bad rows go to the storage's
+``Quarantine`` with their reasons and the rest commits. The codec's own ``DecodedBatch`` is
+already validated and is not checked again.
 """
 
 from __future__ import annotations
@@ -23,11 +28,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from system0.data.storage_check import (
+    Admitted,
+    ContractChoice,
+    OnInvalid,
+    admit,
+    good_rows,
+    quarantine_records,
+    refusal,
+)
 from system0.data.storage_duckdb import DuckDBBackend
 from system0.data.storage_policy import (
     CostLedger,
@@ -65,6 +79,9 @@ from system0.errors import (
     ValidationError,
 )
 
+if TYPE_CHECKING:
+    from system0.data.validation import Quarantine
+
 DEFAULT_ORDER: tuple[str, ...] = ("metadata.match_id", "metadata.step")
 
 
@@ -92,6 +109,7 @@ class ScalableStorage:
         audit: AuditLike | None = None,
         subject: str = "system0",
         cost_sinks: Iterable[Sink] = (),
+        quarantine: Quarantine | None = None,
     ) -> None:
         storage_cfg = getattr(config, "storage", config)
         if root is None:
@@ -120,6 +138,7 @@ class ScalableStorage:
         self.keyring = keyring
         self.audit = audit
         self.subject = subject
+        self.quarantine = quarantine  # where commit(on_invalid="quarantine") puts bad rows
         self.costs = CostLedger(sinks=list(cost_sinks))
         self._cursors: dict[tuple[Any, ...], tuple[PinnedReader, int, int]] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -186,6 +205,16 @@ class ScalableStorage:
             raise ConfigError(f"dataset {dataset!r} is encrypted at rest; pass keyring=...")
         return known
 
+    def _will_encrypt(self, dataset: str, requested: bool | None) -> bool:
+        """Whether a commit would encrypt, without creating the dataset (as _encrypted does)."""
+        known = self.catalog.is_encrypted(dataset)
+        return bool(requested) if known is None else known
+
+    def _quarantine(self, dataset: str, admitted: Admitted) -> int:
+        assert self.quarantine is not None  # commit checked it before admitting anything
+        records = quarantine_records(admitted)
+        return self.quarantine.add(str(admitted.contract), records, source=f"storage:{dataset}")
+
     def _put(self, dataset: str, tier: Tier, blob: str, data: bytes) -> None:
         self.catalog.begin_write(dataset, tier, blob)
         self.backends[tier].put(dataset, blob, data)
@@ -198,14 +227,48 @@ class ScalableStorage:
         encrypt: bool | None = None,
         overwrite: bool = False,
         message: str = "",
+        contract: ContractChoice = "auto",
+        on_invalid: OnInvalid = "refuse",
     ) -> Version:
-        """Store ``samples`` as one new version (synchronously); returns it once durable."""
+        """Store ``samples`` as one new version (synchronously); returns it once durable.
+
+        The values are checked against ``contract`` before anything is written (see
+        ``system0.data.storage_check``: ``"auto"`` checks every table shaped like a contract,
+        ``None`` marks data that is not). A row that breaks it makes ``on_invalid="refuse"``
+        raise ``ValidationError`` naming the first bad rows, with nothing written;
+        ``on_invalid="quarantine"`` moves the bad rows to ``self.quarantine`` with their
+        reasons and commits the rest (the audit entry counts them).
+        """
         check_dataset(dataset)
-        table = as_table(samples)
-        if table.num_rows == 0:
-            raise ValidationError(f"dataset {dataset!r}: refusing to commit an empty batch")
+        if on_invalid not in ("refuse", "quarantine"):
+            raise ConfigError(f"on_invalid must be 'refuse' or 'quarantine', not {on_invalid!r}")
+        if on_invalid == "quarantine" and self.quarantine is None:
+            raise ConfigError(
+                "on_invalid='quarantine' needs a quarantine: ScalableStorage(..., "
+                "quarantine=Quarantine(path))"
+            )
         t0 = time.perf_counter_ns()
+        admitted = admit(samples, contract)
+        if admitted.total == 0:
+            raise ValidationError(f"dataset {dataset!r}: refusing to commit an empty batch")
+        if admitted.violations and on_invalid == "refuse":
+            raise refusal(dataset, admitted)
+        table = good_rows(admitted)
+        if admitted.violations and self._will_encrypt(dataset, encrypt):
+            raise ConfigError(
+                f"dataset {dataset!r} is encrypted at rest, and the quarantine keeps rows in "
+                "clear: nothing was stored; fix the bad rows, or commit them with "
+                "on_invalid='refuse' to see which they are"
+            )
+        if table.num_rows == 0:
+            self._quarantine(dataset, admitted)
+            raise ValidationError(
+                f"dataset {dataset!r}: all {admitted.total} rows break the contract; they are "
+                "in the quarantine and nothing was committed"
+            )
         enc = self._encrypted(dataset, encrypt)
+        # bad rows are kept before the write: if the commit then fails, none is lost
+        quarantined = self._quarantine(dataset, admitted) if admitted.violations else 0
         route = self._route_store(dataset, table.num_rows, table.nbytes)
         plain = encode_segment(table, compression=self.policy.compression)
         seg = sha256(plain)
@@ -244,7 +307,8 @@ class ScalableStorage:
             "write",
             dataset,
             version.id,
-            {"rows": table.num_rows, "tier": tier, "segment": seg, "encrypted": enc},
+            {"rows": table.num_rows, "tier": tier, "segment": seg, "encrypted": enc}
+            | ({"quarantined": quarantined} if quarantined else {}),
         )
         return version
 

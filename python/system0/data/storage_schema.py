@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 ABILITY_SLOTS: tuple[str, ...] = ("q", "w", "e", "r", "d", "f")
-ACTION_KINDS: tuple[str, ...] = ("move", "attack", "ability", "item", "recall", "idle")
+ACTION_KINDS: tuple[str, ...] = ("move", "attack", "cast", "buy", "recall", "idle")
 ITEMS: tuple[str, ...] = ("boots", "long_sword", "amplifying_tome", "cloth_armor", "ruby_crystal")
 CHAMPIONS: tuple[str, ...] = ("Ahri", "Garen", "Jinx", "Lux", "Thresh", "Yasuo", "Zed", "Annie")
 
@@ -110,13 +110,16 @@ def synthetic_samples(n: int, *, seed: int = 0, match: str = "m", start_step: in
     schema = sample_schema()
     action_type = schema.field("action").type
     kinds = np.array(ACTION_KINDS, dtype=object)[rng.integers(0, len(ACTION_KINDS), n)]
+    # each kind carries the fields the contract gives it: a target (move, attack, cast), a
+    # slot (cast), an item (buy), and nothing else
+    no_target = ~np.isin(kinds, ("move", "attack", "cast"))
     action = pa.StructArray.from_arrays(
         [
             pa.array(kinds),
-            pa.array(np.full(n, "q", dtype=object), mask=kinds != "ability", type=pa.string()),
-            pa.array(rng.random(n)),
-            pa.array(rng.random(n)),
-            pa.array(np.full(n, "boots", dtype=object), mask=kinds != "item", type=pa.string()),
+            pa.array(np.full(n, "q", dtype=object), mask=kinds != "cast", type=pa.string()),
+            pa.array(rng.random(n), mask=no_target),
+            pa.array(rng.random(n), mask=no_target),
+            pa.array(np.full(n, "boots", dtype=object), mask=kinds != "buy", type=pa.string()),
         ],
         fields=list(action_type),
     )

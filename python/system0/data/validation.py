@@ -120,29 +120,47 @@ class Quarantine:
         errors_by_row: dict[int, list[tuple[str, str, str]]] = {}
         for row, path, code, message in decoded.errors:
             errors_by_row.setdefault(row, []).append((path, code, message))
+        refused = [(row, raw, errors_by_row.get(row, [])) for row, raw, _codes in decoded.rejected]
+        return self.add(decoded.contract, refused, source=source, trace_id=trace_id)
+
+    def add(
+        self,
+        contract: str,
+        rows: Sequence[tuple[int, bytes, Sequence[tuple[str, str, str]]]],
+        *,
+        source: str = "",
+        trace_id: str = "",
+    ) -> int:
+        """Store refused rows given as ``(row, raw bytes, [(path, code, message), ...])``, in
+        one transaction (all or none); returns how many were stored. The codes are those of
+        the errors, in order."""
         now = time.time_ns()
         trace = trace_id or uuid.uuid4().hex
         records = [
             (
-                decoded.contract,
+                contract,
                 raw,
                 _core.crc32c(raw),
-                json.dumps(codes),
-                json.dumps(errors_by_row.get(row, [])),
+                json.dumps([code for _path, code, _message in errors]),
+                json.dumps([list(e) for e in errors]),
                 source,
                 trace,
                 row,
                 now,
             )
-            for row, raw, codes in decoded.rejected
+            for row, raw, errors in rows
         ]
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO quarantine (contract, raw, crc32c, codes, errors, source, trace_id,"
-                " row, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                records,
-            )
+            try:
+                self._db.executemany(
+                    "INSERT INTO quarantine (contract, raw, crc32c, codes, errors, source,"
+                    " trace_id, row, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    records,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._db.execute("COMMIT")
         return len(records)
 
