@@ -152,6 +152,21 @@ def test_a_request_past_its_deadline_is_never_run(clock: FakeClock) -> None:
     assert eng.stats.deadline_exceeded == 1
 
 
+def test_warmup_seeds_the_estimate_from_its_fastest_round(clock: FakeClock) -> None:
+    # the first call compiles (here: 500 ms); seeded from it, the estimate would exceed any
+    # 20 ms budget and refuse every request, so no batch would ever run to correct it
+    class ColdStart(ControlledModel):
+        def _forward(self, x: np.ndarray) -> np.ndarray:
+            self.cost = 0.5 if not self.batches else 0.002
+            return super()._forward(x)
+
+    model = ColdStart(clock)
+    with _engine(model, max_batch=2, max_wait=0.0) as eng:
+        eng.warmup(rounds=3)
+        assert eng.expected_wait_ns() == pytest.approx(2e6)
+        assert eng.submit(row(1), budget=0.020).result(5).fallback is False
+
+
 def test_admission_refuses_at_once_when_the_wait_would_exceed_the_budget(clock: FakeClock) -> None:
     model = ControlledModel(clock, cost=0.005)  # each batch costs 5 ms
     with _engine(model, max_batch=2, max_wait=0.0) as eng:
