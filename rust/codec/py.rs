@@ -297,5 +297,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_training_samples, m)?)?;
     m.add_function(wrap_pyfunction!(item_vocabulary, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_checksum, m)?)?;
-    Ok(())
+    super::contract_py::register(m)
 }
