@@ -587,7 +587,10 @@ mod tests {
             };
             assert!(codes(b.lo).is_empty(), "{path} = lo");
             assert!(codes(b.hi).is_empty(), "{path} = hi");
-            assert_eq!(codes(b.hi * 1.000001 + 1.0), vec![(path.clone(), "less_than_equal")]);
+            assert_eq!(
+                codes(b.hi * 1.000001 + 1.0),
+                vec![(path.clone(), "less_than_equal")]
+            );
             assert_eq!(codes(1e300), vec![(path.clone(), "less_than_equal")]);
             let below = if b.lo == 0.0 { -1e-9 } else { b.lo * 1.000001 };
             assert_eq!(codes(below), vec![(path.clone(), "greater_than_equal")]);

@@ -2,11 +2,11 @@
 //! emits (`columns.rs`): `system0.data.contract` re-exports these, and every Python copy of
 //! the contract derives from them or is tested against them.
 
-use arrow_schema::ffi::FFI_ArrowSchema;
 use arrow_schema::Schema;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
+use super::arrow_export::export_schema;
 use super::columns::{game_state_schema, sample_schema};
 use super::contract::{
     ranges, ABILITY_SLOTS, ACTION_FIELDS, ACTION_KINDS, ACTION_OPTIONAL, GAME_STATE_FIELDS,
@@ -25,8 +25,10 @@ pub struct PyArrowSchema {
 #[pymethods]
 impl PyArrowSchema {
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        let ffi = FFI_ArrowSchema::try_from(&self.schema).map_err(|e| {
-            PyErr::from(CoreError::Internal(format!("arrow schema export failed: {e}")))
+        let ffi = export_schema(&self.schema).map_err(|e| {
+            PyErr::from(CoreError::Internal(format!(
+                "arrow schema export failed: {e}"
+            )))
         })?;
         PyCapsule::new_with_value(py, ffi, c"arrow_schema")
     }
@@ -34,7 +36,11 @@ impl PyArrowSchema {
     /// Top-level column names, in order.
     #[getter]
     fn names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     fn __repr__(&self) -> String {

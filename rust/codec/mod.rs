@@ -2,6 +2,7 @@
 //! with simd-json, validated against the wire contract of `contract.rs`, and built into
 //! columnar Arrow record batches; per-row errors keep reason codes and the raw bytes.
 
+pub mod arrow_export;
 pub mod batch;
 pub mod columns;
 pub mod contract;

@@ -163,7 +163,10 @@ fn bounded(
     } else {
         return Some(v);
     };
-    let msg = format!("must be {side} (the contract range is [{}, {}])", b.lo, b.hi);
+    let msg = format!(
+        "must be {side} (the contract range is [{}, {}])",
+        b.lo, b.hi
+    );
     push(issues, path, code, &msg);
     None
 }
@@ -313,37 +316,59 @@ pub fn game_state<'a>(
     let f: [usize; 10] = fields(nodes, i, path, lookup(&GAME_STATE_FIELDS), issues)?;
     let mut row = GameStateRow::default();
     schema_version(nodes, f[GS_VERSION], path, issues);
-    if let Some(us) = req(nodes, f[GS_TIMESTAMP], path, "timestamp", issues, |j, p, is| {
-        timestamp(nodes, j, p, is)
-    }) {
+    if let Some(us) = req(
+        nodes,
+        f[GS_TIMESTAMP],
+        path,
+        "timestamp",
+        issues,
+        |j, p, is| timestamp(nodes, j, p, is),
+    ) {
         row.ts_us = us;
     }
-    let champion = req(nodes, f[GS_CHAMPION], path, "champion", issues, |j, p, is| {
-        let s = string(nodes, j, p, is)?;
-        if champion_ok(s) {
-            return Some(s);
-        }
-        push(
-            is,
-            p,
-            "champion_invalid",
-            "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
-        );
-        None
-    });
+    let champion = req(
+        nodes,
+        f[GS_CHAMPION],
+        path,
+        "champion",
+        issues,
+        |j, p, is| {
+            let s = string(nodes, j, p, is)?;
+            if champion_ok(s) {
+                return Some(s);
+            }
+            push(
+                is,
+                p,
+                "champion_invalid",
+                "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
+            );
+            None
+        },
+    );
     if let Some(s) = champion {
         row.champion = s;
     }
-    if let Some((x, y)) = req(nodes, f[GS_POSITION], path, "position", issues, |j, p, is| {
-        position(nodes, j, p, is)
-    }) {
+    if let Some((x, y)) = req(
+        nodes,
+        f[GS_POSITION],
+        path,
+        "position",
+        issues,
+        |j, p, is| position(nodes, j, p, is),
+    ) {
         row.x = x;
         row.y = y;
     }
     let num = |at: usize, b: Bounds, issues: &mut Vec<Issue>| {
-        req(nodes, f[at], path, GAME_STATE_FIELDS[at], issues, |j, p, is| {
-            bounded(nodes, j, p, is, b)
-        })
+        req(
+            nodes,
+            f[at],
+            path,
+            GAME_STATE_FIELDS[at],
+            issues,
+            |j, p, is| bounded(nodes, j, p, is, b),
+        )
     };
     if let Some(v) = num(GS_HEALTH, HEALTH, issues) {
         row.health = v;
@@ -468,7 +493,12 @@ pub fn action(
     let names = ACTION_FIELDS[kind];
     // one slot per field of the widest kind; a kind's own fields sit in its `ACTION_FIELDS` order
     let f: [usize; 3] = fields(nodes, i, path, lookup(names), issues)?;
-    let at = |name: &str| names.iter().position(|n| *n == name).map_or(ABSENT, |k| f[k]);
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .map_or(ABSENT, |k| f[k])
+    };
     const MOVE: usize = index_of(&ACTION_KINDS, "move");
     const ATTACK: usize = index_of(&ACTION_KINDS, "attack");
     const CAST: usize = index_of(&ACTION_KINDS, "cast");
