@@ -18,42 +18,11 @@ use arrow_schema::{DataType, Fields, TimeUnit};
 
 use super::batch::Contract;
 use super::contract::{
-    champion_ok, item_index, ABILITY_SLOTS, ACTION_KINDS, MAX_CHAMPION, MAX_INVENTORY, MAX_META,
-    MAX_STEP, SCHEMA_VERSION, TS_MAX_US, TS_MIN_US,
+    champion_ok, item_index, Bounds, ABILITY_SLOTS, ACTION_KINDS, COOLDOWN, GOLD_ADVANTAGE, HEALTH,
+    MANA, MAX_CHAMPION, MAX_INVENTORY, MAX_META, MAX_STEP, POSITION, SCHEMA_VERSION, TS_MAX_US,
+    TS_MIN_US, VISION_SCORE,
 };
 
-// Inclusive bounds of the numeric GameState fields (issue 12, deliverable 7). Helper
-// "contract" puts these very names, as `Bounds`, in `contract.rs` for the JSON validator;
-// until that lands on this branch they are written here, and only here. On merge this block
-// becomes `use super::contract::{Bounds, COOLDOWN, GOLD_ADVANTAGE, HEALTH, MANA, POSITION,
-// VISION_SCORE};`.
-/// Closed interval `[lo, hi]` a numeric field must lie in.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
-    pub lo: f64,
-    pub hi: f64,
-}
-pub const POSITION: Bounds = Bounds { lo: 0.0, hi: 1.0 };
-pub const HEALTH: Bounds = Bounds {
-    lo: 0.0,
-    hi: 100_000.0,
-};
-pub const MANA: Bounds = Bounds {
-    lo: 0.0,
-    hi: 100_000.0,
-};
-pub const COOLDOWN: Bounds = Bounds {
-    lo: 0.0,
-    hi: 3_600.0,
-};
-pub const VISION_SCORE: Bounds = Bounds {
-    lo: 0.0,
-    hi: 10_000.0,
-};
-pub const GOLD_ADVANTAGE: Bounds = Bounds {
-    lo: -1_000_000.0,
-    hi: 1_000_000.0,
-};
 /// Any finite float (the reward): `inf` and NaN fall outside, as `finite_number`.
 const FINITE: Bounds = Bounds {
     lo: f64::MIN,

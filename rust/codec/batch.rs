@@ -588,6 +588,38 @@ mod tests {
     }
 
     #[test]
+    fn every_range_is_closed_and_reported_with_its_side() {
+        use crate::codec::contract::ranges;
+        for (path, b) in ranges() {
+            let leaf = path.rsplit('.').next().unwrap();
+            let key = format!(r#""{leaf}":"#);
+            let with = |v: f64| {
+                // replace the number after the first `"leaf":` with `v`
+                let at = ROW.find(&key).unwrap() + key.len();
+                let end = at + ROW[at..].find([',', '}']).unwrap();
+                format!("{}{v:?}{}", &ROW[..at], &ROW[end..])
+            };
+            let codes = |v: f64| -> Vec<(String, &str)> {
+                let row = with(v);
+                let d = decode_rows(&[row.as_bytes()], Contract::GameState);
+                d.errors
+                    .iter()
+                    .flat_map(|e| e.issues.iter().map(|i| (i.path.clone(), i.code)))
+                    .collect()
+            };
+            assert!(codes(b.lo).is_empty(), "{path} = lo");
+            assert!(codes(b.hi).is_empty(), "{path} = hi");
+            assert_eq!(
+                codes(b.hi * 1.000001 + 1.0),
+                vec![(path.clone(), "less_than_equal")]
+            );
+            assert_eq!(codes(1e300), vec![(path.clone(), "less_than_equal")]);
+            let below = if b.lo == 0.0 { -1e-9 } else { b.lo * 1.000001 };
+            assert_eq!(codes(below), vec![(path.clone(), "greater_than_equal")]);
+        }
+    }
+
+    #[test]
     fn msgpack_tape_matches_json_rules() {
         // fixarray(1) [ fixmap(1) { "health": -1 } ]
         let data = [0x91, 0x81, 0xa6, b'h', b'e', b'a', b'l', b't', b'h', 0xff];

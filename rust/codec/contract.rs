@@ -1,5 +1,9 @@
-//! The GameState contract's constants and leaf rules, mirrored from `system0.data.models`
-//! (the pydantic models are the specification; the differential test holds both to it).
+//! The wire contract of GameState / TrainingSample / Action: field names, slots, kinds, item
+//! vocabulary, numeric ranges and leaf rules. This file is the single source: `validate.rs`
+//! applies these constants, `columns.rs` lays out the Arrow schema from them, and
+//! `system0.data.contract` re-exports them to Python, where `system0.data.models` (pydantic)
+//! derives its fields from them and `tests/data/test_contract_drift.py` checks every other
+//! copy (the .proto, the storage schema, the simulator) against them.
 
 /// Version of the GameState / TrainingSample contract.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -15,6 +19,118 @@ pub const MAX_STEP: i64 = i32::MAX as i64;
 pub const ABILITY_SLOTS: [&str; 6] = ["q", "w", "e", "r", "d", "f"];
 /// Action kinds, tag of the action union.
 pub const ACTION_KINDS: [&str; 6] = ["move", "attack", "cast", "buy", "recall", "idle"];
+/// Top-level fields of a GameState, in wire order; `GAME_STATE_OPTIONAL` may be omitted.
+pub const GAME_STATE_FIELDS: [&str; 10] = [
+    "schema_version",
+    "timestamp",
+    "champion",
+    "position",
+    "health",
+    "mana",
+    "cooldowns",
+    "inventory",
+    "vision_score",
+    "gold_advantage",
+];
+pub const GAME_STATE_OPTIONAL: [&str; 1] = ["schema_version"];
+/// Fields of a normalized position (`GameState.position`, a move / attack / cast target).
+pub const POSITION_FIELDS: [&str; 2] = ["x", "y"];
+/// Top-level fields of a TrainingSample; `next_state` is required but may be null.
+pub const SAMPLE_FIELDS: [&str; 6] = [
+    "schema_version",
+    "state",
+    "action",
+    "reward",
+    "next_state",
+    "metadata",
+];
+pub const SAMPLE_OPTIONAL: [&str; 1] = ["schema_version"];
+/// Fields of `TrainingSample.metadata`.
+pub const METADATA_FIELDS: [&str; 3] = ["match_id", "step", "source"];
+/// The fields each action kind carries (in `ACTION_KINDS` order), `kind` first.
+pub const ACTION_FIELDS: [&[&str]; 6] = [
+    &["kind", "target"],
+    &["kind", "target"],
+    &["kind", "slot", "target"],
+    &["kind", "item"],
+    &["kind"],
+    &["kind"],
+];
+/// `(kind, field)` pairs that may be omitted (or null): a self-cast ability has no target.
+pub const ACTION_OPTIONAL: [(&str, &str); 1] = [("cast", "target")];
+
+/// Position of `name` in `names`, at compile time (a typo fails the build, not a request).
+pub const fn index_of(names: &[&str], name: &str) -> usize {
+    let mut i = 0;
+    while i < names.len() {
+        let (a, b) = (names[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut k = 0;
+            while k < a.len() && a[k] == b[k] {
+                k += 1;
+            }
+            if k == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("name is not in the contract's field list");
+}
+
+/// Closed interval `[lo, hi]` a numeric field must lie in.
+///
+/// Each bound is what the game can produce, with headroom, and small enough that the feature
+/// scaling of `rust/features` stays far inside float32 (the largest scaled value is 100):
+/// every admitted value is a finite feature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// Normalized map coordinates (also action targets).
+pub const POSITION: Bounds = Bounds { lo: 0.0, hi: 1.0 };
+pub const HEALTH: Bounds = Bounds {
+    lo: 0.0,
+    hi: 100_000.0,
+};
+pub const MANA: Bounds = Bounds {
+    lo: 0.0,
+    hi: 100_000.0,
+};
+/// Seconds until an ability is ready again: at most an hour.
+pub const COOLDOWN: Bounds = Bounds {
+    lo: 0.0,
+    hi: 3_600.0,
+};
+pub const VISION_SCORE: Bounds = Bounds {
+    lo: 0.0,
+    hi: 10_000.0,
+};
+pub const GOLD_ADVANTAGE: Bounds = Bounds {
+    lo: -1_000_000.0,
+    hi: 1_000_000.0,
+};
+
+/// Every bounded GameState leaf, by dotted path, in field order (the table Python reads).
+pub fn ranges() -> Vec<(String, Bounds)> {
+    let mut out: Vec<(String, Bounds)> = POSITION_FIELDS
+        .iter()
+        .map(|f| (format!("position.{f}"), POSITION))
+        .collect();
+    out.push(("health".into(), HEALTH));
+    out.push(("mana".into(), MANA));
+    out.extend(
+        ABILITY_SLOTS
+            .iter()
+            .map(|s| (format!("cooldowns.{s}"), COOLDOWN)),
+    );
+    out.push(("vision_score".into(), VISION_SCORE));
+    out.push(("gold_advantage".into(), GOLD_ADVANTAGE));
+    out
+}
+
 /// 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in microseconds since the epoch.
 pub const TS_MIN_US: i64 = 946_684_800_000_000;
 pub const TS_MAX_US: i64 = 4_102_444_800_000_000;
@@ -281,6 +397,17 @@ mod tests {
             Err(TimestampError::Range)
         );
         assert_eq!(parse_timestamp("2000-01-01T00:00:00Z"), Ok(TS_MIN_US));
+    }
+
+    #[test]
+    fn ranges_name_contract_fields() {
+        for (path, b) in ranges() {
+            let head = path.split('.').next().unwrap();
+            assert!(GAME_STATE_FIELDS.contains(&head), "{path}");
+            assert!(b.lo < b.hi && b.lo.is_finite() && b.hi.is_finite());
+        }
+        assert_eq!(index_of(&GAME_STATE_FIELDS, "health"), 4);
+        assert_eq!(ACTION_FIELDS.len(), ACTION_KINDS.len());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The codec fast path: GameState / TrainingSample batches (JSON, NDJSON, msgpack) parsed
-//! with simd-json, validated against the contract of `system0.data.models`, and built into
+//! with simd-json, validated against the wire contract of `contract.rs`, and built into
 //! columnar Arrow record batches; per-row errors keep reason codes and the raw bytes.
 
 pub mod arrow_check;
+pub mod arrow_export;
 pub mod batch;
 pub mod columns;
 pub mod contract;
+pub mod contract_py;
 pub mod encode;
 pub mod msgpack;
 pub mod proto;

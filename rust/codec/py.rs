@@ -11,6 +11,7 @@ use arrow_array::{Array, RecordBatch, RecordBatchIterator, StructArray};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyList, PyTuple};
 
+use super::arrow_export::{export_schema, sorted_stream};
 use super::batch::{decode_json, decode_rows, Contract, Decoded};
 use super::contract::ITEM_VOCABULARY;
 use crate::error::CoreError;
@@ -102,16 +103,14 @@ impl PyDecodedBatch {
         let _ = requested_schema; // we export our own schema; callers cast if they must
         let array = StructArray::from(self.inner.batch.clone());
         let (ffi_array, _) = to_ffi(&array.to_data()).map_err(arrow_err)?;
-        let ffi_schema =
-            FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
+        let ffi_schema = export_schema(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
         let s = PyCapsule::new_with_value(py, ffi_schema, c"arrow_schema")?;
         let a = PyCapsule::new_with_value(py, ffi_array, c"arrow_array")?;
         PyTuple::new(py, [s.into_any(), a.into_any()])
     }
 
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
-        let ffi_schema =
-            FFI_ArrowSchema::try_from(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
+        let ffi_schema = export_schema(self.inner.batch.schema().as_ref()).map_err(arrow_err)?;
         PyCapsule::new_with_value(py, ffi_schema, c"arrow_schema")
     }
 
@@ -124,7 +123,7 @@ impl PyDecodedBatch {
         let _ = requested_schema;
         let b = self.inner.batch.clone();
         let reader = RecordBatchIterator::new([Ok(b.clone())], b.schema());
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        let stream = sorted_stream(FFI_ArrowArrayStream::new(Box::new(reader)));
         PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
     }
 
@@ -340,5 +339,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(item_vocabulary, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(crc32c_checksum, m)?)?;
-    Ok(())
+    super::contract_py::register(m)
 }

@@ -1,6 +1,7 @@
-//! Contract rules applied to a parsed JSON (or msgpack) tape, one row at a time. Every rule
-//! here mirrors one in `system0.data.models`; reason codes follow pydantic's error types
-//! where pydantic has a specific one, and name the rule where pydantic says `value_error`.
+//! Contract rules applied to a parsed JSON (or msgpack, or protobuf) tape, one row at a time.
+//! Field names, slots, kinds and numeric ranges are the constants of `contract.rs`, which
+//! `system0.data.models` derives its pydantic rules from; reason codes follow pydantic's error
+//! types where pydantic has a specific one, and name the rule where pydantic says `value_error`.
 //!
 //! The happy path allocates nothing: field paths are a chain of borrowed names, rendered to
 //! a dotted string only when a rule breaks.
@@ -8,8 +9,10 @@
 use simd_json::{Node, StaticNode};
 
 use super::contract::{
-    champion_ok, item_index, parse_timestamp, TimestampError, ACTION_KINDS, MAX_INVENTORY,
-    MAX_META, MAX_STEP, SCHEMA_VERSION,
+    champion_ok, index_of, item_index, parse_timestamp, Bounds, TimestampError, ABILITY_SLOTS,
+    ACTION_FIELDS, ACTION_KINDS, COOLDOWN, GAME_STATE_FIELDS, GOLD_ADVANTAGE, HEALTH, MANA,
+    MAX_INVENTORY, MAX_META, MAX_STEP, METADATA_FIELDS, POSITION, POSITION_FIELDS, SAMPLE_FIELDS,
+    SCHEMA_VERSION, VISION_SCORE,
 };
 
 /// One broken rule inside a row: where (dotted path), which rule (code), and a message.
@@ -143,33 +146,29 @@ fn float(nodes: &[Node<'_>], i: usize, path: &Path<'_>, issues: &mut Vec<Issue>)
     Some(v)
 }
 
+/// A finite number inside `b` (pydantic's `ge` / `le`, with its error types).
 #[inline]
-fn non_negative(
+fn bounded(
     nodes: &[Node<'_>],
     i: usize,
     path: &Path<'_>,
     issues: &mut Vec<Issue>,
+    b: Bounds,
 ) -> Option<f64> {
     let v = float(nodes, i, path, issues)?;
-    if v < 0.0 {
-        push(issues, path, "greater_than_equal", "must be >= 0");
-        return None;
-    }
-    Some(v)
-}
-
-fn unit(nodes: &[Node<'_>], i: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<f64> {
-    let v = non_negative(nodes, i, path, issues)?;
-    if v > 1.0 {
-        push(
-            issues,
-            path,
-            "less_than_equal",
-            "normalized coordinate must be <= 1",
-        );
-        return None;
-    }
-    Some(v)
+    let (code, side) = if v < b.lo {
+        ("greater_than_equal", format!(">= {}", b.lo))
+    } else if v > b.hi {
+        ("less_than_equal", format!("<= {}", b.hi))
+    } else {
+        return Some(v);
+    };
+    let msg = format!(
+        "must be {side} (the contract range is [{}, {}])",
+        b.lo, b.hi
+    );
+    push(issues, path, code, &msg);
+    None
 }
 
 fn string<'a>(
@@ -226,22 +225,11 @@ fn position(
     path: &Path<'_>,
     issues: &mut Vec<Issue>,
 ) -> Option<(f64, f64)> {
-    let f: [usize; 2] = fields(
-        nodes,
-        i,
-        path,
-        |k| match k {
-            "x" => Some(0),
-            "y" => Some(1),
-            _ => None,
-        },
-        issues,
-    )?;
-    let x = req(nodes, f[0], path, "x", issues, |j, p, is| {
-        unit(nodes, j, p, is)
-    });
-    let y = req(nodes, f[1], path, "y", issues, |j, p, is| {
-        unit(nodes, j, p, is)
+    let f: [usize; 2] = fields(nodes, i, path, lookup(&POSITION_FIELDS), issues)?;
+    let [x, y] = [0, 1].map(|k| {
+        req(nodes, f[k], path, POSITION_FIELDS[k], issues, |j, p, is| {
+            bounded(nodes, j, p, is, POSITION)
+        })
     });
     Some((x?, y?))
 }
@@ -262,34 +250,29 @@ pub struct GameStateRow<'a> {
     pub gold: f64,
 }
 
-fn game_state_field(k: &str) -> Option<usize> {
-    Some(match k {
-        "schema_version" => 0,
-        "timestamp" => 1,
-        "champion" => 2,
-        "position" => 3,
-        "health" => 4,
-        "mana" => 5,
-        "cooldowns" => 6,
-        "inventory" => 7,
-        "vision_score" => 8,
-        "gold_advantage" => 9,
-        _ => return None,
-    })
+/// Field lookup over one of the contract's name lists (a handful of length-first compares).
+fn lookup(names: &'static [&'static str]) -> impl Fn(&str) -> Option<usize> {
+    move |k| names.iter().position(|n| *n == k)
 }
 
-const SLOTS: [&str; 6] = ["q", "w", "e", "r", "d", "f"];
+/// Slot of a GameState field in the `fields` result (a name missing from the contract fails
+/// the build: these are evaluated at compile time).
+const fn gs(name: &str) -> usize {
+    index_of(&GAME_STATE_FIELDS, name)
+}
+const GS_VERSION: usize = gs("schema_version");
+const GS_TIMESTAMP: usize = gs("timestamp");
+const GS_CHAMPION: usize = gs("champion");
+const GS_POSITION: usize = gs("position");
+const GS_HEALTH: usize = gs("health");
+const GS_MANA: usize = gs("mana");
+const GS_COOLDOWNS: usize = gs("cooldowns");
+const GS_INVENTORY: usize = gs("inventory");
+const GS_VISION: usize = gs("vision_score");
+const GS_GOLD: usize = gs("gold_advantage");
 
 fn slot_index(k: &str) -> Option<usize> {
-    Some(match k {
-        "q" => 0,
-        "w" => 1,
-        "e" => 2,
-        "r" => 3,
-        "d" => 4,
-        "f" => 5,
-        _ => return None,
-    })
+    ABILITY_SLOTS.iter().position(|s| *s == k)
 }
 
 fn timestamp(nodes: &[Node<'_>], j: usize, p: &Path<'_>, issues: &mut Vec<Issue>) -> Option<i64> {
@@ -330,52 +313,75 @@ pub fn game_state<'a>(
     issues: &mut Vec<Issue>,
 ) -> Option<GameStateRow<'a>> {
     let before = issues.len();
-    let f: [usize; 10] = fields(nodes, i, path, game_state_field, issues)?;
+    let f: [usize; 10] = fields(nodes, i, path, lookup(&GAME_STATE_FIELDS), issues)?;
     let mut row = GameStateRow::default();
-    schema_version(nodes, f[0], path, issues);
-    if let Some(us) = req(nodes, f[1], path, "timestamp", issues, |j, p, is| {
-        timestamp(nodes, j, p, is)
-    }) {
+    schema_version(nodes, f[GS_VERSION], path, issues);
+    if let Some(us) = req(
+        nodes,
+        f[GS_TIMESTAMP],
+        path,
+        "timestamp",
+        issues,
+        |j, p, is| timestamp(nodes, j, p, is),
+    ) {
         row.ts_us = us;
     }
-    let champion = req(nodes, f[2], path, "champion", issues, |j, p, is| {
-        let s = string(nodes, j, p, is)?;
-        if champion_ok(s) {
-            return Some(s);
-        }
-        push(
-            is,
-            p,
-            "champion_invalid",
-            "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
-        );
-        None
-    });
+    let champion = req(
+        nodes,
+        f[GS_CHAMPION],
+        path,
+        "champion",
+        issues,
+        |j, p, is| {
+            let s = string(nodes, j, p, is)?;
+            if champion_ok(s) {
+                return Some(s);
+            }
+            push(
+                is,
+                p,
+                "champion_invalid",
+                "champion must be 1-32 of A-Z a-z 0-9 space ' . _ -",
+            );
+            None
+        },
+    );
     if let Some(s) = champion {
         row.champion = s;
     }
-    if let Some((x, y)) = req(nodes, f[3], path, "position", issues, |j, p, is| {
-        position(nodes, j, p, is)
-    }) {
+    if let Some((x, y)) = req(
+        nodes,
+        f[GS_POSITION],
+        path,
+        "position",
+        issues,
+        |j, p, is| position(nodes, j, p, is),
+    ) {
         row.x = x;
         row.y = y;
     }
-    if let Some(v) = req(nodes, f[4], path, "health", issues, |j, p, is| {
-        non_negative(nodes, j, p, is)
-    }) {
+    let num = |at: usize, b: Bounds, issues: &mut Vec<Issue>| {
+        req(
+            nodes,
+            f[at],
+            path,
+            GAME_STATE_FIELDS[at],
+            issues,
+            |j, p, is| bounded(nodes, j, p, is, b),
+        )
+    };
+    if let Some(v) = num(GS_HEALTH, HEALTH, issues) {
         row.health = v;
     }
-    if let Some(v) = req(nodes, f[5], path, "mana", issues, |j, p, is| {
-        non_negative(nodes, j, p, is)
-    }) {
+    if let Some(v) = num(GS_MANA, MANA, issues) {
         row.mana = v;
     }
     let cds = path.child("cooldowns");
-    if let Some(j) = required(f[6], &cds, issues) {
+    if let Some(j) = required(f[GS_COOLDOWNS], &cds, issues) {
         if let Some(c) = fields::<6>(nodes, j, &cds, slot_index, issues) {
-            for (k, slot) in SLOTS.iter().enumerate() {
+            for (k, slot) in ABILITY_SLOTS.iter().enumerate() {
                 if let Some(v) = req(nodes, c[k], &cds, slot, issues, |j, p, is| {
-                    non_negative(nodes, j, p, is)
+                    bounded(nodes, j, p, is, COOLDOWN)
                 }) {
                     row.cooldowns[k] = v;
                 }
@@ -383,17 +389,13 @@ pub fn game_state<'a>(
         }
     }
     let inv = path.child("inventory");
-    if let Some(j) = required(f[7], &inv, issues) {
+    if let Some(j) = required(f[GS_INVENTORY], &inv, issues) {
         inventory(nodes, j, &inv, &mut row, issues);
     }
-    if let Some(v) = req(nodes, f[8], path, "vision_score", issues, |j, p, is| {
-        non_negative(nodes, j, p, is)
-    }) {
+    if let Some(v) = num(GS_VISION, VISION_SCORE, issues) {
         row.vision = v;
     }
-    if let Some(v) = req(nodes, f[9], path, "gold_advantage", issues, |j, p, is| {
-        float(nodes, j, p, is)
-    }) {
+    if let Some(v) = num(GS_GOLD, GOLD_ADVANTAGE, issues) {
         row.gold = v;
     }
     (issues.len() == before).then_some(row)
@@ -479,12 +481,8 @@ pub fn action(
         _ => None,
     };
     let Some(kind) = kind else {
-        push(
-            issues,
-            path,
-            "union_tag_invalid",
-            "kind must be one of move, attack, cast, buy, recall, idle",
-        );
+        let msg = format!("kind must be one of {}", ACTION_KINDS.join(", "));
+        push(issues, path, "union_tag_invalid", &msg);
         return None;
     };
     let before = issues.len();
@@ -492,30 +490,41 @@ pub fn action(
         kind: kind as u8,
         ..ActionRow::default()
     };
-    let pick = |names: &'static [&'static str]| move |k: &str| names.iter().position(|n| *n == k);
-    match ACTION_KINDS[kind] {
-        "move" | "attack" => {
-            let f: [usize; 2] = fields(nodes, i, path, pick(&["kind", "target"]), issues)?;
-            row.target = req(nodes, f[1], path, "target", issues, |j, p, is| {
+    let names = ACTION_FIELDS[kind];
+    // one slot per field of the widest kind; a kind's own fields sit in its `ACTION_FIELDS` order
+    let f: [usize; 3] = fields(nodes, i, path, lookup(names), issues)?;
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .map_or(ABSENT, |k| f[k])
+    };
+    const MOVE: usize = index_of(&ACTION_KINDS, "move");
+    const ATTACK: usize = index_of(&ACTION_KINDS, "attack");
+    const CAST: usize = index_of(&ACTION_KINDS, "cast");
+    const BUY: usize = index_of(&ACTION_KINDS, "buy");
+    match kind {
+        MOVE | ATTACK => {
+            row.target = req(nodes, at("target"), path, "target", issues, |j, p, is| {
                 position(nodes, j, p, is)
             });
         }
-        "cast" => {
-            let f: [usize; 3] = fields(nodes, i, path, pick(&["kind", "slot", "target"]), issues)?;
-            row.slot = req(nodes, f[1], path, "slot", issues, |j, p, is| {
+        CAST => {
+            row.slot = req(nodes, at("slot"), path, "slot", issues, |j, p, is| {
                 let v = slot_index(string(nodes, j, p, is)?);
                 if v.is_none() {
-                    push(is, p, "literal_error", "slot must be one of q w e r d f");
+                    let msg = format!("slot must be one of {}", ABILITY_SLOTS.join(" "));
+                    push(is, p, "literal_error", &msg);
                 }
                 v.map(|v| v as u8)
             });
-            if f[2] != ABSENT && !matches!(nodes.get(f[2]), Some(Node::Static(StaticNode::Null))) {
-                row.target = position(nodes, f[2], &path.child("target"), issues);
+            let t = at("target");
+            if t != ABSENT && !matches!(nodes.get(t), Some(Node::Static(StaticNode::Null))) {
+                row.target = position(nodes, t, &path.child("target"), issues);
             }
         }
-        "buy" => {
-            let f: [usize; 2] = fields(nodes, i, path, pick(&["kind", "item"]), issues)?;
-            row.item = req(nodes, f[1], path, "item", issues, |j, p, is| {
+        BUY => {
+            row.item = req(nodes, at("item"), path, "item", issues, |j, p, is| {
                 let v = item_index(string(nodes, j, p, is)?);
                 if v.is_none() {
                     push(is, p, "unknown_item", "unknown item; see ITEM_VOCABULARY");
@@ -523,9 +532,7 @@ pub fn action(
                 v
             });
         }
-        _ => {
-            fields::<1>(nodes, i, path, pick(&["kind"]), issues)?;
-        }
+        _ => {} // recall, idle: `kind` alone, which `fields` has checked
     }
     (issues.len() == before).then_some(row)
 }
@@ -586,32 +593,27 @@ pub fn training_sample<'a>(
 ) -> Option<SampleRow<'a>> {
     let root = Path::ROOT;
     let before = issues.len();
-    let pick = |names: &'static [&'static str]| move |k: &str| names.iter().position(|n| *n == k);
-    let f: [usize; 6] = fields(
-        nodes,
-        i,
-        &root,
-        pick(&[
-            "schema_version",
-            "state",
-            "action",
-            "reward",
-            "next_state",
-            "metadata",
-        ]),
-        issues,
-    )?;
-    schema_version(nodes, f[0], &root, issues);
-    let state = req(nodes, f[1], &root, "state", issues, |j, p, is| {
+    let f: [usize; 6] = fields(nodes, i, &root, lookup(&SAMPLE_FIELDS), issues)?;
+    const fn at(name: &str) -> usize {
+        index_of(&SAMPLE_FIELDS, name)
+    }
+    const VERSION: usize = at("schema_version");
+    const STATE: usize = at("state");
+    const ACTION: usize = at("action");
+    const REWARD: usize = at("reward");
+    const NEXT: usize = at("next_state");
+    const META: usize = at("metadata");
+    schema_version(nodes, f[VERSION], &root, issues);
+    let state = req(nodes, f[STATE], &root, "state", issues, |j, p, is| {
         game_state(nodes, j, p, is)
     });
-    let act = req(nodes, f[2], &root, "action", issues, |j, p, is| {
+    let act = req(nodes, f[ACTION], &root, "action", issues, |j, p, is| {
         action(nodes, j, p, is)
     });
-    let reward = req(nodes, f[3], &root, "reward", issues, |j, p, is| {
+    let reward = req(nodes, f[REWARD], &root, "reward", issues, |j, p, is| {
         float(nodes, j, p, is)
     });
-    let next = req(nodes, f[4], &root, "next_state", issues, |j, p, is| {
+    let next = req(nodes, f[NEXT], &root, "next_state", issues, |j, p, is| {
         if matches!(nodes.get(j), Some(Node::Static(StaticNode::Null))) {
             Some(None)
         } else {
@@ -620,14 +622,8 @@ pub fn training_sample<'a>(
     });
     let meta_path = root.child("metadata");
     let mut meta = None;
-    if let Some(j) = required(f[5], &meta_path, issues) {
-        if let Some(m) = fields::<3>(
-            nodes,
-            j,
-            &meta_path,
-            pick(&["match_id", "step", "source"]),
-            issues,
-        ) {
+    if let Some(j) = required(f[META], &meta_path, issues) {
+        if let Some(m) = fields::<3>(nodes, j, &meta_path, lookup(&METADATA_FIELDS), issues) {
             let match_id = req(nodes, m[0], &meta_path, "match_id", issues, |j, p, is| {
                 bounded_str(nodes, j, p, is)
             });

@@ -14,6 +14,11 @@
 //!
 //! Each value is computed in f64 as `value / scale` and then rounded to f32. Rows added to
 //! reach `pad_rows_to` are all `PAD_VALUE` (0.0).
+//!
+//! Every value the codec admits lies in its `codec::contract` bound (`HEALTH`, `COOLDOWN`,
+//! `GOLD_ADVANTAGE` ...), so every column of a decoded batch is finite, at most 100 in
+//! magnitude; the unit test below holds the scales to that. A batch built elsewhere is not
+//! re-validated here.
 
 pub mod py;
 
@@ -209,5 +214,29 @@ pub fn fill_row(r: &GameStateRow<'_>, out: &mut [f32]) {
 impl Columns<'_> {
     pub fn rows(&self) -> usize {
         self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::contract::{COOLDOWN, GOLD_ADVANTAGE, HEALTH, MANA, POSITION, VISION_SCORE};
+
+    #[test]
+    fn every_admitted_value_scales_to_a_small_finite_f32() {
+        let pairs = [
+            (POSITION, 1.0),
+            (HEALTH, HEALTH_SCALE),
+            (MANA, MANA_SCALE),
+            (COOLDOWN, COOLDOWN_SCALE),
+            (VISION_SCORE, VISION_SCALE),
+            (GOLD_ADVANTAGE, GOLD_SCALE),
+        ];
+        for (b, scale) in pairs {
+            for v in [b.lo, b.hi] {
+                let f = (v / scale) as f32;
+                assert!(f.is_finite() && f.abs() <= 100.0, "{v} / {scale}");
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ yields equal values (thousands of generated valid and invalid rows per run)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticError
 
+from system0.data.contract import RANGES
 from system0.data.models import ITEM_VOCABULARY, GameState, TrainingSample
 from system0.data.serialization import decode_game_states, decode_training_samples
 
@@ -35,10 +37,27 @@ unit = st.one_of(
     any_number,
     junk,
 )
-nonneg = st.one_of(
-    st.floats(0, 1e7), st.integers(0, 10**7), st.sampled_from([-0.0, -1e-9]), any_number, junk
-)
 finite = st.one_of(st.floats(-1e7, 1e7), st.integers(-(10**7), 10**7), any_number, junk)
+
+
+def near_bounds(path: str) -> st.SearchStrategy[Any]:
+    """Values of a bounded leaf: inside, at and one ulp around each bound, and anything."""
+    lo, hi = RANGES[path]
+    edges = [lo, hi, int(hi) + 1, int(lo) - 1, -0.0, -1e-9]
+    edges += [math.nextafter(b, d) for b in (lo, hi) for d in (-math.inf, math.inf)]
+    return st.one_of(
+        st.floats(lo, hi),
+        st.integers(math.ceil(lo), math.floor(hi)),
+        st.sampled_from(edges),
+        st.floats(lo - abs(lo) - 10, hi * 10 + 10),
+        any_number,
+        junk,
+    )
+
+
+def in_range(path: str) -> st.SearchStrategy[float]:
+    lo, hi = RANGES[path]
+    return st.floats(lo, hi)
 
 
 @st.composite
@@ -89,18 +108,17 @@ def position(coord: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 def valid_state() -> st.SearchStrategy[dict[str, Any]]:
-    nn = st.floats(0, 1e6)
     return st.fixed_dictionaries(
         {
             "timestamp": valid_timestamps(),
             "champion": st.text(alphabet="AbZz09 '._-", min_size=1, max_size=32),
             "position": position(st.floats(0, 1)),
-            "health": nn,
+            "health": in_range("health"),
             "mana": st.integers(0, 5000),
-            "cooldowns": st.fixed_dictionaries({s: nn for s in "qwerdf"}),
+            "cooldowns": st.fixed_dictionaries({s: in_range(f"cooldowns.{s}") for s in "qwerdf"}),
             "inventory": st.lists(st.sampled_from(ITEM_VOCABULARY), max_size=6),
-            "vision_score": nn,
-            "gold_advantage": st.floats(-1e5, 1e5),
+            "vision_score": in_range("vision_score"),
+            "gold_advantage": in_range("gold_advantage"),
         }
     )
 
@@ -111,12 +129,14 @@ def any_state() -> st.SearchStrategy[dict[str, Any]]:
             "timestamp": st.one_of(timestamps(), valid_timestamps(), junk),
             "champion": champions,
             "position": st.one_of(position(unit), junk),
-            "health": nonneg,
-            "mana": nonneg,
-            "cooldowns": st.one_of(st.fixed_dictionaries({s: nonneg for s in "qwerdf"}), junk),
+            "health": near_bounds("health"),
+            "mana": near_bounds("mana"),
+            "cooldowns": st.one_of(
+                st.fixed_dictionaries({s: near_bounds(f"cooldowns.{s}") for s in "qwerdf"}), junk
+            ),
             "inventory": inventories,
-            "vision_score": nonneg,
-            "gold_advantage": finite,
+            "vision_score": near_bounds("vision_score"),
+            "gold_advantage": near_bounds("gold_advantage"),
         },
         optional={"schema_version": st.sampled_from([1, 1.0, 2, True, "1", None, 0])},
     )
@@ -126,12 +146,12 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "timestamp": st.one_of(timestamps(), junk),
     "champion": champions,
     "position": st.one_of(position(unit), junk),
-    "health": nonneg,
-    "mana": nonneg,
-    "cooldowns": st.fixed_dictionaries({s: nonneg for s in "qwerdf"}),
+    "health": near_bounds("health"),
+    "mana": near_bounds("mana"),
+    "cooldowns": st.fixed_dictionaries({s: near_bounds(f"cooldowns.{s}") for s in "qwerdf"}),
     "inventory": inventories,
-    "vision_score": nonneg,
-    "gold_advantage": finite,
+    "vision_score": near_bounds("vision_score"),
+    "gold_advantage": near_bounds("gold_advantage"),
     "schema_version": st.sampled_from([1, 1.0, 2, True, "1", None, 0]),
     "reward": finite,
 }
@@ -375,6 +395,15 @@ EDGES = [
     _edge('"x": 0.5', '"x": -0.0'),
     _edge('"x": 0.5', '"x": 0.5, "x": 7'),  # duplicate key: last wins on both sides
     _edge('"x": 0.5', '"x": 7, "x": 0.5'),
+    _edge("530.0", "100000"),  # the contract's bounds are closed
+    _edge("530.0", "100000.00000000001"),  # rounds to the bound on both sides
+    _edge("530.0", "100000.0000000001"),
+    _edge("530.0", "1e300"),
+    _edge('"f": 300', '"f": 3600.0'),
+    _edge('"f": 300', '"f": 3600.0000000005'),
+    _edge('"gold_advantage": -350.0', '"gold_advantage": -1000000'),
+    _edge('"gold_advantage": -350.0', '"gold_advantage": -1000000.0000001'),
+    _edge('"vision_score": 12', '"vision_score": 10001'),
     b"\xef\xbb\xbf" + json.dumps(_BASE).encode(),  # BOM
     json.dumps(_BASE).encode() + b" \n",
 ]

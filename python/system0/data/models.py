@@ -1,14 +1,20 @@
 """Data contracts: ``GameState``, ``Action`` and ``TrainingSample`` (pydantic v2).
 
-These models are the contract. The Rust codec (``system0.data.serialization``) validates the
+The Rust codec is the single source of the wire contract (``rust/codec/contract.rs``,
+re-exported by :mod:`system0.data.contract`): these models take their slots, item vocabulary,
+action kinds, limits and numeric ranges from it, and ``tests/data/test_contract_drift.py``
+checks their field names against it. The codec (``system0.data.serialization``) validates the
 very same rules on its fast path, and a differential test proves that both accept exactly the
 same inputs and yield equal values. Rules, on both sides:
 
 * strict types: a float field takes a JSON number (integers included) and nothing else
   (no strings, no booleans); an integer field takes only an integral JSON number;
 * every number is finite (NaN and the infinities are refused);
-* position ``x`` and ``y`` are normalized map coordinates in [0, 1];
-* health, mana, ability cooldowns and vision score are >= 0;
+* every bounded number lies in its closed range of ``contract.RANGES``: position ``x`` and
+  ``y`` (and action targets) in [0, 1]; health and mana in [0, 100000]; each ability cooldown
+  in [0, 3600] s; vision score in [0, 10000]; gold advantage in [-1000000, 1000000]. A value
+  below is ``greater_than_equal``, above ``less_than_equal`` (pydantic's and the codec's code).
+  These bounds are why every admitted state gives finite features;
 * the inventory holds at most ``MAX_INVENTORY`` items, each a name from ``ITEM_VOCABULARY``;
 * ``timestamp`` is an RFC 3339 string with an explicit offset (``Z`` or ``+HH:MM``), with
   ``T`` as separator and at most 6 fractional digits, and falls in [2000-01-01, 2100-01-01) UTC;
@@ -22,25 +28,32 @@ same inputs and yield equal values. Rules, on both sides:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from system0 import _core
+from system0.data.contract import (
+    ABILITY_SLOTS,
+    ACTION_KINDS,
+    ITEM_VOCABULARY,
+    MAX_CHAMPION,
+    MAX_INVENTORY,
+    MAX_METADATA_STRING,
+    MAX_STEP,
+    RANGES,
+    SCHEMA_VERSION,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
+)
 
-SCHEMA_VERSION: Literal[1] = 1
-"""Version of the GameState / TrainingSample contract; bump it when a field changes."""
-
-ITEM_VOCABULARY: tuple[str, ...] = tuple(_core.item_vocabulary())
-"""Every item name the contract knows, in feature order (index i is inventory column i)."""
-
-MAX_INVENTORY = 6
-ABILITY_SLOTS: tuple[str, ...] = ("q", "w", "e", "r", "d", "f")
-"""The fixed order of ability slots, in the record and in the feature matrix."""
-
-TIMESTAMP_MIN = datetime(2000, 1, 1, tzinfo=UTC)
-TIMESTAMP_MAX = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
+if TYPE_CHECKING:
+    # the checker sees the plain types; at run time the literals come from the contract
+    Version = int
+    Slot = str
+else:
+    Version = Literal[SCHEMA_VERSION]
+    Slot = Literal[ABILITY_SLOTS]
 
 _ITEMS = frozenset(ITEM_VOCABULARY)
 _TIMESTAMP_RE = re.compile(
@@ -48,11 +61,20 @@ _TIMESTAMP_RE = re.compile(
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)",
     re.ASCII,
 )
-_CHAMPION_RE = re.compile(r"[A-Za-z0-9 '._-]{1,32}", re.ASCII)
+_CHAMPION_RE = re.compile(rf"[A-Za-z0-9 '._-]{{1,{MAX_CHAMPION}}}", re.ASCII)
+
+
+def _range(path: str) -> Any:
+    """The ``ge`` / ``le`` bounds of ``path`` in ``contract.RANGES``, as a pydantic Field."""
+    lo, hi = RANGES[path]
+    return Field(ge=lo, le=hi, allow_inf_nan=False)
+
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Health = Annotated[float, _range("health")]
+Mana = Annotated[float, _range("mana")]
+VisionScore = Annotated[float, _range("vision_score")]
+GoldAdvantage = Annotated[float, _range("gold_advantage")]
 
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -77,7 +99,7 @@ def _parse_timestamp(value: Any) -> Any:
 def _exact_version(value: Any) -> Any:
     """pydantic's Literal[1] also takes 1.0 and true; the wire contract takes the integer 1."""
     if type(value) is not int:
-        raise ValueError("schema_version must be the integer 1")
+        raise ValueError(f"schema_version must be the integer {SCHEMA_VERSION}")
     return value
 
 
@@ -85,36 +107,36 @@ class Position(BaseModel):
     """Normalized map coordinates: (0, 0) is one corner of the map, (1, 1) the opposite."""
 
     model_config = _STRICT
-    x: Unit
-    y: Unit
+    x: Annotated[float, _range("position.x")]
+    y: Annotated[float, _range("position.y")]
 
 
 class Cooldowns(BaseModel):
     """Seconds until each ability slot is ready again (0 = ready), slots in ``ABILITY_SLOTS``."""
 
     model_config = _STRICT
-    q: NonNegative
-    w: NonNegative
-    e: NonNegative
-    r: NonNegative
-    d: NonNegative
-    f: NonNegative
+    q: Annotated[float, _range("cooldowns.q")]
+    w: Annotated[float, _range("cooldowns.w")]
+    e: Annotated[float, _range("cooldowns.e")]
+    r: Annotated[float, _range("cooldowns.r")]
+    d: Annotated[float, _range("cooldowns.d")]
+    f: Annotated[float, _range("cooldowns.f")]
 
 
 class GameState(BaseModel):
     """One observation of one champion at one instant of a match."""
 
     model_config = _STRICT
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     timestamp: datetime
     champion: str
     position: Position
-    health: NonNegative
-    mana: NonNegative
+    health: Health
+    mana: Mana
     cooldowns: Cooldowns
     inventory: Annotated[list[str], Field(max_length=MAX_INVENTORY)]
-    vision_score: NonNegative
-    gold_advantage: Finite
+    vision_score: VisionScore
+    gold_advantage: GoldAdvantage
 
     _check_timestamp = field_validator("timestamp", mode="before")(_parse_timestamp)
     _check_version = field_validator("schema_version", mode="before")(_exact_version)
@@ -123,7 +145,7 @@ class GameState(BaseModel):
     @classmethod
     def _check_champion(cls, value: str) -> str:
         if _CHAMPION_RE.fullmatch(value) is None:
-            raise ValueError("champion must be 1-32 of A-Z a-z 0-9 space ' . _ -")
+            raise ValueError(f"champion must be 1-{MAX_CHAMPION} of A-Z a-z 0-9 space ' . _ -")
         return value
 
     @field_validator("inventory")
@@ -152,7 +174,7 @@ class CastAction(BaseModel):
 
     model_config = _STRICT
     kind: Literal["cast"]
-    slot: Literal["q", "w", "e", "r", "d", "f"]
+    slot: Slot
     target: Position | None = None
 
 
@@ -183,25 +205,23 @@ Action = Annotated[
     MoveAction | AttackAction | CastAction | BuyAction | RecallAction | IdleAction,
     Field(discriminator="kind"),
 ]
-"""The action a policy took, a union tagged by ``kind``."""
-
-ACTION_KINDS: tuple[str, ...] = ("move", "attack", "cast", "buy", "recall", "idle")
+"""The action a policy took, a union tagged by ``kind`` (one of ``ACTION_KINDS``)."""
 
 
 class SampleMetadata(BaseModel):
     """Where a sample came from: match id, step within the match, and producer."""
 
     model_config = _STRICT
-    match_id: Annotated[str, Field(min_length=1, max_length=64)]
-    step: Annotated[int, Field(ge=0, le=2**31 - 1)]
-    source: Annotated[str, Field(min_length=1, max_length=64)]
+    match_id: Annotated[str, Field(min_length=1, max_length=MAX_METADATA_STRING)]
+    step: Annotated[int, Field(ge=0, le=MAX_STEP)]
+    source: Annotated[str, Field(min_length=1, max_length=MAX_METADATA_STRING)]
 
 
 class TrainingSample(BaseModel):
     """One transition: state, action taken, reward, next state (null when terminal)."""
 
     model_config = _STRICT
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
     state: GameState
     action: Action
     reward: Finite

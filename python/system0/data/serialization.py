@@ -3,7 +3,7 @@
 ``decode_game_states`` and ``decode_training_samples`` parse a batch (a JSON array, NDJSON, a
 list of one-document ``bytes`` rows, a msgpack array, or for GameState a protobuf
 ``GameStateBatch`` per ``game_state.proto``) in Rust with simd-json, check every
-row against the contract of :mod:`system0.data.models`, and return a :class:`DecodedBatch`:
+row against the wire contract (:mod:`system0.data.contract`), and return a :class:`DecodedBatch`:
 the valid rows as one Arrow record batch, and each refused row with its reason codes and raw
 bytes. A bad row never fails the batch; what happens to it is the caller's policy (see
 :mod:`system0.data.validation`).
@@ -29,6 +29,12 @@ column value
 
 Each value is ``value / scale`` computed in float64, then rounded to float32. Rows added by
 ``pad_rows_to`` are all ``PAD_VALUE`` (0.0); the first ``batch.num_rows`` rows are real.
+
+Every feature of an admitted row is finite: the contract bounds each dense field
+(``system0.data.contract.RANGES``: health and mana <= 100000, cooldowns <= 3600 s, vision
+<= 10000, gold advantage within +-1000000), so no column exceeds 100 in magnitude, and a value
+outside its range is refused at decode (``less_than_equal`` / ``greater_than_equal``), never
+turned into ``inf``. ``tests/data/test_contract_extremes.py`` proves it over the extremes.
 
 ``featurize_requests`` is the request path (the inference engine's): a sequence of GameState
 requests, each a dict, a :class:`system0.data.models.GameState` or the JSON or msgpack bytes
