@@ -282,7 +282,8 @@ def test_the_quarantine_takes_the_bad_rows_and_the_rest_commits(tmp_path: Path) 
         v = s.commit(_table(rows), on_invalid="quarantine")
         good = [r for i, r in enumerate(rows) if i not in (17, 60)]
         assert v.manifest.rows == 98
-        assert s.read().equals(_table(good))
+        # values, not dictionaries: the committed rows keep the batch's item dictionary
+        assert s.read().to_pylist() == _table(good).to_pylist()
         held = q.list(contract="TrainingSample")
         assert [(h.row, h.codes, h.source) for h in held] == [
             (17, ("greater_than_equal",), "storage:samples"),
