@@ -2,15 +2,13 @@
 
 import importlib.util
 import json
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from cli_run import run_cli
 
 from system0.data.storage import ScalableStorage
 
@@ -18,17 +16,7 @@ SMALL = ("--matches", "2", "--ticks", "20", "--tick-rate", "1000", "--no-progres
 
 
 def _cli(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> Any:
-    full = {k: v for k, v in os.environ.items() if k != "SYSTEM0_RUN_PASSPHRASE"}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "system0.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=check,
-        cwd=cwd,
-        env=full,
-    )
+    return run_cli(cwd, *args, env=env, check=check)
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,15 @@ reason; a keyring whose passphrase is missing is an error naming the variable; a
 model answers differently names the decision and its first differing output."""
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from cli_run import run_cli
 
 import system0.replay as replay_mod
 from system0.data.storage import ScalableStorage
@@ -25,16 +23,7 @@ SMALL = ("--matches", "2", "--ticks", "12", "--tick-rate", "1000", "--no-progres
 
 
 def _cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    full = {k: v for k, v in os.environ.items() if k != PASSPHRASE_ENV}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "system0.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=full,
-    )
+    return run_cli(cwd, *args, env=env)
 
 
 @pytest.fixture(scope="module")

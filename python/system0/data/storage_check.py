@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from system0 import _core
 from system0._core import DecodedBatch
+from system0.data.serialization import reason_code
 from system0.data.storage_segments import as_table
 from system0.errors import ConfigError, ValidationError
 
@@ -67,7 +68,7 @@ class Violation:
     @property
     def reason(self) -> str:
         """``"{code}:{path}"`` (just ``code`` at the row itself), as everywhere in system0."""
-        return f"{self.code}:{self.path}" if self.path else self.code
+        return reason_code(self.path, self.code)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from system0.data.serialization import DecodedBatch, decode_training_samples
+from system0.data.serialization import DecodedBatch, decode_training_samples, reason_code
 from system0.errors import ValidationError
 from system0.game.simulator import ACTIONS
 
@@ -111,7 +111,7 @@ def training_batch(samples: Sequence[Mapping[str, Any]]) -> DecodedBatch:
         raise ValidationError("no training samples to decode")
     decoded = decode_training_samples(json.dumps(list(samples)).encode())
     if decoded.errors:
-        reasons = [f"{code}:{path}" if path else code for _, path, code, _ in decoded.errors]
+        reasons = [reason_code(path, code) for _, path, code, _ in decoded.errors]
         row, path, code, message = decoded.errors[0]
         raise ValidationError(
             f"{len(decoded.errors)} training sample(s) broke the contract; the first, row {row}, "
