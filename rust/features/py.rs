@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
-use super::{columns, feature_names as names, fill, N_FEATURES};
+use super::{columns, feature_names as names, fill, DENSE_SCALES, N_FEATURES};
 use crate::codec::py::import_batch;
 use crate::error::CoreError;
 
@@ -45,8 +45,15 @@ fn feature_names() -> Vec<String> {
     names()
 }
 
+/// The divisor of each dense feature column, in column order (1.0: already in [0, 1]).
+#[pyfunction]
+fn dense_scales() -> Vec<f64> {
+    DENSE_SCALES.to_vec()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(features_into, m)?)?;
     m.add_function(wrap_pyfunction!(feature_names, m)?)?;
+    m.add_function(wrap_pyfunction!(dense_scales, m)?)?;
     Ok(())
 }

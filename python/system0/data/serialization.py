@@ -68,8 +68,14 @@ Format = Literal["json", "msgpack", "protobuf"]
 FEATURE_NAMES: tuple[str, ...] = tuple(_core.feature_names())
 PAD_VALUE = 0.0
 _new_tuple = tuple.__new__
-SCALES = {"health": 5000.0, "mana": 5000.0, "cooldown": 300.0, "vision_score": 100.0}
-SCALES["gold_advantage"] = 10000.0
+DENSE_SCALES: tuple[float, ...] = tuple(_core.dense_scales())
+"""The divisor of each dense feature column, in ``FEATURE_NAMES`` order (``rust/features``)."""
+# by field, the six cooldown columns sharing one entry: {"health": 5000.0, "cooldown": 300.0...}
+SCALES = {
+    ("cooldown" if name.startswith("cooldown_") else name): scale
+    for name, scale in zip(FEATURE_NAMES[: len(DENSE_SCALES)], DENSE_SCALES, strict=True)
+    if scale != 1.0
+}
 
 
 def decode_game_states(
@@ -297,6 +303,7 @@ def read_checksummed(path: str | Path) -> pa.Table:
 
 
 __all__ = [
+    "DENSE_SCALES",
     "FEATURE_NAMES",
     "PAD_VALUE",
     "SCALES",

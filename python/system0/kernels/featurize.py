@@ -15,8 +15,8 @@ row-major float32 of shape (N_pad, 12 + vocabulary size), from two inputs:
     out[r, 12 + v] = 1.0 if v in items[r, :] else 0.0           v < len(ITEM_VOCABULARY)
     out[r, :]      = 0.0                                         r >= N (padding rows)
 
-``scale`` is the codec's (``serialization.SCALES``; 1 for positions). The division is done in
-float64 and then rounded to float32, as the Rust features do (``(value / scale) as f32``);
+``scale`` is the codec's (``serialization.DENSE_SCALES``; 1 for positions). The division is
+done in float64 and then rounded to float32, as the Rust features do (``(value / scale) as f32``);
 IEEE division and round-to-nearest make the two results **bit-identical**, not merely close.
 :func:`kernel_inputs` builds both inputs from a decoded batch (no Python loop over rows), and
 :func:`featurize_reference` is the same definition in torch.
@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from system0.data.models import ITEM_VOCABULARY, MAX_INVENTORY
-from system0.data.serialization import FEATURE_NAMES, SCALES
+from system0.data.serialization import DENSE_SCALES, FEATURE_NAMES
 from system0.errors import ValidationError
 
 __all__ = ["DENSE_COLUMNS", "dense_scales", "featurize", "featurize_reference", "kernel_inputs"]
@@ -46,12 +46,9 @@ _ITEM_INDEX = {name: i for i, name in enumerate(ITEM_VOCABULARY)}
 
 
 def dense_scales() -> tuple[float, ...]:
-    """The divisor of each dense column, from the codec's ``SCALES`` (positions are already in
-    [0, 1]: divided by 1)."""
-    return tuple(
-        SCALES["cooldown"] if n.startswith("cooldown_") else SCALES.get(n, 1.0)
-        for n in DENSE_COLUMNS
-    )
+    """The divisor of each dense column, the codec's own (positions are already in [0, 1]:
+    divided by 1)."""
+    return DENSE_SCALES
 
 
 @triton.jit  # type: ignore[misc]
