@@ -64,8 +64,11 @@ def test_demo_report_and_run_folder(run: tuple[Path, str]) -> None:
     assert samples.schema.metadata[b"system0.contract"] == b"TrainingSample"
     kinds = set(samples.column("action").combine_chunks().field("kind").to_pylist())
     assert kinds <= {"move", "attack", "cast", "buy"}
-    # every answered request is one recorded decision, with its match, tick and champion
-    assert decisions.num_rows == 240 - invalid
+    # every answered request is one recorded decision, with its match, tick and champion (on a
+    # loaded machine a few are refused as overloaded or expire: those never ran)
+    answered = int(out.split(" submitted, ")[1].split(" answered")[0])
+    assert answered > 240 - invalid - 24
+    assert decisions.num_rows == answered == m["recording"]["decisions"]
     assert decisions.column("match").null_count == 0
     assert set(decisions.column("config_hash").to_pylist()) == {m["config"]["hash"]}
     assert set(decisions.column("model_hash").to_pylist()) == {m["policy"]["hash"]}
