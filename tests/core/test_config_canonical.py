@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from system0.core.config_canonical import canonical_json, content_hash, format_number
+from system0.core.config.canonical import canonical_json, content_hash, format_number
 
 
 def from_bits(hex_bits: str) -> float:

@@ -1,6 +1,6 @@
 """Configuration: one hermetic source of truth, content-hashed, signed, diffable, forkable.
 
-An :class:`AIConfig` is a frozen pydantic model (sections in ``config_schema``). It comes from
+An :class:`AIConfig` is a frozen pydantic model (sections in ``config.schema``). It comes from
 a YAML file through :func:`load_from_yaml` (safe parsing, ``${env:...}``/``${ref:...}``
 interpolation, schema migration, validation and, when trusted keys are configured, signature
 verification) or from code. Its identity is :attr:`AIConfig.content_hash`: the sha256 of its
@@ -27,18 +27,18 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator
 
-from system0.core import config_signing as signing
-from system0.core.config_canonical import canonical_json
-from system0.core.config_diff import Change, ConfigDiff, diff
-from system0.core.config_fork import (
+from system0.core.config import signing
+from system0.core.config.canonical import canonical_json
+from system0.core.config.diff import Change, ConfigDiff, diff
+from system0.core.config.fork import (
     AuditSink,
     emergency_override,
     fork_for_experiment,
     parse_overrides,
     set_audit_sink,
 )
-from system0.core.config_migrations import migrate
-from system0.core.config_schema import (
+from system0.core.config.migrations import migrate
+from system0.core.config.schema import (
     SCHEMA_VERSION,
     BreakerConfig,
     InferenceConfig,
@@ -52,7 +52,7 @@ from system0.core.config_schema import (
     StorageConfig,
     TrainingConfig,
 )
-from system0.core.config_yaml import (
+from system0.core.config.yaml_source import (
     Source,
     interpolate,
     join_path,

@@ -41,7 +41,7 @@ import pyarrow as pa
 from system0 import _core
 from system0._core import DecodedBatch
 from system0.data.serialization import reason_code
-from system0.data.storage_segments import as_table
+from system0.data.storage.segments import as_table
 from system0.errors import ConfigError, ValidationError
 
 ContractName = Literal["GameState", "TrainingSample"]

@@ -41,7 +41,7 @@ def _guarded(fn: Command) -> Command:
 
 
 def _open(args: argparse.Namespace, keyring: Any = None) -> Any:
-    from system0.data.storage import ScalableStorage
+    from system0.data.storage.router import ScalableStorage
 
     root = args.root or os.environ.get("SYSTEM0_DATA_ROOT") or "system0-data"
     if not os.path.isdir(root):
@@ -80,7 +80,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from system0.data.storage_integrity import export_parquet
+    from system0.data.storage.integrity import export_parquet
 
     with _open(args) as s:
         rows = export_parquet(s, args.dataset, args.out, version=args.version)
@@ -114,7 +114,7 @@ def _verify_json(r: Any) -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from system0.data.storage_integrity import verify
+    from system0.data.storage.integrity import verify
     from system0.security.keyring_cli import keyring_from_args
 
     with _open(args, keyring_from_args(args)) as s:

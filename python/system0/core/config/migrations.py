@@ -25,7 +25,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from system0.core.config_schema import SCHEMA_VERSION
+from system0.core.config.schema import SCHEMA_VERSION
 from system0.errors import ConfigError
 
 Document = dict[str, Any]

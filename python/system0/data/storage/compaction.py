@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from system0.data.storage_segments import decode_segment, encode_segment, sha256
-from system0.data.storage_versions import Placement
+from system0.data.storage.segments import decode_segment, encode_segment, sha256
+from system0.data.storage.versions import Placement
 from system0.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
-    from system0.data.storage import CompactionReport, ScalableStorage
+    from system0.data.storage.router import CompactionReport, ScalableStorage
 
 
 def _is_cold(p: Placement, now_ns: int, max_age_ns: int, min_reads: int) -> bool:
@@ -34,7 +34,7 @@ def _is_cold(p: Placement, now_ns: int, max_age_ns: int, min_reads: int) -> bool
 def compact(
     storage: ScalableStorage, dataset: str, *, force: bool = False, now_ns: int | None = None
 ) -> CompactionReport:
-    from system0.data.storage import CompactionReport
+    from system0.data.storage.router import CompactionReport
 
     catalog = storage.catalog
     policy = storage.policy

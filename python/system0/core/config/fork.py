@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pydantic
 
-from system0.core.config_yaml import parse_scalar, split_path
+from system0.core.config.yaml_source import parse_scalar, split_path
 from system0.errors import ConfigError
 
 if TYPE_CHECKING:
-    from system0.core.config import AIConfig
+    from system0.core.config.aiconfig import AIConfig
 
 logger = logging.getLogger("system0.config")
 

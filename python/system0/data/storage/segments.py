@@ -4,7 +4,7 @@ A *segment* is a run of samples committed together, encoded once as Parquet byte
 the SHA-256 of those bytes. Every backend keeps the same bytes (optionally encrypted), so a
 segment moves between tiers without being re-encoded, and a checksum recorded at write time is
 verified at read time wherever the bytes live. Backends know nothing of versions, routing or
-schemas: the catalog (``storage_versions``) and the router (``storage``) do. That keeps the one
+schemas: the catalog (``versions``) and the router (``router``) do. That keeps the one
 conformance suite small and the same for SQLite, DuckDB/Parquet, MongoDB and BigQuery.
 
 The collaborators (keyring, audit ledger, telemetry) are duck-typed through the small protocols
@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from system0.data.storage_parquet import decode_segment, encode_segment
+from system0.data.storage.parquet import decode_segment, encode_segment
 from system0.errors import ValidationError
 
 # Datasets become file and table names: keep them to a safe, portable alphabet.

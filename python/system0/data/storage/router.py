@@ -13,7 +13,7 @@ scans prefer the analytical tier, point lookups the hot one. ``explain`` answers
 operation goes and why; every query reports its cost; every read and write is audited when a
 ledger is given; datasets may be encrypted at rest through a keyring.
 
-Every write is checked against the contract first (``storage_check``): a batch with a bad
+Every write is checked against the contract first (``storage.check``): a batch with a bad
 row is refused whole, or, with ``on_invalid="quarantine"``, its bad rows go to the storage's
 ``Quarantine`` with their reasons and the rest commits. The codec's own ``DecodedBatch`` is
 already validated and is not checked again.
@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from system0.data.storage_check import (
+from system0.data.storage.backends.duckdb import DuckDBBackend
+from system0.data.storage.backends.sqlite import SQLiteBackend
+from system0.data.storage.check import (
     Admitted,
     ContractChoice,
     OnInvalid,
@@ -42,8 +44,7 @@ from system0.data.storage_check import (
     quarantine_records,
     refusal,
 )
-from system0.data.storage_duckdb import DuckDBBackend
-from system0.data.storage_policy import (
+from system0.data.storage.policy import (
     CostLedger,
     Pattern,
     QueryCost,
@@ -54,9 +55,9 @@ from system0.data.storage_policy import (
     route_read,
     route_store,
 )
-from system0.data.storage_prefetch import column
-from system0.data.storage_reader import Pin, PinnedReader
-from system0.data.storage_segments import (
+from system0.data.storage.prefetch import column
+from system0.data.storage.reader import Pin, PinnedReader
+from system0.data.storage.segments import (
     AuditLike,
     Backend,
     KeyringLike,
@@ -67,8 +68,7 @@ from system0.data.storage_segments import (
     schema_fingerprint,
     sha256,
 )
-from system0.data.storage_sqlite import SQLiteBackend
-from system0.data.storage_versions import Catalog, Placement, SegmentEntry, Version
+from system0.data.storage.versions import Catalog, Placement, SegmentEntry, Version
 from system0.errors import (
     ConfigError,
     CryptoError,
@@ -128,11 +128,11 @@ class ScalableStorage:
         }
         self.backends.update({t: b for t, b in given.items() if t not in self.backends})
         if mongo_uri:
-            from system0.data.storage_mongo import MongoBackend
+            from system0.data.storage.backends.mongo import MongoBackend
 
             self.backends["distributed"] = MongoBackend(mongo_uri)
         if bigquery_project:
-            from system0.data.storage_bigquery import BigQueryBackend
+            from system0.data.storage.backends.bigquery import BigQueryBackend
 
             self.backends["cloud"] = BigQueryBackend(bigquery_project)
         self.keyring = keyring
@@ -233,7 +233,7 @@ class ScalableStorage:
         """Store ``samples`` as one new version (synchronously); returns it once durable.
 
         The values are checked against ``contract`` before anything is written (see
-        ``system0.data.storage_check``: ``"auto"`` checks every table shaped like a contract,
+        ``system0.data.storage.check``: ``"auto"`` checks every table shaped like a contract,
         ``None`` marks data that is not). A row that breaks it makes ``on_invalid="refuse"``
         raise ``ValidationError`` naming the first bad rows, with nothing written;
         ``on_invalid="quarantine"`` moves the bad rows to ``self.quarantine`` with their
@@ -593,7 +593,7 @@ class ScalableStorage:
 
     def verify(self, dataset: str = "samples", *, version: str | None = None) -> Any:
         """Check every stored checksum of a version (or all); ``IntegrityError`` names the file."""
-        from system0.data.storage_integrity import verify
+        from system0.data.storage.integrity import verify
 
         return verify(self, check_dataset(dataset), version)
 
@@ -601,15 +601,15 @@ class ScalableStorage:
         self, path: str | os.PathLike[str], *, dataset: str = "samples", version: str | None = None
     ) -> int:
         """Write a version to one Parquet file (atomically); returns the rows written."""
-        from system0.data.storage_integrity import export_parquet
+        from system0.data.storage.integrity import export_parquet
 
         return export_parquet(self, check_dataset(dataset), path, version=version)
 
-    # compaction lives in storage_compaction to keep this file one concept
+    # compaction lives in storage.compaction to keep this file one concept
     def compact(
         self, dataset: str | None = None, *, force: bool = False, now_ns: int | None = None
     ) -> list[CompactionReport]:
-        from system0.data.storage_compaction import compact
+        from system0.data.storage.compaction import compact
 
         names = [dataset] if dataset else self.datasets()
         return [compact(self, d, force=force, now_ns=now_ns) for d in names]
@@ -619,7 +619,7 @@ class ScalableStorage:
     ) -> list[CompactionReport]:
         """Compact every ``interval_s`` (default: a tenth of ``hot_max_age_s``) until ``stop``
         is set; returns the reports of the passes that moved something."""
-        from system0.data.storage_compaction import compaction_job
+        from system0.data.storage.compaction import compaction_job
 
         return await compaction_job(self, stop, interval_s)
 

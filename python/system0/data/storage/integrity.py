@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from system0 import _core
-from system0.data.storage_segments import decode_segment
+from system0.data.storage.segments import decode_segment
 from system0.errors import Error, IntegrityError
 
 if TYPE_CHECKING:
-    from system0.data.storage import ScalableStorage
-    from system0.data.storage_versions import Placement
+    from system0.data.storage.router import ScalableStorage
+    from system0.data.storage.versions import Placement
 
 
 @dataclass
