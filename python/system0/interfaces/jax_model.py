@@ -13,15 +13,8 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from system0.interfaces.model_interface import (
-    AIModelInterface,
-    MLPWeights,
-    ModelInfo,
-    TensorSpec,
-    content_hash,
-    load_mlp,
-    mlp_info,
-)
+from system0.interfaces.mlp_weights import MLPWeights, content_hash, load_mlp
+from system0.interfaces.model_interface import AIModelInterface, ModelInfo, TensorSpec, mlp_info
 from system0.interfaces.monitoring_hook import AIMonitoring
 from system0.utils import jax_utils
 

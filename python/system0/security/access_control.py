@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from system0.errors import AccessDenied, ValidationError
+from system0.security.audit_sink import AuditSink
 from system0.security.identity import AttestedDevice, DeviceIdentity, Subject
 from system0.security.policy import CompiledRule, Policy, Rule, compile_rule
 
 __all__ = [
-    "AccessAuditSink",
     "AttestedDevice",
     "Decision",
     "DeviceIdentity",
@@ -42,14 +42,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class AccessAuditSink(Protocol):
-    """Where decisions go; the integrator wires it to ``AuditLedger.log_data_access``."""
-
-    def log_data_access(
-        self, subject: str, resource: str, action: str, decision: str, metadata: dict[str, Any]
-    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,7 @@ class Enforcer:
         self,
         policy: Policy,
         *,
-        audit: AccessAuditSink | None = None,
+        audit: AuditSink | None = None,
         cache_size: int = 65_536,
     ) -> None:
         if cache_size < 0:

@@ -36,10 +36,10 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from system0.errors import BudgetExhausted, ValidationError
-from system0.security.privacy_budgets import PrivacyBudgets
+from system0.security.audit_sink import AuditSink
 from system0.security.privacy_mechanisms import (
     Mechanism,
     accuracy95,
@@ -55,21 +55,13 @@ from system0.security.privacy_mechanisms import (
 )
 
 __all__ = [
-    "AuditSink",
     "Budget",
     "Mechanism",
     "PrivacyAccountant",
-    "PrivacyBudgets",
     "Release",
 ]
 
 T = TypeVar("T")
-
-
-class AuditSink(Protocol):
-    """Where releases are recorded; the integrator wires this to the audit ledger."""
-
-    def append(self, record: dict[str, Any]) -> object: ...
 
 
 @dataclass(frozen=True)

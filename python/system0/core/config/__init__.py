@@ -41,10 +41,12 @@ from system0.core.config.schema import (
     StorageConfig,
     TrainingConfig,
 )
+from system0.security.audit_sink import AuditSink
 
 __all__ = [
     "SCHEMA_VERSION",
     "AIConfig",
+    "AuditSink",
     "BreakerConfig",
     "Change",
     "ConfigDiff",

@@ -31,7 +31,6 @@ from system0.core.config import signing
 from system0.core.config.canonical import canonical_json
 from system0.core.config.diff import Change, ConfigDiff, diff
 from system0.core.config.fork import (
-    AuditSink,
     emergency_override,
     fork_for_experiment,
     parse_overrides,
@@ -142,6 +141,24 @@ class AIConfig(Section):
     def validate_config(cls, data: Mapping[str, Any] | AIConfig) -> AIConfig:
         """See :func:`validate_config`."""
         return validate_config(data)
+
+    @classmethod
+    def from_document(
+        cls, doc: Mapping[str, Any], src: Source | None = None, where: str = "config"
+    ) -> AIConfig:
+        """Validate a resolved, current-version document, or raise one :class:`ConfigError`
+        listing every problem (with ``file:line:column`` when ``src`` marks the document).
+
+        A classmethod so that ``fork`` derives a configuration from its parent's class
+        without importing this module (which imports ``fork``).
+        """
+        try:
+            return cls.model_validate(doc)
+        except pydantic.ValidationError as e:
+            problems = [_problem(err, src, where) for err in e.errors()]
+            n = len(problems)
+            head = f"{where}: invalid configuration ({n} problem{'s' if n != 1 else ''}):"
+            raise ConfigError("\n  ".join([head, *problems])) from None
 
     def fork_for_experiment(
         self, name: str, overrides: Mapping[str, Any] | Iterable[str] = ()
@@ -280,13 +297,8 @@ def validate_config(data: Mapping[str, Any] | AIConfig, *, where: str = "config"
 
 
 def validate_document(doc: Mapping[str, Any], src: Source | None, where: str) -> AIConfig:
-    try:
-        return AIConfig.model_validate(doc)
-    except pydantic.ValidationError as e:
-        problems = [_problem(err, src, where) for err in e.errors()]
-        n = len(problems)
-        head = f"{where}: invalid configuration ({n} problem{'s' if n != 1 else ''}):"
-        raise ConfigError("\n  ".join([head, *problems])) from None
+    """See :meth:`AIConfig.from_document`."""
+    return AIConfig.from_document(doc, src, where)
 
 
 def _problem(err: Any, src: Source | None, where: str) -> str:
@@ -346,7 +358,6 @@ def content_hash(config: AIConfig) -> str:
 __all__ = [
     "SCHEMA_VERSION",
     "AIConfig",
-    "AuditSink",
     "BreakerConfig",
     "Change",
     "ConfigDiff",

@@ -58,7 +58,6 @@ from system0.data.storage.policy import (
 from system0.data.storage.prefetch import column
 from system0.data.storage.reader import Pin, PinnedReader
 from system0.data.storage.segments import (
-    AuditLike,
     Backend,
     KeyringLike,
     as_table,
@@ -78,6 +77,7 @@ from system0.errors import (
     Unavailable,
     ValidationError,
 )
+from system0.security.audit_sink import AuditSink
 
 if TYPE_CHECKING:
     from system0.data.validation import Quarantine
@@ -106,7 +106,7 @@ class ScalableStorage:
         mongo_uri: str | None = None,
         bigquery_project: str | None = None,
         keyring: KeyringLike | None = None,
-        audit: AuditLike | None = None,
+        audit: AuditSink | None = None,
         subject: str = "system0",
         cost_sinks: Iterable[Sink] = (),
         quarantine: Quarantine | None = None,

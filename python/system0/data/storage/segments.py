@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -120,21 +119,7 @@ class KeyringLike(Protocol):
     def decrypt(self, envelope: bytes, aad: bytes = b"") -> bytes: ...
 
 
-class AuditLike(Protocol):
-    """``system0.security.audit.AuditLedger``: one entry per data access."""
-
-    def log_data_access(
-        self,
-        subject: str,
-        resource: str,
-        action: str,
-        decision: str,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Any: ...
-
-
 __all__ = [
-    "AuditLike",
     "Backend",
     "KeyringLike",
     "as_table",

@@ -1,0 +1,139 @@
+"""The package's structure: every module imports alone, no import cycles, no friend modules.
+
+These hold the architecture in place as the tree changes (issue 16): a module that only works
+after another one was imported, a cycle between two modules, or a module that reaches into
+another's private names is a failure here, with the modules named.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import system0
+from tests.import_graph import Package, cycles
+
+ROOT = Path(system0.__file__).parent
+# The extension is private to the package, not to a module: every module may use its names.
+PRIVATE_OK = frozenset({"system0._core"})
+
+# Imports each module in turn with every system0 module but the extension forgotten first, so
+# each one runs as if it were the first import of a fresh interpreter. The extension stays:
+# a PyO3 module can be initialized only once per process (and holds no import-order state).
+ALONE = textwrap.dedent(
+    """
+    import importlib, json, sys
+    names = json.loads(sys.argv[1])
+    failed, missing = {}, {}
+    for name in names:
+        for loaded in [m for m in sys.modules if m.split(".")[0] == "system0"]:
+            if loaded != "system0._core":
+                del sys.modules[loaded]
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if (e.name or "").split(".")[0] == "system0":
+                failed[name] = f"{type(e).__name__}: {e}"
+            else:
+                missing[name] = e.name  # an optional extra that is not installed here
+        except Exception as e:
+            failed[name] = f"{type(e).__name__}: {e}"
+    print(json.dumps({"failed": failed, "missing": missing}))
+    """
+)
+
+
+def test_every_module_imports_alone() -> None:
+    names = sorted(Package.scan(ROOT).modules)
+    assert "system0.data.storage.router" in names and "system0.core.config.fork" in names
+    out = subprocess.run(
+        [sys.executable, "-c", ALONE, json.dumps(names)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["failed"] == {}, "modules that fail when imported first:\n" + "\n".join(
+        f"  {m}: {why}" for m, why in result["failed"].items()
+    )
+    # An optional dependency may be absent (the light install), but never more than a few
+    # modules' worth: the whole package must not hinge on one.
+    assert len(result["missing"]) < len(names) // 4, result["missing"]
+
+
+def test_no_import_cycles() -> None:
+    found = cycles(Package.scan(ROOT).edges())
+    assert found == [], "import cycles among system0 modules:\n" + "\n".join(
+        "  " + " <-> ".join(c) for c in found
+    )
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    uses = Package.scan(ROOT).private_uses(PRIVATE_OK)
+    assert uses == [], "private names used across modules:\n" + "\n".join(
+        f"  {u.module}:{u.line} uses {u.source}.{u.name}" for u in uses
+    )
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "pkg"
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def test_the_cycle_check_sees_a_cycle_and_ignores_what_never_runs(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from pkg import b\n",
+            "b.py": "from pkg.c import thing\n",
+            "c.py": "import pkg.a\nthing = 1\n",
+            "d.py": """
+                from typing import TYPE_CHECKING
+                if TYPE_CHECKING:
+                    from pkg import e
+                def later():
+                    from pkg import e
+            """,
+            "e.py": "from . import d\n",
+        },
+    )
+    assert cycles(Package.scan(root).edges()) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_the_private_check_sees_both_forms(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "_secret = 1\ndef _helper(): ...\n",
+            "b.py": "from pkg.a import _secret\n",
+            "c.py": "from pkg import a as m\ndef f():\n    return m._helper()\n",
+            "d.py": "from pkg.a import __doc__\n_own = 1\nx = _own\n",
+        },
+    )
+    uses = Package.scan(root).private_uses(frozenset())
+    assert [(u.module, u.source, u.name) for u in uses] == [
+        ("pkg.b", "pkg.a", "_secret"),
+        ("pkg.c", "pkg.a", "_helper"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("facade", "name"),
+    [
+        ("system0.data.storage", "ScalableStorage"),
+        ("system0.core.config", "AIConfig"),
+    ],
+)
+def test_the_public_paths_of_the_moved_modules_still_work(facade: str, name: str) -> None:
+    module = __import__(facade, fromlist=[name])
+    assert name in module.__all__ and getattr(module, name).__name__ == name
