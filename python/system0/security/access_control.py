@@ -157,7 +157,7 @@ class Enforcer:
         # One read of the state: a concurrent set_policy can never mix the old policy's
         # decisions into the new policy's cache.
         state = self._state
-        key = (subject._key, resource, action, domain)
+        key = (subject.cache_key, resource, action, domain)
         decision = state.cache.get(key)
         if decision is None:
             self.misses += 1
@@ -239,7 +239,7 @@ class Enforcer:
         self, state: _State, subject: Subject, domain: str | None, fp: str | None
     ) -> tuple[frozenset[str], tuple[str, ...]]:
         """The subject's effective roles here (claims, bindings, inheritance, device filter)."""
-        key = (subject._key, domain)
+        key = (subject.cache_key, domain)
         hit = state.roles.get(key)
         if hit is not None:
             return hit

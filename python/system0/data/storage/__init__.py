@@ -10,16 +10,19 @@ fetch-and-verify, encryption at rest, audit), ``versions`` (the catalog), ``read
 inside the package import each other directly, never through this facade.
 """
 
+from system0.data.storage.blobs import BlobStore
+from system0.data.storage.compaction import CompactionReport
 from system0.data.storage.integrity import VerifyReport
 from system0.data.storage.policy import QueryCost, Route, StoragePolicy, Tier
 from system0.data.storage.reader import Pin, PinnedReader
-from system0.data.storage.router import DEFAULT_ORDER, CompactionReport, ScalableStorage
+from system0.data.storage.router import DEFAULT_ORDER, ScalableStorage
 from system0.data.storage.segments import Backend, as_table
 from system0.data.storage.versions import Version
 
 __all__ = [
     "DEFAULT_ORDER",
     "Backend",
+    "BlobStore",
     "CompactionReport",
     "Pin",
     "PinnedReader",
