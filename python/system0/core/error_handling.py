@@ -44,7 +44,7 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from system0 import _core
-from system0.errors import CircuitOpen, Closed, DeadlineExceeded, Overloaded
+from system0.errors import CircuitOpen, Closed, DeadlineExceeded, InvalidArgument, Overloaded
 
 __all__ = [
     "BoundedQueue",
@@ -150,7 +150,7 @@ class BucketStats:
 
 def _check_timeout(owner: str, timeout: float | None) -> None:
     if timeout is not None and not timeout >= 0:  # also catches NaN
-        raise ValueError(
+        raise InvalidArgument(
             f"{owner}: timeout must be None (wait forever) or a number of seconds >= 0, "
             f"got {timeout}"
         )
