@@ -173,8 +173,9 @@ def from_os_error(e: OSError, doing: str) -> Error:
     ``doing`` says what was attempted (``"read key file /k"``). A missing file is ``NotFound``;
     a directory where a file was expected ``InvalidArgument``; a refused permission or a
     read-only file system ``AccessDenied``; anything else (a full disk, a quota, a device
-    error) ``Unavailable``: the bytes could not be stored or read and nothing was done. Never ``CryptoError`` or ``IntegrityError``: those say the data is bad,
-    and a full disk says nothing about the data.
+    error) ``Unavailable``: the bytes could not be stored or read and nothing was done.
+    Never ``CryptoError`` or ``IntegrityError``: those say the data is bad, and a full disk
+    says nothing about the data.
     """
     why = e.strerror or str(e)
     if isinstance(e, FileNotFoundError):
