@@ -203,8 +203,10 @@ def to_protobuf(batch: DecodedBatch) -> bytes:
 def _json_default(value: Any) -> Any:
     from datetime import datetime
 
+    from system0.data.models import format_rfc3339  # on use: models loads pydantic
+
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return format_rfc3339(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY, MAX_INVENTORY
+from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY, MAX_INVENTORY, format_rfc3339
 from system0.data.serialization import FEATURE_NAMES, decode_game_states, features
 from system0.errors import InvalidArgument, ValidationError
 
@@ -118,7 +118,7 @@ class MatchSimulator:
 
     def observe(self) -> Tick:
         """The records of this tick and their feature matrix (one codec call for the tick)."""
-        ts = (_T0 + timedelta(seconds=self.tick * self.dt)).isoformat().replace("+00:00", "Z")
+        ts = format_rfc3339(_T0 + timedelta(seconds=self.tick * self.dt))
         states = tuple(
             {
                 "timestamp": ts,
