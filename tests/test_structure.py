@@ -137,3 +137,67 @@ def test_the_private_check_sees_both_forms(tmp_path: Path) -> None:
 def test_the_public_paths_of_the_moved_modules_still_work(facade: str, name: str) -> None:
     module = __import__(facade, fromlist=[name])
     assert name in module.__all__ and getattr(module, name).__name__ == name
+
+
+LAZY_FACADES = [
+    "system0.core",
+    "system0.data",
+    "system0.data.storage",
+    "system0.game",
+    "system0.security",
+    "system0.utils",
+]
+
+
+def _facade_tables(path: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(names imported under TYPE_CHECKING, names given to lazy_exports), by module."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    typed: dict[str, set[str]] = {}
+    lazy: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                for alias in imp.names:
+                    assert alias.asname == alias.name, "re-export as `X as X`"
+                    typed.setdefault(imp.module, set()).add(alias.name)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            table = ast.literal_eval(node.value.args[1])
+            lazy = {module: set(names) for module, names in table.items()}
+    return typed, lazy
+
+
+@pytest.mark.parametrize("facade", LAZY_FACADES)
+def test_a_facade_types_what_it_exports_and_loads_it_on_use(facade: str) -> None:
+    path = Package.scan(ROOT).modules[facade]
+    typed, lazy = _facade_tables(path)
+    assert typed == lazy and lazy, f"{path}: the TYPE_CHECKING imports and the table differ"
+    code = textwrap.dedent(
+        f"""
+        import importlib, sys, types
+        facade = importlib.import_module({facade!r})
+        members = {sorted(lazy)!r}
+        early = [m for m in members if m in sys.modules and m != {facade!r}]
+        for name in facade.__all__:
+            value = getattr(facade, name)
+            assert not isinstance(value, types.ModuleType), name
+        assert sorted(facade.__all__) == facade.__all__
+        assert set(facade.__all__) <= set(dir(facade))
+        try:
+            facade.no_such_name
+        except AttributeError as e:
+            assert "no_such_name" in str(e)
+        else:
+            raise AssertionError("an unknown name resolved")
+        print(len(facade.__all__), early)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    count, early = out.stdout.split(" ", 1)
+    assert int(count) == sum(len(v) for v in lazy.values())
+    assert early.strip() == "[]", f"importing {facade} loaded {early.strip()} before any use"

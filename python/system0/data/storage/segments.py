@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from system0.data.serialization import decode_training_samples
 from system0.data.storage.parquet import decode_segment, encode_segment
 from system0.errors import ValidationError
 
@@ -62,15 +63,6 @@ def as_table(samples: Any) -> pa.Table:
     if hasattr(samples, "__arrow_c_array__"):
         return pa.Table.from_batches([pa.record_batch(samples)])
     if isinstance(samples, list) and samples and all(hasattr(s, "model_dump") for s in samples):
-        try:  # the codec's fast path once system0.data.serialization is installed
-            from system0.data.serialization import (  # type: ignore[import-not-found, unused-ignore]
-                decode_training_samples,
-            )
-        except ImportError:
-            raise ValidationError(
-                "store() takes Arrow (a Table, a RecordBatch or a decoded batch); encode "
-                "pydantic samples with system0.data.serialization first"
-            ) from None
         decoded = decode_training_samples([s.model_dump_json().encode() for s in samples])
         return as_table(decoded)
     raise ValidationError(
