@@ -35,7 +35,7 @@ from ratio import Gate
 from system0.data.models import ITEM_VOCABULARY, TrainingSample
 from system0.data.serialization import decode_training_samples
 from system0.data.storage import ScalableStorage
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.schema import synthetic_samples
 
 N = 100_000
 SLOTS = ("q", "w", "e", "r", "d", "f")

@@ -12,8 +12,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Imported here so that `system0 --help` stays fast and one part's import error names it.
-    from system0.core.config_cli import add_config_commands
-    from system0.data.storage_cli import add_data_commands
+    from system0.core.config.cli import add_config_commands
+    from system0.data.storage.cli import add_data_commands
     from system0.demo import add_demo_command
     from system0.replay import add_replay_command
     from system0.security.audit_cli import add_audit_commands

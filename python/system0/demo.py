@@ -51,7 +51,7 @@ def load_config(
     trusted keys, when configured, still refuse it).
     """
     from system0.core import config as cfg
-    from system0.core import config_signing as signing
+    from system0.core.config import signing
 
     if path is None:
         return AIConfig(), None, None

@@ -20,6 +20,7 @@ from typing import Any
 
 from system0 import _core
 from system0.core.config import AIConfig
+from system0.data.models import format_rfc3339
 from system0.demo_play import PlaySettings, Sink, match_seed
 from system0.interfaces.flight_recorder import FlightRecorder
 from system0.interfaces.model_interface import ModelInfo
@@ -104,7 +105,7 @@ class RunWriter:
             "format": FORMAT,
             "version": VERSION,
             "run_id": rid,
-            "started": started.isoformat().replace("+00:00", "Z"),
+            "started": format_rfc3339(started),
             "system0": _core.__version__,
             "config": {
                 "file": CONFIG,

@@ -8,6 +8,9 @@ builtin (``ValidationError`` is a ``ValueError``) so generic callers keep workin
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
+
 
 class Error(Exception):
     """Base of every error system0 raises on purpose."""
@@ -133,8 +136,54 @@ __all__ = [
     "Error",
     "IntegrityError",
     "InternalError",
+    "InvalidArgument",
+    "InvalidRequest",
+    "NonFiniteOutput",
     "NotFound",
     "Overloaded",
     "Unavailable",
     "ValidationError",
 ]
+
+
+class InvalidArgument(Error, ValueError):
+    """An argument is out of its documented range or of the wrong kind; the message names it."""
+
+
+class InvalidRequest(ValidationError):
+    """A request broke its contract; ``reasons`` holds machine-readable reason codes
+    (``"{code}:{path}"`` for a GameState, as the codec writes them), ``index`` the position
+    of the refused request among those submitted together (None for a single one)."""
+
+    def __init__(
+        self, message: str, reasons: Sequence[str] = (), *, index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reasons = tuple(reasons)
+        self.index = index
+
+
+class NonFiniteOutput(Error, ValueError):
+    """The model returned NaN or infinity: counted as a model failure by the breaker."""
+
+
+def from_os_error(e: OSError, doing: str) -> Error:
+    """The typed error for a failed file operation, by its kind, as the Rust core maps them.
+
+    ``doing`` says what was attempted (``"read key file /k"``). A missing file is ``NotFound``;
+    a directory where a file was expected ``InvalidArgument``; a refused permission or a
+    read-only file system ``AccessDenied``; anything else (a full disk, a quota, a device
+    error) ``Unavailable``: the bytes could not be stored or read and nothing was done.
+    Never ``CryptoError`` or ``IntegrityError``: those say the data is bad, and a full disk
+    says nothing about the data.
+    """
+    why = e.strerror or str(e)
+    if isinstance(e, FileNotFoundError):
+        return NotFound(f"could not {doing}: {why}; check the path")
+    if isinstance(e, IsADirectoryError | NotADirectoryError):
+        return InvalidArgument(f"could not {doing}: {why}; give the path of a file")
+    if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+        return AccessDenied(
+            f"could not {doing}: {why}; check the permissions of the file and its directory"
+        )
+    return Unavailable(f"could not {doing}: {why}; free space or fix the device, then retry")

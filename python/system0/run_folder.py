@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from system0.errors import ConfigError, IntegrityError
+from system0.errors import ConfigError, IntegrityError, from_os_error
 from system0.security.encryption import Keyring, PassphraseKeyProvider
 from system0.security.key_file import KeyFileProvider
 from system0.security.key_provider import KeyProvider, decode_params
@@ -199,8 +199,10 @@ def read_manifest(run: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{run}: no {MANIFEST}; not a system0 run folder") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError) as e:
         raise IntegrityError(f"{path}: not a readable manifest ({e})") from None
+    except OSError as e:  # unreadable is not tampered: a permission or a device error
+        raise from_os_error(e, f"read {path}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise IntegrityError(f"{path}: not a system0 run manifest (format != {FORMAT!r})")
     if doc.get("version") != VERSION:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from system0.core.config_canonical import canonical_json, content_hash, format_number
+from system0.core.config.canonical import canonical_json, content_hash, format_number
+from system0.errors import InvalidArgument
 
 
 def from_bits(hex_bits: str) -> float:
@@ -82,9 +83,9 @@ def test_non_finite_numbers_are_refused(bad: float) -> None:
 
 
 def test_non_json_values_are_refused() -> None:
-    with pytest.raises(TypeError, match="keys must be str"):
+    with pytest.raises(InvalidArgument, match="keys must be str"):
         canonical_json({1: "x"})
-    with pytest.raises(TypeError, match="is not a JSON value"):
+    with pytest.raises(InvalidArgument, match="is not a JSON value"):
         canonical_json({"x": object()})
 
 

@@ -20,7 +20,7 @@ from system0.core.config import (
     load_from_yaml,
     validate_config,
 )
-from system0.core.config_migrations import MIGRATIONS, migrate
+from system0.core.config.migrations import MIGRATIONS, migrate
 from system0.errors import ConfigError
 
 # The hash of the defaults, per schema version. A default that changes without a new schema

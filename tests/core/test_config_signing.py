@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from system0.core import config_signing as signing
-from system0.core.config import check_signature, load_from_yaml, sign_file, verify_file
+from system0.core.config import check_signature, load_from_yaml, sign_file, signing, verify_file
 from system0.errors import ConfigError
 
 CONFIG = "schema_version: 2\ninference:\n  max_batch: ${env:S0_SIGN_BATCH,64}\n"

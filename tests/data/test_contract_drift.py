@@ -21,8 +21,9 @@ import pytest
 from conftest import game_state
 from pydantic import TypeAdapter
 
-from system0.data import contract, models, storage_schema
+from system0.data import contract, models
 from system0.data.serialization import decode_game_states, decode_training_samples, to_protobuf
+from system0.data.storage import schema as storage_schema
 
 PROTO = Path(__file__).parents[2] / "python/system0/data/game_state.proto"
 

@@ -95,3 +95,17 @@ def test_json_schema_export_carries_the_constraints() -> None:
 def test_vocabulary_and_slots_are_fixed() -> None:
     assert list(ITEM_VOCABULARY) == sorted(ITEM_VOCABULARY)
     assert ABILITY_SLOTS == ("q", "w", "e", "r", "d", "f")
+
+
+def test_the_one_rfc3339_formatter_writes_what_the_contract_reads() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from system0.data.models import _TIMESTAMP_RE, format_rfc3339
+
+    utc = datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    assert format_rfc3339(utc) == "2024-05-01T12:00:00.250000Z"
+    east = utc.astimezone(timezone(timedelta(hours=2)))
+    assert format_rfc3339(east) == "2024-05-01T14:00:00.250000+02:00"
+    for when in (utc, east):
+        text = format_rfc3339(when)
+        assert _TIMESTAMP_RE.fullmatch(text) and datetime.fromisoformat(text) == when

@@ -10,8 +10,8 @@ import pytest
 
 from system0.cli import main
 from system0.data.storage import ScalableStorage
-from system0.data.storage_policy import StoragePolicy
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.policy import StoragePolicy
+from system0.data.storage.schema import synthetic_samples
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_the_synthetic_samples_have_the_codecs_exact_schema() -> None:
     serialization = pytest.importorskip(
         "system0.data.serialization", reason="the data codec is not merged into this build"
     )
-    from system0.data.storage_schema import sample_schema, synthetic_samples
+    from system0.data.storage.schema import sample_schema, synthetic_samples
 
     real = pa.record_batch(serialization.decode_training_samples(_rows(2))).schema
     assert real.equals(sample_schema(), check_metadata=True)

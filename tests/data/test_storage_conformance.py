@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_duckdb import DuckDBBackend
-from system0.data.storage_policy import StoragePolicy, Tier
-from system0.data.storage_schema import synthetic_samples
-from system0.data.storage_segments import Backend, sha256
-from system0.data.storage_sqlite import SQLiteBackend
+from system0.data.storage.backends.duckdb import DuckDBBackend
+from system0.data.storage.backends.sqlite import SQLiteBackend
+from system0.data.storage.policy import StoragePolicy, Tier
+from system0.data.storage.schema import synthetic_samples
+from system0.data.storage.segments import Backend, sha256
 from system0.errors import IntegrityError, NotFound, ValidationError
 
 Factory = Callable[[], Backend]
@@ -40,7 +40,7 @@ def _mongo(tmp: Path) -> Factory:
     if not uri:
         pytest.skip("SYSTEM0_MONGO_URI is not set: no MongoDB server to run the suite against")
     pytest.importorskip("pymongo", reason="pymongo is not installed (pip install system0[mongo])")
-    from system0.data.storage_mongo import MongoBackend
+    from system0.data.storage.backends.mongo import MongoBackend
 
     return lambda: MongoBackend(uri)
 
@@ -53,7 +53,7 @@ def _bigquery(tmp: Path) -> Factory:
         "google.cloud.bigquery",
         reason="google-cloud-bigquery is not installed (pip install system0[bigquery])",
     )
-    from system0.data.storage_bigquery import BigQueryBackend
+    from system0.data.storage.backends.bigquery import BigQueryBackend
 
     return lambda: BigQueryBackend(project)
 
@@ -226,7 +226,7 @@ def test_router_round_trip_and_corruption_on_this_backend(
 
 
 def backend_bytes_flipped(samples: object) -> bytes:
-    from system0.data.storage_segments import encode_segment
+    from system0.data.storage.segments import encode_segment
 
     data = bytearray(encode_segment(synthetic_samples(500, seed=4)))
     data[len(data) // 2] ^= 0xFF

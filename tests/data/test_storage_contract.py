@@ -15,8 +15,8 @@ import pytest
 from system0 import _core
 from system0.data.serialization import decode_training_samples
 from system0.data.storage import ScalableStorage
-from system0.data.storage_check import _plain, _sample_doc, check_table
-from system0.data.storage_schema import game_state_type, sample_schema, synthetic_samples
+from system0.data.storage.check import _plain, _sample_doc, check_table
+from system0.data.storage.schema import game_state_type, sample_schema, synthetic_samples
 from system0.data.validation import Quarantine
 from system0.errors import ConfigError, ValidationError
 

@@ -20,8 +20,8 @@ WRITER = textwrap.dedent(
     import sys
     import pyarrow as pa
     from system0.data.storage import ScalableStorage
-    from system0.data.storage_policy import StoragePolicy
-    from system0.data.storage_schema import synthetic_samples
+    from system0.data.storage.policy import StoragePolicy
+    from system0.data.storage.schema import synthetic_samples
 
     root, rows = sys.argv[1], int(sys.argv[2])
     # alternate tiers: small batches go to SQLite, large ones to Parquet files
@@ -89,8 +89,8 @@ PAUSED_WRITER = textwrap.dedent(
     """
     import sys, time
     from system0.data.storage import ScalableStorage
-    from system0.data.storage_policy import StoragePolicy
-    from system0.data.storage_schema import synthetic_samples
+    from system0.data.storage.policy import StoragePolicy
+    from system0.data.storage.schema import synthetic_samples
 
     root, rows = sys.argv[1], int(sys.argv[2])
     s = ScalableStorage(root, policy=StoragePolicy(hot_max_rows=1000))
@@ -140,7 +140,7 @@ def test_a_version_being_committed_is_invisible_until_done(tmp_path: Path) -> No
     new version is not visible; kill that process and it never appears."""
     root = tmp_path / "root"
     with ScalableStorage(root) as s:
-        from system0.data.storage_schema import synthetic_samples
+        from system0.data.storage.schema import synthetic_samples
 
         s.commit(synthetic_samples(10))
     holder = textwrap.dedent(

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_policy import StoragePolicy
-from system0.data.storage_prefetch import permutation
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.policy import StoragePolicy
+from system0.data.storage.prefetch import permutation
+from system0.data.storage.schema import synthetic_samples
 from system0.errors import ValidationError
 
 READER = textwrap.dedent(

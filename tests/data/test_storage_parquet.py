@@ -7,8 +7,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from system0.data.storage_parquet import decode_segment, encode_segment
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.parquet import decode_segment, encode_segment
+from system0.data.storage.schema import synthetic_samples
 
 
 def test_training_samples_round_trip_exactly() -> None:

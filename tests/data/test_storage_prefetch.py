@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_prefetch import Prefetcher, to_numpy
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.prefetch import Prefetcher, to_numpy
+from system0.data.storage.schema import synthetic_samples
 from system0.errors import Closed, ValidationError
 
 
@@ -98,7 +98,7 @@ def test_torch_batches_share_memory_with_numpy(tmp_path: Path) -> None:
     torch = pytest.importorskip(
         "torch", reason="torch is not installed (pip install system0[torch])"
     )
-    from system0.data.storage_prefetch import to_torch
+    from system0.data.storage.prefetch import to_torch
 
     batch = synthetic_samples(16).to_batches()[0]
     tensors = to_torch(batch)
@@ -109,7 +109,7 @@ def test_a_torch_dataloader_takes_the_prefetched_batches(tmp_path: Path) -> None
     pytest.importorskip("torch", reason="torch is not installed (pip install system0[torch])")
     from torch.utils.data import DataLoader
 
-    from system0.data.storage_prefetch import to_torch, torch_dataset
+    from system0.data.storage.prefetch import to_torch, torch_dataset
 
     with ScalableStorage(tmp_path / "r") as s:
         s.commit(synthetic_samples(300))

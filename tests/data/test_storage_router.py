@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_duckdb import DuckDBBackend
-from system0.data.storage_policy import StoragePolicy
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.backends.duckdb import DuckDBBackend
+from system0.data.storage.policy import StoragePolicy
+from system0.data.storage.schema import synthetic_samples
 from system0.errors import ConfigError, Unavailable
 
 SMALL = StoragePolicy(hot_max_rows=1000, hot_max_age_s=60.0, hot_min_reads=3)

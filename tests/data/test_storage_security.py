@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_policy import StoragePolicy
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.policy import StoragePolicy
+from system0.data.storage.schema import synthetic_samples
 from system0.errors import ConfigError, CryptoError, IntegrityError
 
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_schema import synthetic_samples
-from system0.data.storage_versions import Manifest
+from system0.data.storage.schema import synthetic_samples
+from system0.data.storage.versions import Manifest
 from system0.errors import NotFound, ValidationError
 
 

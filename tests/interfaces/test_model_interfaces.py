@@ -112,7 +112,7 @@ def test_non_finite_outputs_are_counted() -> None:
 
 def test_torch_interface_matches_numpy() -> None:
     pytest.importorskip("torch", reason="torch absent: pip install 'system0[torch]'")
-    from system0.interfaces.model_interface import TorchModelInterface
+    from system0.interfaces import TorchModelInterface
 
     mlp = _mlp()
     model = TorchModelInterface(mlp, device="cpu", deterministic=True)
@@ -126,7 +126,7 @@ def test_torch_interface_matches_numpy() -> None:
 
 def test_torch_interface_wraps_a_plain_module() -> None:
     torch = pytest.importorskip("torch", reason="torch absent: pip install 'system0[torch]'")
-    from system0.interfaces.model_interface import TorchModelInterface
+    from system0.interfaces import TorchModelInterface
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=-1))
@@ -140,7 +140,7 @@ def test_torch_interface_wraps_a_plain_module() -> None:
 
 def test_jax_interface_matches_numpy_and_compiles_only_buckets() -> None:
     pytest.importorskip("jax", reason="jax absent: pip install 'system0[jax]'")
-    from system0.interfaces.model_interface import JaxModelInterface
+    from system0.interfaces import JaxModelInterface
 
     mlp = _mlp()
     model = JaxModelInterface(buckets=(1, 4, 16)).load(mlp)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 pytest.importorskip("opendp", reason="differential privacy needs the 'privacy' extra (opendp)")
 
 from system0.errors import BudgetExhausted, Error, ValidationError
-from system0.security.privacy import PrivacyAccountant, PrivacyBudgets
+from system0.security.privacy import PrivacyAccountant
+from system0.security.privacy_budgets import PrivacyBudgets
 
 
 class ListSink:

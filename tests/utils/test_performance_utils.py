@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from system0.errors import InvalidArgument
 from system0.utils import performance_utils as pu
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
@@ -30,7 +31,7 @@ def test_normalize_matches_numpy(x: np.ndarray, clip: float) -> None:
 
 def test_normalize_rejects_bad_input() -> None:
     x = np.ones((4, 3), np.float32)
-    with pytest.raises(TypeError, match="float32"):
+    with pytest.raises(InvalidArgument, match="float32"):
         pu.normalize(x.astype(np.float64), [0, 0, 0], [1, 1, 1])
     with pytest.raises(ValueError, match="3 columns"):
         pu.normalize(np.ones((4, 2), np.float32), [0, 0, 0], [1, 1, 1])

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from system0.data.storage import ScalableStorage
-from system0.data.storage_schema import synthetic_samples
+from system0.data.storage.schema import synthetic_samples
 
 ROWS = 400_000
 SEGMENT = 100_000

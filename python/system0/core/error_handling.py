@@ -41,10 +41,10 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from system0 import _core
-from system0.errors import CircuitOpen, Closed, DeadlineExceeded, Overloaded
+from system0.errors import CircuitOpen, Closed, DeadlineExceeded, InvalidArgument, Overloaded
 
 __all__ = [
     "BoundedQueue",
@@ -150,7 +150,7 @@ class BucketStats:
 
 def _check_timeout(owner: str, timeout: float | None) -> None:
     if timeout is not None and not timeout >= 0:  # also catches NaN
-        raise ValueError(
+        raise InvalidArgument(
             f"{owner}: timeout must be None (wait forever) or a number of seconds >= 0, "
             f"got {timeout}"
         )
@@ -202,6 +202,45 @@ async def _wait(waker: _Waker, deadline: float | None) -> bool:
 
 _EMPTY: Any = object()
 
+
+async def _await_turn(
+    attempt: Callable[[], Any],
+    register: Callable[[_Waker], bool],
+    hand_on: Callable[[_Waker], None],
+    timeout: float | None,
+    give_up: Callable[[], BaseException],
+) -> Any:
+    """The one waiting loop of every awaitable primitive (``aput``, ``aget``, ``aacquire``).
+
+    ``attempt()`` tries without waiting and returns the result, or ``_EMPTY`` when it must
+    wait; ``register(waker)`` asks the Rust side to call the waker when trying again may
+    succeed (False: it already may, so retry after yielding); ``hand_on(waker)`` unregisters
+    a waiter that leaves without using its turn and passes a wakeup it had received on, so
+    none is lost. On timeout, one last attempt, then ``give_up()`` is raised.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        result = attempt()
+        if result is not _EMPTY:
+            return result
+        waker = _Waker(loop)
+        if not register(waker):
+            await asyncio.sleep(0)  # ready already, or a close is settling: retry after yielding
+            continue
+        try:
+            woken = await _wait(waker, deadline)
+        except BaseException:
+            hand_on(waker)
+            raise
+        if not woken:
+            hand_on(waker)
+            result = attempt()
+            if result is not _EMPTY:
+                return result
+            raise give_up()
+
+
 # Every live primitive, so that a metrics collector can publish all of them at scrape time
 # (`live_stats()`) without the code that creates them having to register anything.
 _LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -227,19 +266,11 @@ class BoundedQueue(_core.BoundedQueue):
     drained (end-of-stream); iterating (``for``/``async for``) stops there instead.
     """
 
-    def __init__(
-        self,
-        capacity: int,
-        policy: Policy | str = Policy.BLOCK,
-        *,
-        name: str | None = None,
-        sojourn_target: float | None = None,
-        sojourn_interval: float = 0.0,
-    ) -> None:
-        # Construction and validation happen in Rust (`__new__`, which took these arguments);
-        # this signature types them, and registration for `live_stats()` is all that is left.
-        super().__init__()
-        _LIVE.add(self)
+    if not TYPE_CHECKING:  # the constructor's signature is the Rust one, in _core.pyi
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__()
+            _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> QueueStats:
         d = self._stats()
@@ -260,32 +291,27 @@ class BoundedQueue(_core.BoundedQueue):
         if r is not None:
             return r
         _check_timeout(f"queue {self.name!r}", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            r = self._try_put(item, ttl, deadline_ns)
-            if r is not None:
-                return r
-            waker = _Waker(loop)
-            if not self._add_put_waiter(waker):
-                await asyncio.sleep(0)  # room appeared (or closing): retry after yielding
-                continue
-            try:
-                woken = await _wait(waker, deadline)
-            except BaseException:
-                self._hand_on(waker, put=True)
-                raise
-            if not woken:
-                self._hand_on(waker, put=True)
-                r = self._try_put(item, ttl, deadline_ns)
-                if r is not None:
-                    return r
-                raise Overloaded(
-                    f"queue {self.name!r} is full ({len(self)}/{self.capacity} items): aput "
-                    f"timed out after {timeout} s; add consumers or raise the capacity",
-                    len(self),
-                    1e-3,
-                )
+
+        def attempt() -> Any:
+            done = self._try_put(item, ttl, deadline_ns)
+            return _EMPTY if done is None else done
+
+        def full() -> Overloaded:
+            return Overloaded(
+                f"queue {self.name!r} is full ({len(self)}/{self.capacity} items): aput "
+                f"timed out after {timeout} s; add consumers or raise the capacity",
+                len(self),
+                1e-3,
+            )
+
+        done: bool = await _await_turn(
+            attempt,
+            self._add_put_waiter,
+            lambda waker: self._hand_on(waker, put=True),
+            timeout,
+            full,
+        )
+        return done
 
     async def aget(self, timeout: float | None = None) -> Any:
         """Awaitable get: never blocks the loop; wakes as soon as a producer (thread or task)
@@ -294,30 +320,20 @@ class BoundedQueue(_core.BoundedQueue):
         if item is not _EMPTY:
             return item
         _check_timeout(f"queue {self.name!r}", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            item = self._try_get(_EMPTY)
-            if item is not _EMPTY:
-                return item
-            waker = _Waker(loop)
-            if not self._add_get_waiter(waker):
-                await asyncio.sleep(0)  # an item is there, or a close is settling
-                continue
-            try:
-                woken = await _wait(waker, deadline)
-            except BaseException:
-                self._hand_on(waker, put=False)
-                raise
-            if not woken:
-                self._hand_on(waker, put=False)
-                item = self._try_get(_EMPTY)
-                if item is not _EMPTY:
-                    return item
-                raise DeadlineExceeded(
-                    f"queue {self.name!r}: no item arrived within {timeout} s; the producers "
-                    "are slower than this timeout"
-                )
+
+        def late() -> DeadlineExceeded:
+            return DeadlineExceeded(
+                f"queue {self.name!r}: no item arrived within {timeout} s; the producers "
+                "are slower than this timeout"
+            )
+
+        return await _await_turn(
+            lambda: self._try_get(_EMPTY),
+            self._add_get_waiter,
+            lambda waker: self._hand_on(waker, put=False),
+            timeout,
+            late,
+        )
 
     def _hand_on(self, waker: _Waker, *, put: bool) -> None:
         """A waiter leaves without using its turn: unregister it, and if it had already been
@@ -351,11 +367,11 @@ class TokenBucket(_core.TokenBucket):
     otherwise; ``await aacquire(...)`` does the same without blocking the loop.
     """
 
-    def __init__(self, rate: float, burst: int | None = None, *, name: str | None = None) -> None:
-        # Construction and validation happen in Rust (`__new__`, which took these arguments);
-        # this signature types them, and registration for `live_stats()` is all that is left.
-        super().__init__()
-        _LIVE.add(self)
+    if not TYPE_CHECKING:  # the constructor's signature is the Rust one, in _core.pyi
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__()
+            _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> BucketStats:
         return BucketStats(**self._stats())
@@ -397,11 +413,11 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
     a permit; ``with limiter.permit(timeout=0.1):`` bounds the wait.
     """
 
-    def __init__(self, limit: int, *, name: str | None = None) -> None:
-        # Construction and validation happen in Rust (`__new__`, which took these arguments);
-        # this signature types them, and registration for `live_stats()` is all that is left.
-        super().__init__()
-        _LIVE.add(self)
+    if not TYPE_CHECKING:  # the constructor's signature is the Rust one, in _core.pyi
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__()
+            _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> LimiterStats:
         return LimiterStats(**self._stats())
@@ -414,35 +430,24 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
         if self._try_take():
             return
         _check_timeout(f"concurrency limiter {self.name!r}", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            if self._try_take():
-                return
-            waker = _Waker(loop)
-            if not self._add_waiter(waker):
-                await asyncio.sleep(0)
-                continue
-            try:
-                woken = await _wait(waker, deadline)
-            except BaseException:
-                self._remove_waiter(waker)
-                if waker.fired:
-                    self._wake(1)
-                raise
-            if not woken:
-                self._remove_waiter(waker)
-                if waker.fired:
-                    self._wake(1)
-                if self._try_take():
-                    return
-                self._count_rejected()
-                raise Overloaded(
-                    f"concurrency limiter {self.name!r}: all {self.limit} permits in use for "
-                    f"{timeout} s; retry later or raise the limit",
-                    self.in_use,
-                    1e-3,
-                )
+
+        def hand_on(waker: _Waker) -> None:
+            self._remove_waiter(waker)
+            if waker.fired:
+                self._wake(1)
+
+        def busy() -> Overloaded:
+            self._count_rejected()
+            return Overloaded(
+                f"concurrency limiter {self.name!r}: all {self.limit} permits in use for "
+                f"{timeout} s; retry later or raise the limit",
+                self.in_use,
+                1e-3,
+            )
+
+        await _await_turn(
+            lambda: True if self._try_take() else _EMPTY, self._add_waiter, hand_on, timeout, busy
+        )
 
     async def __aenter__(self) -> None:
         await self.aacquire()
@@ -520,35 +525,11 @@ class CircuitBreaker(_core.CircuitBreaker):
     or async functions, or ``with breaker.guard():`` / ``async with breaker.guard():``.
     """
 
-    def __init__(
-        self,
-        name: str | None = None,
-        *,
-        failure_rate_threshold: float = 0.5,
-        minimum_calls: int = 10,
-        window_calls: int | None = None,
-        window: float | None = None,
-        window_buckets: int = 10,
-        slow_call_duration: float | None = None,
-        slow_call_rate_threshold: float = 1.0,
-        wait: float = 30.0,
-        max_wait: float = 300.0,
-        backoff: float = 2.0,
-        jitter: float = 0.1,
-        half_open_permits: int = 1,
-        max_half_open: float = 60.0,
-        seed: int | None = None,
-        failure_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
-        ignore_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
-        is_failure: Callable[[BaseException], bool] | None = None,
-        fallback: Callable[..., Any] | None = None,
-        on_state_change: Callable[[str, str, str], object] | None = None,
-        clock: Callable[[], int] | None = None,
-    ) -> None:
-        # Construction and validation happen in Rust (`__new__`, which took these arguments);
-        # this signature types them, and registration for `live_stats()` is all that is left.
-        super().__init__()
-        _LIVE.add(self)
+    if not TYPE_CHECKING:  # the constructor's signature is the Rust one, in _core.pyi
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__()
+            _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> BreakerStats:
         return BreakerStats(**self._stats())

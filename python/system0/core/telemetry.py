@@ -63,6 +63,7 @@ from system0._core import (
 )
 from system0._core import default_registry as _core_default_registry
 from system0.core.energy import EnergyDelta, EnergySnapshot, read_counters
+from system0.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from system0.core.otel_metrics import OtelMetricsBridge
@@ -83,7 +84,7 @@ def default_registry() -> Registry:
 
 def _labels(name: str, labels: Sequence[str]) -> list[str]:
     if isinstance(labels, str):
-        raise TypeError(
+        raise InvalidArgument(
             f"metric {name!r}: labels must be a sequence of label names, not the string "
             f"{labels!r}; write labels=({labels!r},)"
         )
@@ -159,7 +160,7 @@ class timer:  # lower-case: it reads as the verb it is used as
 
     def __init__(self, hist: Histogram, *, energy: bool = False) -> None:
         if not isinstance(hist, Histogram):
-            raise TypeError(f"timer() needs a Histogram handle, got {type(hist).__name__}")
+            raise InvalidArgument(f"timer() needs a Histogram handle, got {type(hist).__name__}")
         self._hist = hist
         self._start = 0
         self._energy = energy

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from system0._core import FinishedSpan, drain_spans
+from system0.errors import InvalidArgument
 
 try:
     from opentelemetry import trace as otel_trace
@@ -101,7 +102,7 @@ class OTelSpanBridge:
         self, exporter: SpanExporter, resource: Resource | None = None, max_batch: int = 512
     ) -> None:
         if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+            raise InvalidArgument(f"max_batch must be at least 1, got {max_batch}")
         self.exporter = exporter
         self.resource = resource if resource is not None else Resource.create()
         self.max_batch = max_batch

@@ -3,7 +3,7 @@
 The codec (``rust/codec/contract.rs``) is the single source of these rules: it applies them
 on every decode (JSON, msgpack, protobuf), and this module re-exports them, read-only, for
 everything in Python that needs them. :mod:`system0.data.models` builds its pydantic fields
-from these names and ranges; :mod:`system0.data.storage_schema` takes its Arrow schema from
+from these names and ranges; :mod:`system0.data.storage.schema` takes its Arrow schema from
 :func:`training_sample_schema`; ``tests/data/test_contract_drift.py`` fails when any other copy
 (the ``.proto``, the simulator) disagrees with them. Change a rule in Rust, not here.
 

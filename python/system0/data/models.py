@@ -79,6 +79,16 @@ GoldAdvantage = Annotated[float, _range("gold_advantage")]
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+def format_rfc3339(when: datetime) -> str:
+    """``when`` as the wire writes a timestamp: RFC 3339, ``Z`` for UTC, its offset otherwise.
+
+    The one formatter of the package (the Rust core writes log and span times itself);
+    :func:`_parse_timestamp` reads what it writes.
+    """
+    text = when.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def _parse_timestamp(value: Any) -> Any:
     """RFC 3339 with an explicit offset only; pydantic's own parser is laxer than the wire."""
     if isinstance(value, str):
@@ -264,5 +274,6 @@ __all__ = [
     "RecallAction",
     "SampleMetadata",
     "TrainingSample",
+    "format_rfc3339",
     "json_schemas",
 ]

@@ -57,7 +57,7 @@ import numpy.typing as npt
 
 from system0 import _core
 from system0._core import DecodedBatch
-from system0.errors import IntegrityError, ValidationError
+from system0.errors import IntegrityError, InvalidArgument, ValidationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -97,7 +97,9 @@ def _rows(data: Any) -> Any:
         return data
     if isinstance(data, Sequence):
         return list(data)
-    raise TypeError(f"data must be bytes or a sequence of bytes rows, not {type(data).__name__}")
+    raise InvalidArgument(
+        f"data must be bytes or a sequence of bytes rows, not {type(data).__name__}"
+    )
 
 
 def features(batch: Any, *, pad_rows_to: int | None = None) -> npt.NDArray[np.float32]:
@@ -201,8 +203,10 @@ def to_protobuf(batch: DecodedBatch) -> bytes:
 def _json_default(value: Any) -> Any:
     from datetime import datetime
 
+    from system0.data.models import format_rfc3339  # on use: models loads pydantic
+
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return format_rfc3339(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+from system0.errors import InvalidArgument
 from system0.interfaces.model_interface import AIModelInterface, NumpyModelInterface
 from system0.interfaces.monitoring_hook import AIMonitoring
 
@@ -43,4 +44,4 @@ def load_policy(
         model = JaxModelInterface(monitoring=monitoring, **options).load(path)
         model.warmup()
         return model
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    raise InvalidArgument(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY, MAX_INVENTORY
+from system0.data.models import ABILITY_SLOTS, ITEM_VOCABULARY, MAX_INVENTORY, format_rfc3339
 from system0.data.serialization import FEATURE_NAMES, decode_game_states, features
-from system0.errors import ValidationError
+from system0.errors import InvalidArgument, ValidationError
 
 __all__ = ["ACTIONS", "CHAMPIONS", "FEATURE_NAMES", "N_FEATURES", "MatchSimulator", "Tick"]
 
@@ -88,9 +88,11 @@ class MatchSimulator:
     ) -> None:
         unknown = [c for c in champions if c not in _KITS]
         if unknown or not champions:
-            raise ValueError(f"champions must be a non-empty subset of {CHAMPIONS}, got {unknown}")
+            raise InvalidArgument(
+                f"champions must be a non-empty subset of {CHAMPIONS}, got {unknown}"
+            )
         if not tick_seconds > 0:
-            raise ValueError(f"tick_seconds must be > 0, got {tick_seconds}")
+            raise InvalidArgument(f"tick_seconds must be > 0, got {tick_seconds}")
         self.seed = seed
         self.champions = tuple(champions)
         self.dt = tick_seconds
@@ -116,7 +118,7 @@ class MatchSimulator:
 
     def observe(self) -> Tick:
         """The records of this tick and their feature matrix (one codec call for the tick)."""
-        ts = (_T0 + timedelta(seconds=self.tick * self.dt)).isoformat().replace("+00:00", "Z")
+        ts = format_rfc3339(_T0 + timedelta(seconds=self.tick * self.dt))
         states = tuple(
             {
                 "timestamp": ts,
@@ -145,7 +147,7 @@ class MatchSimulator:
         a = np.asarray(actions, dtype=np.int64)
         n = len(self.champions)
         if a.shape != (n,) or a.min(initial=0) < 0 or a.max(initial=0) >= len(ACTIONS):
-            raise ValueError(f"actions must be {n} indices in [0, {len(ACTIONS)}), got {a}")
+            raise InvalidArgument(f"actions must be {n} indices in [0, {len(ACTIONS)}), got {a}")
         r, dt, rows = self.rng, self.dt, np.arange(n)
         gold_before = self.gold.copy()
         self.cd = np.maximum(self.cd - dt * 4, 0.0)  # cooldowns run fast: 4 s per tick

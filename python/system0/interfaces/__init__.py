@@ -6,15 +6,15 @@ constructed, so importing this package works on the light install.
 
 from system0.interfaces.data_pipeline import Stream
 from system0.interfaces.inference_engine import InferenceEngine, InferenceResult, InvalidRequest
+from system0.interfaces.jax_model import JaxModelInterface
 from system0.interfaces.model_interface import (
     AIModelInterface,
-    JaxModelInterface,
     ModelInfo,
     NumpyModelInterface,
     TensorSpec,
-    TorchModelInterface,
 )
 from system0.interfaces.monitoring_hook import AIMonitoring, InferenceEvent
+from system0.interfaces.torch_model import TorchModelInterface
 
 __all__ = [
     "AIModelInterface",

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from system0 import _core
 from system0.core import tracing
 from system0.core.error_handling import BoundedQueue, Policy
-from system0.errors import Closed, DeadlineExceeded
+from system0.errors import Closed, DeadlineExceeded, InvalidArgument
 
 __all__ = ["Stream"]
 
@@ -53,7 +53,7 @@ class Stream(Generic[T]):
         name: str = "stream",
     ) -> None:
         if not 1 <= capacity <= 1_000_000:
-            raise ValueError(f"capacity must be in [1, 1e6], got {capacity}")
+            raise InvalidArgument(f"capacity must be in [1, 1e6], got {capacity}")
         self.capacity = capacity
         self.name = name
         self.queue = BoundedQueue(capacity, Policy.BLOCK, name=name)
@@ -96,7 +96,7 @@ class Stream(Generic[T]):
     def merge(*streams: Stream[T], capacity: int = 64) -> Stream[T]:
         """Items of all ``streams`` as they arrive (order kept within each); ends when all end."""
         if not streams:
-            raise ValueError("merge needs at least one stream")
+            raise InvalidArgument("merge needs at least one stream")
 
         def body(emit: Callable[[Any], None]) -> None:
             errors: list[BaseException] = []
@@ -148,9 +148,9 @@ class Stream(Generic[T]):
         """Lists of up to ``size`` items; with ``max_wait`` (seconds), a batch is also emitted
         when that long has passed since its first item. The last batch may be short."""
         if size < 1:
-            raise ValueError(f"batch size must be >= 1, got {size}")
+            raise InvalidArgument(f"batch size must be >= 1, got {size}")
         if max_wait is not None and not max_wait > 0:
-            raise ValueError(f"max_wait must be > 0 seconds, got {max_wait}")
+            raise InvalidArgument(f"max_wait must be > 0 seconds, got {max_wait}")
         q = self.queue
 
         def body(emit: Callable[[Any], None]) -> None:
@@ -183,7 +183,7 @@ class Stream(Generic[T]):
     def window(self, size: int, step: int = 1, *, capacity: int | None = None) -> Stream[list[T]]:
         """Sliding windows of ``size`` consecutive items, one every ``step`` items."""
         if size < 1 or step < 1:
-            raise ValueError(f"window size and step must be >= 1, got {size}, {step}")
+            raise InvalidArgument(f"window size and step must be >= 1, got {size}, {step}")
 
         def body(emit: Callable[[Any], None]) -> None:
             buf: deque[T] = deque(maxlen=size)

@@ -13,15 +13,9 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from system0.interfaces.model_interface import (
-    AIModelInterface,
-    MLPWeights,
-    ModelInfo,
-    TensorSpec,
-    content_hash,
-    load_mlp,
-    mlp_info,
-)
+from system0.errors import InvalidArgument, ValidationError
+from system0.interfaces.mlp_weights import MLPWeights, content_hash, load_mlp
+from system0.interfaces.model_interface import AIModelInterface, ModelInfo, TensorSpec, mlp_info
 from system0.interfaces.monitoring_hook import AIMonitoring
 from system0.utils import jax_utils
 
@@ -39,7 +33,7 @@ def mlp_fn(
     backend picks the same actions), ``high`` or ``default`` (on a GPU, TF32: faster, and
     about 1e-3 off float32)."""
     if precision not in jax_utils.PRECISIONS:
-        raise ValueError(f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}")
+        raise InvalidArgument(f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}")
     jax = jax_utils.require_jax()
     jnp = jax.numpy
     act = jax.nn.relu if mlp.activation == "relu" else jnp.tanh
@@ -89,11 +83,13 @@ class JaxModelInterface(AIModelInterface):
         super().__init__(name=name, monitoring=monitoring)
         self._jax = jax_utils.require_jax()
         if precision not in jax_utils.PRECISIONS:
-            raise ValueError(f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}")
+            raise InvalidArgument(
+                f"precision must be one of {jax_utils.PRECISIONS}, got {precision!r}"
+            )
         self.precision = precision
         self.buckets = tuple(sorted(set(buckets)))
         if not self.buckets or self.buckets[0] < 1 or self.buckets[-1] > 65536:
-            raise ValueError(f"buckets must be sizes in [1, 65536], got {tuple(buckets)}")
+            raise InvalidArgument(f"buckets must be sizes in [1, 65536], got {tuple(buckets)}")
         self._mlp: MLPWeights | None = None
         self._in, self._out = input_shape, output_shape
         self._fn: Any = None
@@ -102,7 +98,7 @@ class JaxModelInterface(AIModelInterface):
         self.compiled_shapes: set[int] = set()
         if fn is not None:
             if input_shape is None or output_shape is None:
-                raise ValueError("a plain function needs input_shape= and output_shape=")
+                raise InvalidArgument("a plain function needs input_shape= and output_shape=")
             self._set(fn, params)
 
     def _set(self, fn: Callable[[Any, Any], Any], params: Any) -> None:
@@ -132,7 +128,7 @@ class JaxModelInterface(AIModelInterface):
 
     def _forward(self, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
         if self._fn is None:
-            raise ValueError(f"{self.name}: no model loaded; call load(...) first")
+            raise ValidationError(f"{self.name}: no model loaded; call load(...) first")
         top = self.buckets[-1]
         if x.shape[0] > top:
             parts = [self._forward(x[i : i + top]) for i in range(0, x.shape[0], top)]
@@ -152,7 +148,7 @@ class JaxModelInterface(AIModelInterface):
         if self._mlp is not None:
             return mlp_info(self._mlp, self.name, self.backend, device, "float32", self._hash)
         if self._in is None or self._out is None:
-            raise ValueError(f"{self.name}: no model loaded; call load(...) first")
+            raise ValidationError(f"{self.name}: no model loaded; call load(...) first")
         leaves = self._jax.tree_util.tree_leaves(self._params)
         return ModelInfo(
             name=self.name,

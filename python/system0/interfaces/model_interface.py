@@ -6,17 +6,16 @@ the data pipeline never care which framework runs underneath. Each call goes thr
 the process clock. ``introspect()`` describes the model: input and output specs, parameter
 count, dtype, device, and the content hash of the weights, which names the artifact.
 
-``NumpyModelInterface`` runs a multilayer perceptron stored as safetensors with numpy alone,
-so the demo works on the light install; ``TorchModelInterface`` and ``JaxModelInterface``
-(imported from here, loading their frameworks only when constructed) run the same weights.
+``NumpyModelInterface`` runs a multilayer perceptron stored as safetensors (``mlp_weights``,
+re-exported here) with numpy alone, so the demo works on the light install;
+``TorchModelInterface`` (``torch_model``) and ``JaxModelInterface`` (``jax_model``), both
+exported by ``system0.interfaces`` and loading their frameworks only when constructed, run the
+same weights.
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -25,6 +24,7 @@ import numpy.typing as npt
 
 from system0 import _core
 from system0.errors import ValidationError
+from system0.interfaces.mlp_weights import MLPWeights, check_mlp, content_hash, load_mlp, save_mlp
 from system0.interfaces.monitoring_hook import AIMonitoring, InferenceEvent
 
 __all__ = [
@@ -35,7 +35,9 @@ __all__ = [
     "TensorSpec",
     "content_hash",
     "load_mlp",
+    "mlp_info",
     "save_mlp",
+    "softmax",
 ]
 
 F32 = npt.NDArray[np.float32]
@@ -62,19 +64,6 @@ class ModelInfo:
     dtype: str
     device: str
     content_hash: str
-
-
-def content_hash(tensors: Mapping[str, npt.NDArray[Any]]) -> str:
-    """SHA-256 over the tensors in name order: name, dtype, shape, then the raw bytes.
-
-    Equal weights give equal hashes whatever file or framework they came from.
-    """
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}|{arr.dtype.str}|{arr.shape}\n".encode())
-        h.update(arr.data.cast("B"))
-    return h.hexdigest()
 
 
 class AIModelInterface(abc.ABC):
@@ -149,98 +138,6 @@ class AIModelInterface(abc.ABC):
         return event.outputs
 
 
-# --- a multilayer perceptron stored as safetensors --------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MLPWeights:
-    """Weights of ``normalize -> (linear, activation)* -> linear -> softmax``.
-
-    ``weights[i]`` has shape (out, in) as in torch's ``nn.Linear``; ``mean``/``std`` normalize
-    the raw features and ``clip`` bounds the normalized values.
-    """
-
-    weights: tuple[F32, ...]
-    biases: tuple[F32, ...]
-    mean: F32
-    std: F32
-    clip: float
-    activation: str = "relu"
-
-    def tensors(self) -> dict[str, F32]:
-        out: dict[str, F32] = {"norm.mean": self.mean, "norm.std": self.std}
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            out[f"layers.{i}.weight"] = w
-            out[f"layers.{i}.bias"] = b
-        return out
-
-    @property
-    def in_features(self) -> int:
-        return int(self.weights[0].shape[1])
-
-    @property
-    def out_features(self) -> int:
-        return int(self.weights[-1].shape[0])
-
-    def content_hash(self) -> str:
-        h = hashlib.sha256(content_hash(self.tensors()).encode())
-        h.update(f"clip={self.clip!r}|act={self.activation}".encode())
-        return h.hexdigest()
-
-
-_ACTIVATIONS = ("relu", "tanh")
-
-
-def load_mlp(path: str | os.PathLike[str]) -> MLPWeights:
-    """Read an MLP written by :func:`save_mlp`, checking its layer shapes chain."""
-    from safetensors import safe_open
-
-    with safe_open(os.fspath(path), framework="numpy") as f:
-        meta = f.metadata() or {}
-        names = set(f.keys())
-        tensors = {k: np.ascontiguousarray(f.get_tensor(k), dtype=np.float32) for k in names}
-    n = sum(1 for k in names if k.endswith(".weight"))
-    try:
-        ws = tuple(tensors[f"layers.{i}.weight"] for i in range(n))
-        bs = tuple(tensors[f"layers.{i}.bias"] for i in range(n))
-        mlp = MLPWeights(
-            ws,
-            bs,
-            tensors["norm.mean"],
-            tensors["norm.std"],
-            float(meta.get("clip", "5.0")),
-            meta.get("activation", "relu"),
-        )
-    except KeyError as exc:
-        raise ValidationError(f"{os.fspath(path)}: missing tensor {exc}; not an MLP file") from exc
-    _check_mlp(mlp, os.fspath(path))
-    return mlp
-
-
-def _check_mlp(mlp: MLPWeights, where: str) -> None:
-    if not mlp.weights or mlp.activation not in _ACTIVATIONS:
-        raise ValidationError(f"{where}: need >= 1 layer and activation in {_ACTIVATIONS}")
-    prev = mlp.mean.shape[0]
-    if mlp.std.shape != (prev,) or not np.all(mlp.std > 0):
-        raise ValidationError(f"{where}: norm.std must be {prev} positive values")
-    for i, (w, b) in enumerate(zip(mlp.weights, mlp.biases, strict=True)):
-        if w.ndim != 2 or w.shape[1] != prev or b.shape != (w.shape[0],):
-            raise ValidationError(f"{where}: layer {i} shape {w.shape} does not follow {prev}")
-        prev = w.shape[0]
-
-
-def save_mlp(mlp: MLPWeights, directory: str | os.PathLike[str], prefix: str = "policy") -> str:
-    """Write ``<prefix>-<hash12>.safetensors`` into ``directory``; returns the path."""
-    from safetensors.numpy import save_file
-
-    _check_mlp(mlp, prefix)
-    digest = mlp.content_hash()
-    path = os.path.join(os.fspath(directory), f"{prefix}-{digest[:12]}.safetensors")
-    meta = {"clip": repr(mlp.clip), "activation": mlp.activation, "content_hash": digest}
-    save_file(mlp.tensors(), path, metadata=meta)
-    return path
-
-
 def softmax(z: F32) -> F32:
     z = z - z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
@@ -269,7 +166,7 @@ class NumpyModelInterface(AIModelInterface):
             self._set(mlp)
 
     def _set(self, mlp: MLPWeights) -> None:
-        _check_mlp(mlp, self.name)
+        check_mlp(mlp, self.name)
         self._mlp = mlp
         # transposed once so each layer is x @ w (rows stay contiguous)
         self._wt = [np.ascontiguousarray(w.T) for w in mlp.weights]
@@ -321,9 +218,3 @@ def mlp_info(
         device=device,
         content_hash=digest,
     )
-
-
-from system0.interfaces.jax_model import JaxModelInterface  # noqa: E402
-from system0.interfaces.torch_model import TorchModelInterface  # noqa: E402
-
-__all__ += ["JaxModelInterface", "TorchModelInterface", "mlp_info", "softmax"]

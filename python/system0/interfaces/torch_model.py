@@ -16,15 +16,9 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from system0.interfaces.model_interface import (
-    AIModelInterface,
-    MLPWeights,
-    ModelInfo,
-    TensorSpec,
-    content_hash,
-    load_mlp,
-    mlp_info,
-)
+from system0.errors import InvalidArgument, ValidationError
+from system0.interfaces.mlp_weights import MLPWeights, content_hash, load_mlp
+from system0.interfaces.model_interface import AIModelInterface, ModelInfo, TensorSpec, mlp_info
 from system0.interfaces.monitoring_hook import AIMonitoring
 from system0.utils import torch_utils
 
@@ -126,7 +120,7 @@ class TorchModelInterface(AIModelInterface):
         self.compile = compile
         self.graph_sizes = tuple(sorted(set(cuda_graph_batch_sizes)))
         if any(n < 1 for n in self.graph_sizes):
-            raise ValueError(f"cuda_graph_batch_sizes must be >= 1, got {self.graph_sizes}")
+            raise InvalidArgument(f"cuda_graph_batch_sizes must be >= 1, got {self.graph_sizes}")
         self.deterministic = deterministic
         if deterministic:
             torch_utils.set_deterministic()
@@ -150,7 +144,7 @@ class TorchModelInterface(AIModelInterface):
             self._hash = mlp.content_hash()
         else:
             if self._in_shape is None or self._out_shape is None:
-                raise ValueError("a plain nn.Module needs input_shape= and output_shape=")
+                raise InvalidArgument("a plain nn.Module needs input_shape= and output_shape=")
             module = source.to(self.device).eval()
             state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
             self._hash = content_hash(state)
@@ -170,7 +164,7 @@ class TorchModelInterface(AIModelInterface):
     def _forward(self, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
         torch = self._torch
         if self._module is None:
-            raise ValueError(f"{self.name}: no model loaded; call load(...) first")
+            raise ValidationError(f"{self.name}: no model loaded; call load(...) first")
         if self._runner is not None:
             # copies and model in one captured graph (padded up to the captured size); a
             # replay records no autograd state, so it needs no inference_mode around it
@@ -205,7 +199,7 @@ class TorchModelInterface(AIModelInterface):
         if self._mlp is not None:
             return mlp_info(self._mlp, self.name, self.backend, str(self.device), dtype, self._hash)
         if self._module is None or self._in_shape is None or self._out_shape is None:
-            raise ValueError(f"{self.name}: no model loaded; call load(...) first")
+            raise ValidationError(f"{self.name}: no model loaded; call load(...) first")
         params = sum(p.numel() for p in self._module.parameters())
         return ModelInfo(
             name=self.name,

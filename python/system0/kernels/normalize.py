@@ -25,6 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
+from system0.errors import InvalidArgument
+
 __all__ = ["normalize", "normalize_reference"]
 
 
@@ -64,15 +66,17 @@ def _normalize_kernel(
 
 def _check(columns: Any, scale: Any, mean: Any, inv_std: Any, pad_rows: int, pad_cols: int) -> None:
     if columns.ndim != 2 or columns.dtype != torch.float32:
-        raise ValueError(
+        raise InvalidArgument(
             f"columns must be float32 (C, N), got {columns.dtype} {tuple(columns.shape)}"
         )
     c, n = columns.shape
     for name, v in (("scale", scale), ("mean", mean), ("inv_std", inv_std)):
         if v.shape != (c,) or v.dtype != torch.float32:
-            raise ValueError(f"{name} must be float32 of shape ({c},), got {tuple(v.shape)}")
+            raise InvalidArgument(f"{name} must be float32 of shape ({c},), got {tuple(v.shape)}")
     if pad_rows < n or pad_cols < c:
-        raise ValueError(f"padding ({pad_rows}, {pad_cols}) is smaller than the data ({n}, {c})")
+        raise InvalidArgument(
+            f"padding ({pad_rows}, {pad_cols}) is smaller than the data ({n}, {c})"
+        )
 
 
 def normalize_reference(

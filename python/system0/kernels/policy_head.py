@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from system0.errors import InvalidArgument
+
 __all__ = ["ACTIVATIONS", "policy_head", "policy_head_reference"]
 
 ACTIVATIONS = {"none": 0, "relu": 1, "tanh": 2}
@@ -83,16 +85,18 @@ def _policy_head_kernel(
 
 def _check(h: Any, w: Any, b: Any, activation: str) -> None:
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise InvalidArgument(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     if h.ndim != 2 or w.ndim != 2 or b.ndim != 1:
-        raise ValueError("h must be (M, K), w (N, K) and b (N,)")
+        raise InvalidArgument("h must be (M, K), w (N, K) and b (N,)")
     if h.shape[1] != w.shape[1] or b.shape[0] != w.shape[0]:
-        raise ValueError(
+        raise InvalidArgument(
             f"shapes do not chain: h {tuple(h.shape)}, w {tuple(w.shape)}, b {tuple(b.shape)}"
         )
     for name, t in (("h", h), ("w", w), ("b", b)):
         if t.dtype != torch.float32:
-            raise ValueError(f"{name} must be float32, got {t.dtype}")
+            raise InvalidArgument(f"{name} must be float32, got {t.dtype}")
 
 
 def policy_head_reference(h: Any, w: Any, b: Any, activation: str = "none") -> tuple[Any, Any]:
@@ -130,7 +134,7 @@ def policy_head(
     if block_k is None:
         block_k = min(64, max(16, triton.next_power_of_2(k)))
     if n > 1024:
-        raise ValueError(f"the fused head holds all {n} outputs in registers; use <= 1024")
+        raise InvalidArgument(f"the fused head holds all {n} outputs in registers; use <= 1024")
     h = h if h.stride(1) == 1 else h.contiguous()
     w = w if w.stride(1) == 1 else w.contiguous()
     probs = torch.empty((m, n), dtype=torch.float32, device=h.device)

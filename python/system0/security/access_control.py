@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from system0.errors import AccessDenied, ValidationError
+from system0.security.audit_sink import AuditSink
 from system0.security.identity import AttestedDevice, DeviceIdentity, Subject
 from system0.security.policy import CompiledRule, Policy, Rule, compile_rule
 
 __all__ = [
-    "AccessAuditSink",
     "AttestedDevice",
     "Decision",
     "DeviceIdentity",
@@ -42,14 +42,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class AccessAuditSink(Protocol):
-    """Where decisions go; the integrator wires it to ``AuditLedger.log_data_access``."""
-
-    def log_data_access(
-        self, subject: str, resource: str, action: str, decision: str, metadata: dict[str, Any]
-    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,7 @@ class Enforcer:
         self,
         policy: Policy,
         *,
-        audit: AccessAuditSink | None = None,
+        audit: AuditSink | None = None,
         cache_size: int = 65_536,
     ) -> None:
         if cache_size < 0:
@@ -165,7 +157,7 @@ class Enforcer:
         # One read of the state: a concurrent set_policy can never mix the old policy's
         # decisions into the new policy's cache.
         state = self._state
-        key = (subject._key, resource, action, domain)
+        key = (subject.cache_key, resource, action, domain)
         decision = state.cache.get(key)
         if decision is None:
             self.misses += 1
@@ -247,7 +239,7 @@ class Enforcer:
         self, state: _State, subject: Subject, domain: str | None, fp: str | None
     ) -> tuple[frozenset[str], tuple[str, ...]]:
         """The subject's effective roles here (claims, bindings, inheritance, device filter)."""
-        key = (subject._key, domain)
+        key = (subject.cache_key, domain)
         hit = state.roles.get(key)
         if hit is not None:
             return hit

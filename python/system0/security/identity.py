@@ -135,7 +135,9 @@ class Subject:
     domain_roles: tuple[tuple[str, frozenset[str]], ...] = ()
     device: AttestedDevice | None = None
     device_binding: str | None = None  # fingerprint a token bound this subject to
-    _key: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    # Precomputed in __post_init__: the enforcer's decision cache keys on it (hashing is its
+    # hot path). Public, read-only by convention: it is derived, never passed.
+    cache_key: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -157,9 +159,8 @@ class Subject:
                 f"subject {self.id!r}: its token is bound to device {self.device_binding}, but "
                 f"the request attests {self.device.fingerprint}; use the bound device"
             )
-        # Precomputed once: the enforcer's decision cache keys on it (hashing is the hot path).
         fp = self.device.fingerprint if self.device is not None else None
-        object.__setattr__(self, "_key", (self.id, self.roles, norm, fp, self.device_binding))
+        object.__setattr__(self, "cache_key", (self.id, self.roles, norm, fp, self.device_binding))
 
     @classmethod
     def of(

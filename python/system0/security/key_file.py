@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from system0.errors import ConfigError, CryptoError
+from system0.errors import ConfigError, CryptoError, from_os_error
 from system0.security.key_provider import MASTER_KEY_BYTES, decode_params, encode_params
 
 __all__ = ["KeyFileProvider"]
@@ -49,8 +49,14 @@ class KeyFileProvider:
                 f"{self.path} already exists; refusing to overwrite a key file (the keyring "
                 "sealed by it could never be opened again)"
             ) from None
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(secret.hex() + "\n")
+        except OSError as e:
+            raise from_os_error(e, f"create key file {self.path}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secret.hex() + "\n")
+        except OSError as e:  # a full disk: the partial file must not pass for a key file
+            self.path.unlink(missing_ok=True)
+            raise from_os_error(e, f"write key file {self.path}") from None
         return secret
 
     def _read_secret(self) -> bytes:
@@ -62,8 +68,10 @@ class KeyFileProvider:
                 f"key file {self.path} is missing; the keyring sealed by it cannot be opened "
                 "without it (restore it from a backup)"
             ) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise CryptoError(f"cannot read key file {self.path}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise CryptoError(f"key file {self.path} is not a hex secret: {e}") from None
+        except OSError as e:  # a permission or a device error says nothing about the key
+            raise from_os_error(e, f"read key file {self.path}") from None
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise CryptoError(
                 f"key file {self.path} is readable or writable by others (mode "

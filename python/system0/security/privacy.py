@@ -36,10 +36,10 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from system0.errors import BudgetExhausted, ValidationError
-from system0.security.privacy_budgets import PrivacyBudgets
+from system0.security.audit_sink import AuditSink
 from system0.security.privacy_mechanisms import (
     Mechanism,
     accuracy95,
@@ -55,21 +55,23 @@ from system0.security.privacy_mechanisms import (
 )
 
 __all__ = [
-    "AuditSink",
     "Budget",
     "Mechanism",
     "PrivacyAccountant",
-    "PrivacyBudgets",
     "Release",
 ]
 
 T = TypeVar("T")
 
 
-class AuditSink(Protocol):
-    """Where releases are recorded; the integrator wires this to the audit ledger."""
+@dataclass(frozen=True)
+class _Ask:
+    """One release request, checked: the query's name, its mechanism and budget."""
 
-    def append(self, record: dict[str, Any]) -> object: ...
+    query: str
+    mech: Mechanism
+    eps: float
+    dlt: float
 
 
 @dataclass(frozen=True)
@@ -237,36 +239,18 @@ class PrivacyAccountant:
         mechanism: Mechanism | None = None,
     ) -> Release[int]:
         """How many rows ``data`` holds (sensitivity: ``max_contributions``)."""
-        mech, eps, dlt = self._params("count", epsilon, delta, mechanism)
+        ask = self._params("count", epsilon, delta, mechanism)
         n = len(data)
+        what = f"count of rows in {self.dataset!r}"
         if not self.enabled:
-            return self._exact("count", n, f"count of rows in {self.dataset!r}")
+            return self._exact(ask, n, what)
         dp = opendp()
 
         def build(scale: float) -> Any:
             t = dp.t.make_count(dp.vector_domain(dp.atom_domain(T=bool)), dp.symmetric_distance())
-            return t >> self._noise(dp, mech, scale)
+            return t >> self._noise(dp, ask.mech, scale)
 
-        meas, scale = fit(
-            ("count", mech, eps, dlt, self.max_contributions),
-            build,
-            self.max_contributions,
-            eps,
-            dlt,
-            mech,
-        )
-        return self._release(
-            "count",
-            meas,
-            [True] * n,
-            scale,
-            mech,
-            eps,
-            dlt,
-            f"count of rows in {self.dataset!r}",
-            int,
-            accuracy95(dp, mech, scale),
-        )
+        return self._noisy(ask, dp, build, (), [True] * n, what, int)
 
     def sum(
         self,
@@ -279,28 +263,18 @@ class PrivacyAccountant:
         mechanism: Mechanism | None = None,
     ) -> Release[float]:
         """Sum of ``data`` with each value clamped into ``[lower, upper]``; NaN rows dropped."""
-        mech, eps, dlt = self._params("sum", epsilon, delta, mechanism)
+        ask = self._params("sum", epsilon, delta, mechanism)
         lo, hi = check_bounds(lower, upper, "sum")
         values = floats(data, "sum")
         what = f"sum of values clamped to [{fmt(lo)}, {fmt(hi)}] in {self.dataset!r}"
         if not self.enabled:
-            return self._exact("sum", math.fsum(v for v in values if not math.isnan(v)), what)
+            return self._exact(ask, math.fsum(v for v in values if not math.isnan(v)), what)
         dp = opendp()
 
         def build(scale: float) -> Any:
-            return self._clamped_sum(dp, lo, hi) >> self._noise(dp, mech, scale)
+            return self._clamped_sum(dp, lo, hi) >> self._noise(dp, ask.mech, scale)
 
-        meas, scale = fit(
-            ("sum", mech, eps, dlt, lo, hi, self.max_contributions),
-            build,
-            self.max_contributions,
-            eps,
-            dlt,
-            mech,
-        )
-        return self._release(
-            "sum", meas, values, scale, mech, eps, dlt, what, float, accuracy95(dp, mech, scale)
-        )
+        return self._noisy(ask, dp, build, (lo, hi), values, what, float)
 
     def mean(
         self,
@@ -318,7 +292,7 @@ class PrivacyAccountant:
         each with half the budget (composed by OpenDP), and divides: post-processing, free of
         further privacy cost. The ratio is clamped back into ``[lower, upper]``.
         """
-        mech, eps, dlt = self._params("mean", epsilon, delta, mechanism)
+        ask = self._params("mean", epsilon, delta, mechanism)
         lo, hi = check_bounds(lower, upper, "mean")
         values = floats(data, "mean")
         what = f"mean of values clamped to [{fmt(lo)}, {fmt(hi)}] in {self.dataset!r}"
@@ -326,29 +300,19 @@ class PrivacyAccountant:
             present = [v for v in values if not math.isnan(v)]
             if not present:
                 raise ValidationError(f"mean over {self.dataset!r}: no non-NaN values")
-            return self._exact("mean", math.fsum(present) / len(present), what)
+            return self._exact(ask, math.fsum(present) / len(present), what)
         dp = opendp()
-        d_in = self.max_contributions
 
         def build_sum(scale: float) -> Any:
-            return self._clamped_sum(dp, lo, hi) >> self._noise(dp, mech, scale)
+            return self._clamped_sum(dp, lo, hi) >> self._noise(dp, ask.mech, scale)
 
         def build_count(scale: float) -> Any:
             vd = dp.vector_domain(dp.atom_domain(T=float, nan=True))
             t = (vd, dp.symmetric_distance()) >> dp.t.then_drop_null() >> dp.t.then_count()
-            return t >> self._noise(dp, mech, scale)
+            return t >> self._noise(dp, ask.mech, scale)
 
-        s_meas, s_scale = fit(
-            ("sum", mech, eps / 2, dlt / 2, lo, hi, d_in), build_sum, d_in, eps / 2, dlt / 2, mech
-        )
-        c_meas, _ = fit(
-            ("count_present", mech, eps / 2, dlt / 2, d_in),
-            build_count,
-            d_in,
-            eps / 2,
-            dlt / 2,
-            mech,
-        )
+        s_meas, s_scale = self._measure(ask, build_sum, (lo, hi), name="sum", share=0.5)
+        c_meas, _ = self._measure(ask, build_count, (), name="count_present", share=0.5)
         both = dp.c.make_composition([s_meas, c_meas])
 
         def post(out: Any) -> float:
@@ -356,7 +320,7 @@ class PrivacyAccountant:
             ratio = float(noisy_sum) / max(1.0, float(noisy_count))
             return min(hi, max(lo, ratio))
 
-        return self._release("mean", both, values, s_scale, mech, eps, dlt, what, post, None)
+        return self._release(ask, both, values, s_scale, what, post, None)
 
     def histogram(
         self,
@@ -372,7 +336,7 @@ class PrivacyAccountant:
         The categories must be public (chosen without looking at the data), else their very
         presence leaks; that is why they are an argument and not discovered.
         """
-        mech, eps, dlt = self._params("histogram", epsilon, delta, mechanism)
+        ask = self._params("histogram", epsilon, delta, mechanism)
         cats, kind, rows = check_categories(categories, data)
         what = f"histogram over {len(cats)} categories in {self.dataset!r}"
         keys: list[str | int | None] = [*cats, None]
@@ -381,32 +345,21 @@ class PrivacyAccountant:
             exact: dict[str | int | None, int] = dict.fromkeys(keys, 0)
             for r in rows:
                 exact[r if r in known else None] += 1
-            return self._exact("histogram", exact, what)
+            return self._exact(ask, exact, what)
         dp = opendp()
-        metric = "L2Distance<int>" if mech == "gaussian" else "L1Distance<int>"
+        metric = "L2Distance<int>" if ask.mech == "gaussian" else "L1Distance<int>"
 
         def build(scale: float) -> Any:
             vd = dp.vector_domain(dp.atom_domain(T=kind))
             t = (vd, dp.symmetric_distance()) >> dp.t.then_count_by_categories(
                 categories=cats, null_category=True, MO=metric
             )
-            return t >> self._noise(dp, mech, scale)
-
-        meas, scale = fit(
-            ("histogram", mech, eps, dlt, kind, tuple(cats), self.max_contributions),
-            build,
-            self.max_contributions,
-            eps,
-            dlt,
-            mech,
-        )
+            return t >> self._noise(dp, ask.mech, scale)
 
         def post(out: Any) -> dict[str | int | None, int]:
             return {k: int(v) for k, v in zip(keys, out, strict=True)}
 
-        return self._release(
-            "histogram", meas, rows, scale, mech, eps, dlt, what, post, accuracy95(dp, mech, scale)
-        )
+        return self._noisy(ask, dp, build, (kind, tuple(cats)), rows, what, post)
 
     def quantile(
         self,
@@ -423,7 +376,7 @@ class PrivacyAccountant:
         """The ``q``-quantile of ``data``, chosen among ``bins + 1`` evenly spaced candidates in
         ``[lower, upper]`` by OpenDP's private quantile (exponential mechanism); NaN rows
         dropped. The answer is always one of the candidates."""
-        mech, eps, dlt = self._params("quantile", epsilon, delta, mechanism)
+        ask = self._params("quantile", epsilon, delta, mechanism)
         lo, hi = check_bounds(lower, upper, "quantile")
         if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= float(q) <= 1.0:
             raise ValidationError(f"quantile: q must be in [0, 1], got {q!r}")
@@ -437,10 +390,11 @@ class PrivacyAccountant:
             present = [v for v in values if not math.isnan(v)]
             if not present:
                 raise ValidationError(f"quantile over {self.dataset!r}: no non-NaN values")
-            return self._exact("quantile", float(np.quantile(present, float(q))), what)
+            return self._exact(ask, float(np.quantile(present, float(q))), what)
         dp = opendp()
         candidates = [lo + (hi - lo) * i / bins for i in range(bins + 1)]
-        measure = dp.zero_concentrated_divergence() if mech == "gaussian" else dp.max_divergence()
+        gaussian = ask.mech == "gaussian"
+        measure = dp.zero_concentrated_divergence() if gaussian else dp.max_divergence()
 
         def build(scale: float) -> Any:
             vd = dp.vector_domain(dp.atom_domain(T=float, nan=True))
@@ -454,32 +408,23 @@ class PrivacyAccountant:
                 )
             )
 
-        meas, scale = fit(
-            ("quantile", mech, eps, dlt, lo, hi, float(q), bins, self.max_contributions),
+        return self._noisy(
+            ask,
+            dp,
             build,
-            self.max_contributions,
-            eps,
-            dlt,
-            mech,
-        )
-        return self._release(
-            "quantile",
-            meas,
+            (lo, hi, float(q), bins),
             values,
-            scale,
-            "exponential" if mech == "laplace" else "exponential-zcdp",
-            eps,
-            dlt,
             what,
             float,
-            None,
+            mechanism="exponential-zcdp" if gaussian else "exponential",
+            accuracy=False,
         )
 
     # -- internals ------------------------------------------------------------------------
 
     def _params(
         self, query: str, epsilon: float, delta: float | None, mechanism: Mechanism | None
-    ) -> tuple[Mechanism, float, float]:
+    ) -> _Ask:
         mech = self.mechanism if mechanism is None else mechanism
         if mech not in ("laplace", "gaussian"):
             raise ValidationError(
@@ -494,7 +439,40 @@ class PrivacyAccountant:
             )
         if mech == "gaussian" and dlt == 0.0:
             raise ValidationError(f"{query}: the Gaussian mechanism needs delta > 0 (e.g. 1e-6)")
-        return mech, eps, dlt
+        return _Ask(query, mech, eps, dlt)
+
+    def _measure(
+        self,
+        ask: _Ask,
+        build: Callable[[float], Any],
+        extra: tuple[Any, ...],
+        *,
+        name: str | None = None,
+        share: float = 1.0,
+    ) -> tuple[Any, float]:
+        """The OpenDP measurement ``build`` makes, calibrated to ``share`` of the asked budget
+        (cached by ``fit`` under the query, the budget and ``extra``, what else fixes it)."""
+        eps, dlt, d_in = ask.eps * share, ask.dlt * share, self.max_contributions
+        key = (name or ask.query, ask.mech, eps, dlt, *extra, d_in)
+        return fit(key, build, d_in, eps, dlt, ask.mech)
+
+    def _noisy(
+        self,
+        ask: _Ask,
+        dp: Any,
+        build: Callable[[float], Any],
+        extra: tuple[Any, ...],
+        data: Any,
+        what: str,
+        post: Callable[[Any], T],
+        *,
+        mechanism: str | None = None,
+        accuracy: bool = True,
+    ) -> Release[T]:
+        """The path of every single-measurement release: calibrate, charge, run, record."""
+        meas, scale = self._measure(ask, build, extra)
+        acc = accuracy95(dp, ask.mech, scale) if accuracy else None
+        return self._release(ask, meas, data, scale, what, post, acc, mechanism=mechanism)
 
     def _clamped_sum(self, dp: Any, lo: float, hi: float) -> Any:
         vd = dp.vector_domain(dp.atom_domain(T=float, nan=True))
@@ -544,17 +522,18 @@ class PrivacyAccountant:
 
     def _release(
         self,
-        query: str,
+        ask: _Ask,
         meas: Any,
         data: Any,
         scale: float,
-        mech: str,
-        eps: float,
-        dlt: float,
         what: str,
         post: Callable[[Any], T],
         accuracy: float | None,
+        *,
+        mechanism: str | None = None,
     ) -> Release[T]:
+        query, eps, dlt = ask.query, ask.eps, ask.dlt
+        mech = mechanism or ask.mech
         # Budget first: once reserved it stays spent even if the mechanism then fails, because
         # a failure that depends on the data could itself leak.
         spent = self._reserve(query, eps, dlt)
@@ -575,7 +554,7 @@ class PrivacyAccountant:
         self._record(release)
         return release
 
-    def _exact(self, query: str, value: T, what: str) -> Release[T]:
+    def _exact(self, ask: _Ask, value: T, what: str) -> Release[T]:
         release = Release(
             value=value,
             epsilon=0.0,
@@ -583,7 +562,7 @@ class PrivacyAccountant:
             mechanism="none",
             exact=True,
             description=f"{what}, exact: differential privacy is disabled by configuration",
-            query=query,
+            query=ask.query,
             dataset=self.dataset,
             spent=self.spent,
         )

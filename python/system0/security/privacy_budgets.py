@@ -1,18 +1,15 @@
-"""Privacy budgets for many datasets: one accountant each, made on first use.
-
-Re-exported by :mod:`system0.security.privacy`, where the accountant itself lives.
-"""
+"""Privacy budgets for many datasets: one accountant (``system0.security.privacy``) each,
+made on first use."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from system0.security.audit_sink import AuditSink
+from system0.security.privacy import PrivacyAccountant
 from system0.security.privacy_mechanisms import Mechanism, check_delta, check_epsilon
-
-if TYPE_CHECKING:
-    from system0.security.privacy import AuditSink, PrivacyAccountant
 
 __all__ = ["PrivacyBudgets"]
 
@@ -52,8 +49,6 @@ class PrivacyBudgets:
             self[name]
 
     def __getitem__(self, dataset: str) -> PrivacyAccountant:
-        from system0.security.privacy import PrivacyAccountant  # runtime: privacy imports us
-
         with self._lock:
             acc = self._accountants.get(dataset)
             if acc is None:

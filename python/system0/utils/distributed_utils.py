@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from system0.errors import ConfigError, InvalidArgument
 from system0.utils.torch_utils import require_torch
 
 __all__ = [
@@ -52,11 +53,11 @@ def _env_int(name: str, given: int | None) -> int:
         return given
     raw = os.environ.get(name)
     if raw is None:
-        raise ValueError(f"{name} is not set; pass it as an argument or set the variable")
+        raise ConfigError(f"{name} is not set; pass it as an argument or set the variable")
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not an integer") from exc
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
 
 
 def init_process_group(
@@ -79,12 +80,12 @@ def init_process_group(
         raise RuntimeError("this torch build has no torch.distributed")
     r, n = _env_int("RANK", rank), _env_int("WORLD_SIZE", world_size)
     if n < 1 or not 0 <= r < n:
-        raise ValueError(f"rank {r} is outside world size {n}")
+        raise InvalidArgument(f"rank {r} is outside world size {n}")
     cuda = bool(torch.cuda.is_available())
     if backend == "auto":
         backend = "nccl" if cuda else "gloo"
     if backend not in ("gloo", "nccl"):
-        raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
+        raise InvalidArgument(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
     if backend == "nccl" and not cuda:
         raise RuntimeError("NCCL needs CUDA devices; none is available (use backend='gloo')")
     addr = master_addr or os.environ.get("MASTER_ADDR", "127.0.0.1")

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from system0.errors import InvalidArgument
+
 __all__ = [
     "bucket_for",
     "enable_compilation_cache",
@@ -46,7 +48,7 @@ def set_xla_flags(flags: Iterable[str]) -> str:
     flags = list(flags)
     bad = [f for f in flags if not f.startswith("--xla")]
     if bad:
-        raise ValueError(f"XLA flags start with --xla, got {bad}")
+        raise InvalidArgument(f"XLA flags start with --xla, got {bad}")
     if _backend_started():
         raise RuntimeError("jax already started its backend; set XLA flags before any jax call")
     current = os.environ.get("XLA_FLAGS", "").split()
@@ -68,7 +70,7 @@ def set_precision(precision: str) -> None:
     """Default matmul precision: ``default`` (fastest; bf16 passes on TPU/TF32 on GPU),
     ``high`` or ``highest`` (full float32)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise InvalidArgument(f"precision must be one of {PRECISIONS}, got {precision!r}")
     require_jax().config.update("jax_default_matmul_precision", precision)
 
 
@@ -77,4 +79,4 @@ def bucket_for(rows: int, buckets: tuple[int, ...]) -> int:
     for b in buckets:
         if rows <= b:
             return b
-    raise ValueError(f"batch of {rows} rows exceeds the largest bucket {buckets[-1]}")
+    raise InvalidArgument(f"batch of {rows} rows exceeds the largest bucket {buckets[-1]}")

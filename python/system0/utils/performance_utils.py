@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from system0 import _core
+from system0.errors import InvalidArgument
 
 __all__ = [
     "QuantizedInt8",
@@ -32,7 +33,7 @@ F32 = npt.NDArray[np.float32]
 def _f32(name: str, a: npt.ArrayLike) -> F32:
     arr = np.asarray(a)
     if arr.dtype != np.float32:
-        raise TypeError(
+        raise InvalidArgument(
             f"{name} must be float32, got {arr.dtype}; convert with .astype(np.float32)"
         )
     return np.ascontiguousarray(arr)
@@ -47,7 +48,7 @@ def _out(
     if out is None:
         return np.empty(like.shape, dtype=dtype)
     if out.dtype != dtype or out.shape != like.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"{name} must be {np.dtype(dtype)} of shape {like.shape}, got {out.dtype} {out.shape}"
         )
     return out
@@ -70,11 +71,13 @@ def normalize(
     m = np.asarray(mean, dtype=np.float32).ravel()
     s = np.asarray(std, dtype=np.float32).ravel()
     if m.shape != s.shape or m.size == 0:
-        raise ValueError(f"mean and std must have the same non-zero length, got {m.size}, {s.size}")
+        raise InvalidArgument(
+            f"mean and std must have the same non-zero length, got {m.size}, {s.size}"
+        )
     if src.shape[-1:] != (m.size,):
-        raise ValueError(f"x must have {m.size} columns (one per mean), got shape {src.shape}")
+        raise InvalidArgument(f"x must have {m.size} columns (one per mean), got shape {src.shape}")
     if not np.all(np.isfinite(s)) or np.any(s == 0):
-        raise ValueError("std must be finite and non-zero in every column")
+        raise InvalidArgument("std must be finite and non-zero in every column")
     dst = _out("out", out, src, np.float32)
     _core.perf_normalize(src, dst, m.tolist(), (1.0 / s).tolist(), clip)
     return dst  # type: ignore[return-value]
@@ -100,15 +103,15 @@ def quantize_int8(x: npt.ArrayLike, scale: float | None = None) -> QuantizedInt8
     src = _f32("x", x)
     peak = _core.perf_absmax(src)
     if not np.isfinite(peak):
-        raise ValueError("x holds NaN or infinity; int8 quantization needs finite values")
+        raise InvalidArgument("x holds NaN or infinity; int8 quantization needs finite values")
     if scale is None:
         if peak == 0.0:
-            raise ValueError("x is all zeros; pass an explicit scale to quantize it")
+            raise InvalidArgument("x is all zeros; pass an explicit scale to quantize it")
         # float32 like the kernel; subnormal peaks would give a zero scale, so the scale is at
         # least the smallest normal float32 (such values all quantize to 0, within half a step)
         scale = max(float(np.float32(peak) / np.float32(127.0)), float(np.finfo(np.float32).tiny))
     if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be finite and > 0, got {scale}")
+        raise InvalidArgument(f"scale must be finite and > 0, got {scale}")
     dst = np.empty(src.shape, dtype=np.int8)
     _core.perf_quantize_int8(src, dst, float(scale))
     return QuantizedInt8(dst, float(scale))
@@ -118,7 +121,7 @@ def dequantize_int8(q: npt.ArrayLike, scale: float, *, out: F32 | None = None) -
     """``q * scale`` as float32."""
     src = np.ascontiguousarray(np.asarray(q))
     if src.dtype != np.int8:
-        raise TypeError(f"q must be int8, got {src.dtype}")
+        raise InvalidArgument(f"q must be int8, got {src.dtype}")
     dst = _out("out", out, src, np.float32)
     _core.perf_dequantize_int8(src, dst, float(scale))
     return dst  # type: ignore[return-value]
@@ -136,7 +139,7 @@ def from_fp16(h: npt.ArrayLike) -> F32:
     """float16 to float32 (exact)."""
     src = np.ascontiguousarray(np.asarray(h))
     if src.dtype != np.float16:
-        raise TypeError(f"h must be float16, got {src.dtype}")
+        raise InvalidArgument(f"h must be float16, got {src.dtype}")
     dst = np.empty(src.shape, dtype=np.float32)
     _core.perf_from_fp16(src.view(np.uint16), dst)
     return dst

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from system0.errors import InvalidArgument
+
 if TYPE_CHECKING:
     import torch
 
@@ -104,7 +106,7 @@ class CUDAGraphRunner:
         with t.inference_mode():
             for n in sorted(set(sizes)):
                 if n < 1:
-                    raise ValueError(f"CUDA graph batch sizes must be >= 1, got {n}")
+                    raise InvalidArgument(f"CUDA graph batch sizes must be >= 1, got {n}")
                 dev_in = t.zeros((n, features), device=device)
                 with t.cuda.stream(stream):
                     for _ in range(warmup):  # lazy init and autotuning outside the capture

@@ -2,7 +2,7 @@
 
 A pin is (dataset, version id, order key, seed, batch size). The version id is the hash of a
 manifest, so the rows are fixed; the order key and the seed fix their order (see
-``storage_prefetch``); the batch size fixes the cut. ``digest()`` hashes the batches' Arrow IPC
+``storage.prefetch``); the batch size fixes the cut. ``digest()`` hashes the batches' Arrow IPC
 bytes, which is what the cross-process determinism test compares.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from system0.data.storage_prefetch import Prefetcher, ordered_indices, permutation, to_numpy
-from system0.data.storage_versions import Version
+from system0.data.storage.prefetch import Prefetcher, ordered_indices, permutation, to_numpy
+from system0.data.storage.versions import Version
 from system0.errors import ValidationError
 
 T = TypeVar("T")

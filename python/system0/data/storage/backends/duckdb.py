@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from system0.data.storage_segments import check_blob_id, check_dataset, sha256
+from system0.data.storage.segments import check_blob_id, check_dataset, sha256
 from system0.errors import NotFound, Unavailable, ValidationError
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from system0.data.storage_segments import check_blob_id, check_dataset
+from system0.data.storage.segments import check_blob_id, check_dataset
 from system0.errors import NotFound, Unavailable
 
 PART_BYTES = 8 * 1024 * 1024

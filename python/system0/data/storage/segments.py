@@ -4,7 +4,7 @@ A *segment* is a run of samples committed together, encoded once as Parquet byte
 the SHA-256 of those bytes. Every backend keeps the same bytes (optionally encrypted), so a
 segment moves between tiers without being re-encoded, and a checksum recorded at write time is
 verified at read time wherever the bytes live. Backends know nothing of versions, routing or
-schemas: the catalog (``storage_versions``) and the router (``storage``) do. That keeps the one
+schemas: the catalog (``versions``) and the router (``router``) do. That keeps the one
 conformance suite small and the same for SQLite, DuckDB/Parquet, MongoDB and BigQuery.
 
 The collaborators (keyring, audit ledger, telemetry) are duck-typed through the small protocols
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from system0.data.storage_parquet import decode_segment, encode_segment
+from system0.data.serialization import decode_training_samples
+from system0.data.storage.parquet import decode_segment, encode_segment
 from system0.errors import ValidationError
 
 # Datasets become file and table names: keep them to a safe, portable alphabet.
@@ -63,15 +63,6 @@ def as_table(samples: Any) -> pa.Table:
     if hasattr(samples, "__arrow_c_array__"):
         return pa.Table.from_batches([pa.record_batch(samples)])
     if isinstance(samples, list) and samples and all(hasattr(s, "model_dump") for s in samples):
-        try:  # the codec's fast path once system0.data.serialization is installed
-            from system0.data.serialization import (  # type: ignore[import-not-found, unused-ignore]
-                decode_training_samples,
-            )
-        except ImportError:
-            raise ValidationError(
-                "store() takes Arrow (a Table, a RecordBatch or a decoded batch); encode "
-                "pydantic samples with system0.data.serialization first"
-            ) from None
         decoded = decode_training_samples([s.model_dump_json().encode() for s in samples])
         return as_table(decoded)
     raise ValidationError(
@@ -120,21 +111,7 @@ class KeyringLike(Protocol):
     def decrypt(self, envelope: bytes, aad: bytes = b"") -> bytes: ...
 
 
-class AuditLike(Protocol):
-    """``system0.security.audit.AuditLedger``: one entry per data access."""
-
-    def log_data_access(
-        self,
-        subject: str,
-        resource: str,
-        action: str,
-        decision: str,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Any: ...
-
-
 __all__ = [
-    "AuditLike",
     "Backend",
     "KeyringLike",
     "as_table",

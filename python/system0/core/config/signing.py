@@ -5,7 +5,7 @@ What is signed
 The message is ``b"system0-config-signature-v1\\x00"`` followed by the canonical JSON of the
 *resolved* configuration (after ``${env:...}``/``${ref:...}`` interpolation, migration and
 validation, with every default filled in) as RFC 8785 (JCS) defines it: keys sorted, no
-whitespace, UTF-8, ECMAScript number formatting (see ``config_canonical``). The
+whitespace, UTF-8, ECMAScript number formatting (see ``config.canonical``). The
 prefix separates these signatures from anything else the same key may sign. Because the
 resolved form is signed, a signature holds only while the file *and* the environment it reads
 give the same values: changing either is reported as a content mismatch.
@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from system0.core.config_canonical import content_hash
+from system0.core.config.canonical import content_hash
 from system0.errors import ConfigError
 
 FORMAT = "system0-config-signature"

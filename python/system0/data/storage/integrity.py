@@ -21,21 +21,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from system0 import _core
-from system0.data.storage_segments import decode_segment
+from system0.data.storage.blobs import BlobStore
+from system0.data.storage.segments import decode_segment
+from system0.data.storage.versions import Placement
 from system0.errors import Error, IntegrityError
-
-if TYPE_CHECKING:
-    from system0.data.storage import ScalableStorage
-    from system0.data.storage_versions import Placement
 
 
 @dataclass
 class VerifyReport:
+    """What ``verify`` checked: counts, the files read, and the blobs it could not open."""
+
     dataset: str
     versions: int = 0
     blobs: int = 0
@@ -69,29 +69,30 @@ def _missing_key(keyring: object, raw: bytes, where: str) -> str | None:
         raise IntegrityError(f"{where}: not a system0 envelope: {e}") from e
 
 
-def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -> VerifyReport:
+def verify(blobs: BlobStore, dataset: str, version: str | None = None) -> VerifyReport:
+    """Re-read and check every blob of ``version`` (all versions if None); see the module doc."""
+    catalog = blobs.catalog
     versions = (
-        [storage.resolve(dataset, version)] if version is not None else storage.versions(dataset)
+        [catalog.resolve(dataset, version)] if version is not None else catalog.versions(dataset)
     )
     report = VerifyReport(dataset, versions=len(versions))
-    report.encrypted = bool(storage.catalog.is_encrypted(dataset))
-    placements = storage.catalog.placements(dataset)
+    report.encrypted = blobs.encrypted(dataset)
+    placements = catalog.placements(dataset)
     segments = {s.id: s for v in versions for s in v.manifest.segments}
     checked: dict[tuple[str, str], int | None] = {}  # None: not opened, rows unknown
     for p in placements:
-        if p.segment not in segments or p.backend not in storage.backends:
+        if p.segment not in segments or p.backend not in blobs.backends:
             continue
-        backend = storage.backends[p.backend]
-        where = backend.locate(dataset, p.blob)
+        where = blobs.locate(dataset, p)
         key = (p.backend, p.blob)
         if key not in checked:
-            raw = storage._fetch_blob(dataset, p)  # raises IntegrityError naming the file
-            why = _missing_key(storage.keyring, raw, where) if report.encrypted else None
+            raw = blobs.fetch(dataset, p)  # raises IntegrityError naming the file
+            why = _missing_key(blobs.keyring, raw, where) if report.encrypted else None
             if why is not None:
                 report.unopened.append((where, why))
                 checked[key] = None
             else:
-                checked[key] = _rows(storage, dataset, p, raw, where)
+                checked[key] = _rows(blobs, dataset, p, raw, where)
             report.blobs += 1
             report.bytes += len(raw)
             report.locations.append(where)
@@ -105,21 +106,21 @@ def verify(storage: ScalableStorage, dataset: str, version: str | None = None) -
             )
         report.segments += 1
         report.rows += p.rows
-    missing = set(segments) - {p.segment for p in placements if p.backend in storage.backends}
+    missing = set(segments) - {p.segment for p in placements if p.backend in blobs.backends}
     if missing:
         raise IntegrityError(
             f"dataset {dataset!r}: segment(s) {', '.join(sorted(m[:12] for m in missing))} "
             "are listed in a manifest but stored on no configured tier"
         )
     meta = {"blobs": report.blobs, "unopened": len(report.unopened)}
-    storage._audited("verify", dataset, version or "all", meta)
+    blobs.audited("verify", dataset, version or "all", meta)
     return report
 
 
-def _rows(storage: ScalableStorage, dataset: str, p: Placement, raw: bytes, where: str) -> int:
+def _rows(blobs: BlobStore, dataset: str, p: Placement, raw: bytes, where: str) -> int:
     """Decrypt (where encrypted) and decode one blob; its row count."""
     try:
-        plain = storage._decode_blob(dataset, p, raw)
+        plain = blobs.open(dataset, p, raw)
         rows: int = decode_segment(plain).num_rows
     except IntegrityError:
         raise
@@ -133,20 +134,13 @@ def _rows(storage: ScalableStorage, dataset: str, p: Placement, raw: bytes, wher
     return rows
 
 
-def export_parquet(
-    storage: ScalableStorage,
-    dataset: str,
-    path: str | os.PathLike[str],
-    *,
-    version: str | None = None,
-    compression: str = "zstd",
-) -> int:
-    """Write every row of a version (commit order) to one Parquet file; returns rows written.
+def export_parquet(table: pa.Table, path: str | os.PathLike[str], compression: str = "zstd") -> int:
+    """Write ``table`` (a version, as ``ScalableStorage.read`` returns it) to one Parquet file;
+    returns the rows written.
 
     The file is written beside ``path`` and renamed into place, so a crash never leaves a
     truncated export under the final name.
     """
-    table = storage.read(dataset, version=version)
     final = Path(path)
     tmp = final.with_name(final.name + ".tmp")
     pq.write_table(table, tmp, compression=compression)

@@ -40,8 +40,9 @@ import pyarrow as pa
 
 from system0 import _core
 from system0._core import DecodedBatch
+from system0.data.models import format_rfc3339
 from system0.data.serialization import reason_code
-from system0.data.storage_segments import as_table
+from system0.data.storage.segments import as_table
 from system0.errors import ConfigError, ValidationError
 
 ContractName = Literal["GameState", "TrainingSample"]
@@ -233,7 +234,7 @@ def _iso(us: int | None) -> str | int | None:
         when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
     except OverflowError:
         return us  # outside what a datetime holds: kept as the number it was
-    return when.isoformat().replace("+00:00", "Z")
+    return format_rfc3339(when)
 
 
 def _state_doc(s: dict[str, Any] | None) -> dict[str, Any] | None:

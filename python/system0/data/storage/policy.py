@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from system0.core import telemetry
 from system0.errors import ConfigError
 
 Tier = Literal["local", "analytical", "distributed", "cloud"]
@@ -197,22 +198,15 @@ class CostLedger:
 
 
 def _telemetry_metrics() -> Any:
-    """The registry's metric families, or None until system0.core.telemetry is installed."""
-    try:
-        import system0.core.telemetry as t
-    except ImportError:
-        return None
+    """The registry's metric families for storage queries (get-or-create, so shared)."""
     labels = ("op", "backend")
-    try:
-        return (
-            t.counter("system0_storage_queries", labels, "storage queries"),
-            t.counter("system0_storage_rows", labels, "rows read or written"),
-            t.counter("system0_storage_bytes", labels, "bytes read or written"),
-            t.histogram("system0_storage_query_us", labels, "query latency", unit="us"),
-            t.counter("system0_storage_cost_nanousd", labels, "estimated cloud cost, 1e-9 USD"),
-        )
-    except Exception:  # an older registry without these signatures: costs stay in memory
-        return None
+    return (
+        telemetry.counter("system0_storage_queries", labels, "storage queries"),
+        telemetry.counter("system0_storage_rows", labels, "rows read or written"),
+        telemetry.counter("system0_storage_bytes", labels, "bytes read or written"),
+        telemetry.histogram("system0_storage_query_us", labels, "query latency", unit="us"),
+        telemetry.counter("system0_storage_cost_nanousd", labels, "estimated cloud cost, 1e-9 USD"),
+    )
 
 
 def _publish(metrics: Any, cost: QueryCost) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from system0.data.storage_segments import check_blob_id, check_dataset
+from system0.data.storage.segments import check_blob_id, check_dataset
 from system0.errors import NotFound, Unavailable
 
 _SCHEMA = """

@@ -25,8 +25,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from system0.core.config_schema import SCHEMA_VERSION
-from system0.errors import ConfigError
+from system0.core.config.schema import SCHEMA_VERSION
+from system0.errors import ConfigError, InvalidArgument
 
 Document = dict[str, Any]
 Migration = Callable[[Document], Document]
@@ -40,7 +40,7 @@ def migration(from_version: int) -> Callable[[Migration], Migration]:
 
     def register(fn: Migration) -> Migration:
         if from_version in MIGRATIONS:
-            raise ValueError(f"a migration from schema version {from_version} already exists")
+            raise InvalidArgument(f"a migration from schema version {from_version} already exists")
         MIGRATIONS[from_version] = fn
         return fn
 

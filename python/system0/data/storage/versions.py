@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from system0.data.storage_segments import check_dataset, sha256
+from system0.data.storage.segments import check_dataset, sha256
 from system0.errors import NotFound, Unavailable, ValidationError
 
 _SCHEMA = """

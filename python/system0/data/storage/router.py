@@ -13,7 +13,7 @@ scans prefer the analytical tier, point lookups the hot one. ``explain`` answers
 operation goes and why; every query reports its cost; every read and write is audited when a
 ledger is given; datasets may be encrypted at rest through a keyring.
 
-Every write is checked against the contract first (``storage_check``): a batch with a bad
+Every write is checked against the contract first (``storage.check``): a batch with a bad
 row is refused whole, or, with ``on_invalid="quarantine"``, its bad rows go to the storage's
 ``Quarantine`` with their reasons and the rest commits. The codec's own ``DecodedBatch`` is
 already validated and is not checked again.
@@ -26,14 +26,16 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from system0.data.storage_check import (
+from system0.data.storage.backends.duckdb import DuckDBBackend
+from system0.data.storage.backends.sqlite import SQLiteBackend
+from system0.data.storage.blobs import BlobStore
+from system0.data.storage.check import (
     Admitted,
     ContractChoice,
     OnInvalid,
@@ -42,8 +44,9 @@ from system0.data.storage_check import (
     quarantine_records,
     refusal,
 )
-from system0.data.storage_duckdb import DuckDBBackend
-from system0.data.storage_policy import (
+from system0.data.storage.compaction import CompactionReport, compact, compaction_job
+from system0.data.storage.integrity import VerifyReport, export_parquet, verify
+from system0.data.storage.policy import (
     CostLedger,
     Pattern,
     QueryCost,
@@ -54,10 +57,9 @@ from system0.data.storage_policy import (
     route_read,
     route_store,
 )
-from system0.data.storage_prefetch import column
-from system0.data.storage_reader import Pin, PinnedReader
-from system0.data.storage_segments import (
-    AuditLike,
+from system0.data.storage.prefetch import column
+from system0.data.storage.reader import Pin, PinnedReader
+from system0.data.storage.segments import (
     Backend,
     KeyringLike,
     as_table,
@@ -67,30 +69,14 @@ from system0.data.storage_segments import (
     schema_fingerprint,
     sha256,
 )
-from system0.data.storage_sqlite import SQLiteBackend
-from system0.data.storage_versions import Catalog, Placement, SegmentEntry, Version
-from system0.errors import (
-    ConfigError,
-    CryptoError,
-    Error,
-    IntegrityError,
-    NotFound,
-    Unavailable,
-    ValidationError,
-)
+from system0.data.storage.versions import Catalog, Placement, SegmentEntry, Version
+from system0.errors import ConfigError, NotFound, Unavailable, ValidationError
+from system0.security.audit_sink import AuditSink
 
 if TYPE_CHECKING:
     from system0.data.validation import Quarantine
 
 DEFAULT_ORDER: tuple[str, ...] = ("metadata.match_id", "metadata.step")
-
-
-@dataclass(frozen=True)
-class CompactionReport:
-    dataset: str
-    segments: int
-    rows: int
-    blob: str | None
 
 
 class ScalableStorage:
@@ -106,7 +92,7 @@ class ScalableStorage:
         mongo_uri: str | None = None,
         bigquery_project: str | None = None,
         keyring: KeyringLike | None = None,
-        audit: AuditLike | None = None,
+        audit: AuditSink | None = None,
         subject: str = "system0",
         cost_sinks: Iterable[Sink] = (),
         quarantine: Quarantine | None = None,
@@ -128,20 +114,32 @@ class ScalableStorage:
         }
         self.backends.update({t: b for t, b in given.items() if t not in self.backends})
         if mongo_uri:
-            from system0.data.storage_mongo import MongoBackend
+            from system0.data.storage.backends.mongo import MongoBackend
 
             self.backends["distributed"] = MongoBackend(mongo_uri)
         if bigquery_project:
-            from system0.data.storage_bigquery import BigQueryBackend
+            from system0.data.storage.backends.bigquery import BigQueryBackend
 
             self.backends["cloud"] = BigQueryBackend(bigquery_project)
-        self.keyring = keyring
-        self.audit = audit
-        self.subject = subject
+        self.blobs = BlobStore(
+            self.catalog, self.backends, keyring=keyring, audit=audit, subject=subject
+        )
         self.quarantine = quarantine  # where commit(on_invalid="quarantine") puts bad rows
         self.costs = CostLedger(sinks=list(cost_sinks))
         self._cursors: dict[tuple[Any, ...], tuple[PinnedReader, int, int]] = {}
         self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def keyring(self) -> KeyringLike | None:
+        return self.blobs.keyring
+
+    @property
+    def audit(self) -> AuditSink | None:
+        return self.blobs.audit
+
+    @property
+    def subject(self) -> str:
+        return self.blobs.subject
 
     # routing --------------------------------------------------------------------------------
     def _kinds(self) -> dict[Tier, str]:
@@ -179,15 +177,6 @@ class ScalableStorage:
         raise ValidationError(f"explain: op must be 'store', 'scan' or 'lookup', not {op!r}")
 
     # writing --------------------------------------------------------------------------------
-    def _aad(self, dataset: str) -> bytes:
-        """Associated data binding every encrypted blob to its dataset.
-
-        Not to the blob's id: ciphertexts are random (fresh nonces), so a blob is named by the
-        hash of its stored bytes, known only after encryption; the catalog's checksum of those
-        bytes already ties each blob to its place.
-        """
-        return f"system0.storage:{dataset}".encode()
-
     def _encrypted(self, dataset: str, requested: bool | None) -> bool:
         known = self.catalog.is_encrypted(dataset)
         if known is None:
@@ -215,10 +204,6 @@ class ScalableStorage:
         records = quarantine_records(admitted)
         return self.quarantine.add(str(admitted.contract), records, source=f"storage:{dataset}")
 
-    def _put(self, dataset: str, tier: Tier, blob: str, data: bytes) -> None:
-        self.catalog.begin_write(dataset, tier, blob)
-        self.backends[tier].put(dataset, blob, data)
-
     def commit(
         self,
         samples: Any,
@@ -233,7 +218,7 @@ class ScalableStorage:
         """Store ``samples`` as one new version (synchronously); returns it once durable.
 
         The values are checked against ``contract`` before anything is written (see
-        ``system0.data.storage_check``: ``"auto"`` checks every table shaped like a contract,
+        ``system0.data.storage.check``: ``"auto"`` checks every table shaped like a contract,
         ``None`` marks data that is not). A row that breaks it makes ``on_invalid="refuse"``
         raise ``ValidationError`` naming the first bad rows, with nothing written;
         ``on_invalid="quarantine"`` moves the bad rows to ``self.quarantine`` with their
@@ -272,20 +257,17 @@ class ScalableStorage:
         route = self._route_store(dataset, table.num_rows, table.nbytes)
         plain = encode_segment(table, compression=self.policy.compression)
         seg = sha256(plain)
-        stored = plain
-        if enc:
-            assert self.keyring is not None  # _encrypted() refused a dataset without one
-            stored = self.keyring.encrypt(plain, self._aad(dataset))
+        stored = self.blobs.seal(dataset, plain)  # _encrypted() fixed the dataset's choice
         blob = seg if stored is plain else sha256(stored)  # blobs are named by stored bytes
         tier = route.tier
         try:
-            self._put(dataset, tier, blob, stored)
+            self.blobs.put(dataset, tier, blob, stored)
         except (Unavailable, OSError) as e:
             if route.fallback is None:
                 raise
             tier = route.fallback  # nothing was acknowledged yet: the fallback tier takes it
             try:
-                self._put(dataset, tier, blob, stored)
+                self.blobs.put(dataset, tier, blob, stored)
             except (Unavailable, OSError) as e2:
                 raise Unavailable(
                     f"dataset {dataset!r}: neither {route.tier} ({e}) nor {tier} ({e2}) accepted "
@@ -303,7 +285,7 @@ class ScalableStorage:
         )
         ms = (time.perf_counter_ns() - t0) / 1e6
         self._cost("store", dataset, tier, table.num_rows, len(stored), ms, 0.0)
-        self._audited(
+        self.blobs.audited(
             "write",
             dataset,
             version.id,
@@ -336,33 +318,6 @@ class ScalableStorage:
             )
         return best
 
-    def _fetch_blob(self, dataset: str, p: Placement) -> bytes:
-        backend = self.backends[p.backend]  # type: ignore[index]
-        data = backend.get(dataset, p.blob)
-        if len(data) != p.blob_bytes or sha256(data) != p.blob_sha256:
-            raise IntegrityError(
-                f"checksum mismatch in {backend.locate(dataset, p.blob)}: expected sha256 "
-                f"{p.blob_sha256} ({p.blob_bytes} bytes), found {sha256(data)} ({len(data)} "
-                "bytes); the file is corrupt or was modified: restore it from a replica or backup"
-            )
-        return data
-
-    def _decode_blob(self, dataset: str, p: Placement, data: bytes) -> bytes:
-        if self.catalog.is_encrypted(dataset):
-            if self.keyring is None:
-                raise ConfigError(f"dataset {dataset!r} is encrypted at rest; pass keyring=...")
-            try:
-                return self.keyring.decrypt(data, self._aad(dataset))
-            except Error:
-                raise
-            except Exception as e:  # a keyring outside system0 raises its own types
-                where = self.backends[p.backend].locate(dataset, p.blob)  # type: ignore[index]
-                raise CryptoError(
-                    f"{where}: could not be decrypted ({type(e).__name__}: {e}); the keyring "
-                    "lacks the key it was written with, or the data was tampered with"
-                ) from e
-        return data
-
     def _load(
         self,
         version: Version,
@@ -381,8 +336,8 @@ class ScalableStorage:
             first.setdefault((p.backend, p.blob), p)
 
         def fetch(p: Placement) -> tuple[int, pa.Table]:
-            raw = self._fetch_blob(dataset, p)
-            return len(raw), decode_segment(self._decode_blob(dataset, p, raw), columns)
+            n, plain = self.blobs.load(dataset, p)
+            return n, decode_segment(plain, columns)
 
         # hashing, decryption and Parquet decoding release the GIL: blobs load in parallel
         try:
@@ -433,7 +388,7 @@ class ScalableStorage:
         """A scan: every row of a version in commit order (analytical tier preferred)."""
         v = self.resolve(dataset, version)
         table = self._load(v, list(columns) if columns else None, "scan")
-        self._audited("read", dataset, v.id, {"rows": table.num_rows, "pattern": "scan"})
+        self.blobs.audited("read", dataset, v.id, {"rows": table.num_rows, "pattern": "scan"})
         return table
 
     def lookup(
@@ -443,7 +398,7 @@ class ScalableStorage:
         v = self.resolve(dataset, version)
         table = self._load(v, None, "lookup")
         hits = table.filter(pc.equal(column(table, key), pa.scalar(value)))
-        self._audited("read", dataset, v.id, {"rows": hits.num_rows, "pattern": "lookup"})
+        self.blobs.audited("read", dataset, v.id, {"rows": hits.num_rows, "pattern": "lookup"})
         return hits
 
     def query(self, sql: str, *, dataset: str = "samples", version: str | None = None) -> pa.Table:
@@ -475,7 +430,7 @@ class ScalableStorage:
         files = {p.blob: p for p in chosen.values()}.values()
         if direct:
             for p in files:
-                self._fetch_blob(dataset, p)  # verify each file before DuckDB trusts it
+                self.blobs.fetch(dataset, p)  # verify each file before DuckDB trusts it
             out = analytical.query(dataset, sorted(wanted), sql)
         else:
             out = analytical.query_table(self._load(v, None, "scan"), sql)
@@ -483,7 +438,7 @@ class ScalableStorage:
         # bytes: what the query had to scan (the files, at most), not the size of its answer
         scanned = sum(p.blob_bytes for p in files)
         self._cost("query", dataset, "analytical", out.num_rows, scanned, ms, 0.0)
-        self._audited("read", dataset, v.id, {"rows": out.num_rows, "pattern": "sql"})
+        self.blobs.audited("read", dataset, v.id, {"rows": out.num_rows, "pattern": "sql"})
         return out
 
     def reader(
@@ -502,7 +457,7 @@ class ScalableStorage:
 
         def load(version: Version, cols: list[str] | None) -> pa.Table:
             table = self._load(version, cols, "scan")
-            self._audited(
+            self.blobs.audited(
                 "read", dataset, version.id, {"rows": table.num_rows, "pin": pin.describe()}
             )
             return table
@@ -557,7 +512,7 @@ class ScalableStorage:
         self, tag: str, *, dataset: str = "samples", version: str | None = None, move: bool = False
     ) -> str:
         vid = self.catalog.tag(check_dataset(dataset), tag, version, move=move)
-        self._audited("tag", dataset, vid, {"tag": tag})
+        self.blobs.audited("tag", dataset, vid, {"tag": tag})
         return vid
 
     def retain(self, dataset: str = "samples", *, keep_last: int) -> list[str]:
@@ -568,9 +523,9 @@ class ScalableStorage:
                 not self.catalog.blob_referenced(dataset, p.backend, p.blob)
                 and p.backend in self.backends
             ):
-                self.backends[p.backend].delete(dataset, p.blob)
+                self.blobs.delete(dataset, p.backend, p.blob)
         if dropped:
-            self._audited(
+            self.blobs.audited(
                 "delete", dataset, ",".join(d[:12] for d in dropped), {"versions": len(dropped)}
             )
         return dropped
@@ -591,49 +546,36 @@ class ScalableStorage:
                 backend.sweep_temporaries(dataset)
         return gone
 
-    def verify(self, dataset: str = "samples", *, version: str | None = None) -> Any:
+    def verify(self, dataset: str = "samples", *, version: str | None = None) -> VerifyReport:
         """Check every stored checksum of a version (or all); ``IntegrityError`` names the file."""
-        from system0.data.storage_integrity import verify
-
-        return verify(self, check_dataset(dataset), version)
+        return verify(self.blobs, check_dataset(dataset), version)
 
     def export_parquet(
         self, path: str | os.PathLike[str], *, dataset: str = "samples", version: str | None = None
     ) -> int:
         """Write a version to one Parquet file (atomically); returns the rows written."""
-        from system0.data.storage_integrity import export_parquet
+        return export_parquet(self.read(check_dataset(dataset), version=version), path)
 
-        return export_parquet(self, check_dataset(dataset), path, version=version)
-
-    # compaction lives in storage_compaction to keep this file one concept
+    # compaction lives in storage.compaction to keep this file one concept
     def compact(
         self, dataset: str | None = None, *, force: bool = False, now_ns: int | None = None
     ) -> list[CompactionReport]:
-        from system0.data.storage_compaction import compact
-
         names = [dataset] if dataset else self.datasets()
-        return [compact(self, d, force=force, now_ns=now_ns) for d in names]
+        return [compact(self.blobs, self.policy, d, force=force, now_ns=now_ns) for d in names]
 
     async def compaction_job(
         self, stop: asyncio.Event, *, interval_s: float | None = None
     ) -> list[CompactionReport]:
         """Compact every ``interval_s`` (default: a tenth of ``hot_max_age_s``) until ``stop``
         is set; returns the reports of the passes that moved something."""
-        from system0.data.storage_compaction import compaction_job
-
-        return await compaction_job(self, stop, interval_s)
+        period = interval_s if interval_s is not None else self.policy.hot_max_age_s / 10
+        return await compaction_job(self.compact, stop, period)
 
     # telemetry and audit ------------------------------------------------------------------------
     def _cost(
         self, op: str, dataset: str, tier: str, rows: int, nbytes: int, ms: float, usd: float
     ) -> None:
         self.costs.record(QueryCost(op, dataset, tier, rows, nbytes, ms, usd))
-
-    def _audited(self, action: str, dataset: str, version: str, meta: Mapping[str, Any]) -> None:
-        if self.audit is not None:
-            self.audit.log_data_access(
-                self.subject, f"dataset:{dataset}@{version[:64]}", action, "allow", dict(meta)
-            )
 
     def close(self) -> None:
         if self._executor is not None:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from system0.errors import InvalidArgument
+
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value (dict, list, str, number, bool, None).
@@ -56,7 +58,9 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("{")
         for i, key in enumerate(sorted(value)):
             if not isinstance(key, str):
-                raise TypeError(f"object key {key!r} is a {type(key).__name__}; keys must be str")
+                raise InvalidArgument(
+                    f"object key {key!r} is a {type(key).__name__}; keys must be str"
+                )
             if i:
                 out.append(",")
             out.append(json.dumps(key, ensure_ascii=False))
@@ -71,13 +75,13 @@ def _write(value: Any, out: list[str]) -> None:
             _write(item, out)
         out.append("]")
     else:
-        raise TypeError(f"{type(value).__name__} {value!r} is not a JSON value")
+        raise InvalidArgument(f"{type(value).__name__} {value!r} is not a JSON value")
 
 
 def format_number(x: float) -> str:
     """``x`` as ECMAScript's ``Number.prototype.toString`` writes it (RFC 8785 section 3.2.2.3)."""
     if not math.isfinite(x):
-        raise ValueError(f"{x!r} has no JSON form; use a finite number")
+        raise InvalidArgument(f"{x!r} has no JSON form; use a finite number")
     if x == 0:
         return "0"  # also for -0.0
     sign = "-" if x < 0 else ""

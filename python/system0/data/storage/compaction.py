@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-from system0.data.storage_segments import decode_segment, encode_segment, sha256
-from system0.data.storage_versions import Placement
+from system0.data.storage.blobs import BlobStore
+from system0.data.storage.policy import StoragePolicy
+from system0.data.storage.segments import decode_segment, encode_segment, sha256
+from system0.data.storage.versions import Placement
 from system0.errors import NotFound, ValidationError
 
-if TYPE_CHECKING:
-    from system0.data.storage import CompactionReport, ScalableStorage
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """One pass over ``dataset``: how many hot segments and rows moved, into which blob."""
+
+    dataset: str
+    segments: int
+    rows: int
+    blob: str | None
 
 
 def _is_cold(p: Placement, now_ns: int, max_age_ns: int, min_reads: int) -> bool:
@@ -32,12 +42,15 @@ def _is_cold(p: Placement, now_ns: int, max_age_ns: int, min_reads: int) -> bool
 
 
 def compact(
-    storage: ScalableStorage, dataset: str, *, force: bool = False, now_ns: int | None = None
+    blobs: BlobStore,
+    policy: StoragePolicy,
+    dataset: str,
+    *,
+    force: bool = False,
+    now_ns: int | None = None,
 ) -> CompactionReport:
-    from system0.data.storage import CompactionReport
-
-    catalog = storage.catalog
-    policy = storage.policy
+    """Move ``dataset``'s cold hot segments (all of them with ``force``) to the analytical tier."""
+    catalog = blobs.catalog
     now = time.time_ns() if now_ns is None else now_ns
     max_age = int(policy.hot_max_age_s * 1e9)
     placed = catalog.placements(dataset)
@@ -62,29 +75,23 @@ def compact(
     tables: list[pa.Table] = []
     for p in cold:
         try:
-            raw = storage._fetch_blob(dataset, p)
+            _, plain = blobs.load(dataset, p)
         except NotFound:  # a concurrent compaction moved it first: nothing left to do here
             return CompactionReport(dataset, 0, 0, None)
-        tables.append(
-            decode_segment(storage._decode_blob(dataset, p, raw)).slice(p.row_offset, p.rows)
-        )
+        tables.append(decode_segment(plain).slice(p.row_offset, p.rows))
     # one merged blob per schema (an overwrite may have changed the layout)
     groups: dict[pa.Schema, list[int]] = {}
     for i, t in enumerate(tables):
         key = next((s for s in groups if s.equals(t.schema, check_metadata=True)), t.schema)
         groups.setdefault(key, []).append(i)
-    encrypted = bool(catalog.is_encrypted(dataset))
     last_blob: str | None = None
     rows = 0
     for members in groups.values():
         merged = pa.concat_tables([tables[i] for i in members])
         plain = encode_segment(merged, compression=policy.compression)
-        stored = plain
-        if encrypted:
-            assert storage.keyring is not None  # _decode_blob above already required it
-            stored = storage.keyring.encrypt(plain, storage._aad(dataset))
+        stored = blobs.seal(dataset, plain)
         blob = stored_sha = sha256(stored)
-        storage._put(dataset, "analytical", blob, stored)
+        blobs.put(dataset, "analytical", blob, stored)
         offset = 0
         added: list[Placement] = []
         for i in members:
@@ -109,8 +116,8 @@ def compact(
         last_blob = blob
     for p in cold:
         if not catalog.blob_referenced(dataset, "local", p.blob):
-            storage.backends["local"].delete(dataset, p.blob)
-    storage._audited(
+            blobs.delete(dataset, "local", p.blob)
+    blobs.audited(
         "compact",
         dataset,
         last_blob or "",
@@ -120,14 +127,15 @@ def compact(
 
 
 async def compaction_job(
-    storage: ScalableStorage, stop: asyncio.Event, interval_s: float | None
+    compact_all: Callable[[], list[CompactionReport]], stop: asyncio.Event, period: float
 ) -> list[CompactionReport]:
-    period = interval_s if interval_s is not None else storage.policy.hot_max_age_s / 10
+    """Run ``compact_all`` every ``period`` seconds (in a worker thread) until ``stop`` is set;
+    the reports of the passes that moved something."""
     if period <= 0:
         raise ValidationError(f"compaction interval must be > 0 s, not {period}")
     done: list[CompactionReport] = []
     while not stop.is_set():
-        reports = await asyncio.to_thread(storage.compact)
+        reports = await asyncio.to_thread(compact_all)
         done += [r for r in reports if r.segments]
         try:
             await asyncio.wait_for(stop.wait(), timeout=period)
@@ -136,4 +144,4 @@ async def compaction_job(
     return done
 
 
-__all__ = ["compact", "compaction_job"]
+__all__ = ["CompactionReport", "compact", "compaction_job"]

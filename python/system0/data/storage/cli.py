@@ -17,9 +17,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from system0.errors import Error, IntegrityError
+
+if TYPE_CHECKING:  # imported on use: `system0 --help` needs neither pyarrow nor the catalog
+    from system0.data.storage.integrity import VerifyReport
+    from system0.data.storage.router import ScalableStorage
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -40,8 +44,8 @@ def _guarded(fn: Command) -> Command:
     return run
 
 
-def _open(args: argparse.Namespace, keyring: Any = None) -> Any:
-    from system0.data.storage import ScalableStorage
+def _open(args: argparse.Namespace, keyring: Any = None) -> ScalableStorage:
+    from system0.data.storage.router import ScalableStorage
 
     root = args.root or os.environ.get("SYSTEM0_DATA_ROOT") or "system0-data"
     if not os.path.isdir(root):
@@ -80,15 +84,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from system0.data.storage_integrity import export_parquet
-
     with _open(args) as s:
-        rows = export_parquet(s, args.dataset, args.out, version=args.version)
+        rows = s.export_parquet(args.out, dataset=args.dataset, version=args.version)
     print(f"wrote {rows} rows to {args.out}")
     return 0
 
 
-def _verify_line(r: Any) -> str:
+def _verify_line(r: VerifyReport) -> str:
     counts = f"{r.versions} version(s), {r.segments} segment placement(s), {r.blobs} blob(s)"
     if r.opened:
         return f"{r.dataset}: ok ({counts}, {r.bytes} bytes verified)"
@@ -99,7 +101,7 @@ def _verify_line(r: Any) -> str:
     )
 
 
-def _verify_json(r: Any) -> dict[str, Any]:
+def _verify_json(r: VerifyReport) -> dict[str, Any]:
     return {
         "dataset": r.dataset,
         "ok": True,
@@ -114,14 +116,13 @@ def _verify_json(r: Any) -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from system0.data.storage_integrity import verify
     from system0.security.keyring_cli import keyring_from_args
 
     with _open(args, keyring_from_args(args)) as s:
         names = [args.dataset] if args.dataset else s.datasets()
         reports = []
         for name in names:
-            r = verify(s, name, args.version)
+            r = s.verify(name, version=args.version)
             reports.append(r)
             if not args.json:
                 print(_verify_line(r))

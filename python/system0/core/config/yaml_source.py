@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from system0.errors import ConfigError
+from system0.errors import ConfigError, InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,11 @@ def split_path(path: str) -> list[str | int]:
             pos += 1
         m = _SEGMENT.match(path, pos)
         if m is None:
-            raise ValueError(f"malformed dotted path {path!r} at character {pos + 1}")
+            raise InvalidArgument(f"malformed dotted path {path!r} at character {pos + 1}")
         parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
     if not parts:
-        raise ValueError("empty dotted path")
+        raise InvalidArgument("empty dotted path")
     return parts
 
 

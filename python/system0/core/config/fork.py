@@ -16,15 +16,16 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from system0.core.config_yaml import parse_scalar, split_path
+from system0.core.config.yaml_source import parse_scalar, split_path
 from system0.errors import ConfigError
+from system0.security.audit_sink import AuditSink
 
 if TYPE_CHECKING:
-    from system0.core.config import AIConfig
+    from system0.core.config.aiconfig import AIConfig
 
 logger = logging.getLogger("system0.config")
 
@@ -102,9 +103,7 @@ def _derive(
     for path, value in pairs:
         _apply(doc, path, value)
     doc["lineage"] = lineage
-    from system0.core.config import validate_document
-
-    return validate_document(doc, None, where)
+    return type(base).from_document(doc, None, where)
 
 
 def fork_for_experiment(
@@ -152,12 +151,6 @@ def _plain(value: Any) -> Any:
 
 
 # -- the emergency playbook ------------------------------------------------------------------
-
-
-class AuditSink(Protocol):
-    """Where emergency overrides are recorded (the audit ledger implements this)."""
-
-    def append(self, record: dict[str, Any]) -> Any: ...
 
 
 _default_sink: AuditSink | None = None
@@ -237,7 +230,6 @@ def _exists(config: AIConfig, path: str) -> bool:
 
 
 __all__ = [
-    "AuditSink",
     "emergency_override",
     "fork_for_experiment",
     "parse_overrides",

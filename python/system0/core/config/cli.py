@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from system0.core import config as cfg
-from system0.core import config_signing as signing
+from system0.core.config import aiconfig as cfg
+from system0.core.config import signing
 from system0.errors import ConfigError, Error
 
 Command = Callable[[argparse.Namespace], int]

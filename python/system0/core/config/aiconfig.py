@@ -1,6 +1,6 @@
 """Configuration: one hermetic source of truth, content-hashed, signed, diffable, forkable.
 
-An :class:`AIConfig` is a frozen pydantic model (sections in ``config_schema``). It comes from
+An :class:`AIConfig` is a frozen pydantic model (sections in ``config.schema``). It comes from
 a YAML file through :func:`load_from_yaml` (safe parsing, ``${env:...}``/``${ref:...}``
 interpolation, schema migration, validation and, when trusted keys are configured, signature
 verification) or from code. Its identity is :attr:`AIConfig.content_hash`: the sha256 of its
@@ -27,18 +27,17 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator
 
-from system0.core import config_signing as signing
-from system0.core.config_canonical import canonical_json
-from system0.core.config_diff import Change, ConfigDiff, diff
-from system0.core.config_fork import (
-    AuditSink,
+from system0.core.config import signing
+from system0.core.config.canonical import canonical_json
+from system0.core.config.diff import Change, ConfigDiff, diff
+from system0.core.config.fork import (
     emergency_override,
     fork_for_experiment,
     parse_overrides,
     set_audit_sink,
 )
-from system0.core.config_migrations import migrate
-from system0.core.config_schema import (
+from system0.core.config.migrations import migrate
+from system0.core.config.schema import (
     SCHEMA_VERSION,
     BreakerConfig,
     InferenceConfig,
@@ -52,7 +51,7 @@ from system0.core.config_schema import (
     StorageConfig,
     TrainingConfig,
 )
-from system0.core.config_yaml import (
+from system0.core.config.yaml_source import (
     Source,
     interpolate,
     join_path,
@@ -142,6 +141,24 @@ class AIConfig(Section):
     def validate_config(cls, data: Mapping[str, Any] | AIConfig) -> AIConfig:
         """See :func:`validate_config`."""
         return validate_config(data)
+
+    @classmethod
+    def from_document(
+        cls, doc: Mapping[str, Any], src: Source | None = None, where: str = "config"
+    ) -> AIConfig:
+        """Validate a resolved, current-version document, or raise one :class:`ConfigError`
+        listing every problem (with ``file:line:column`` when ``src`` marks the document).
+
+        A classmethod so that ``fork`` derives a configuration from its parent's class
+        without importing this module (which imports ``fork``).
+        """
+        try:
+            return cls.model_validate(doc)
+        except pydantic.ValidationError as e:
+            problems = [_problem(err, src, where) for err in e.errors()]
+            n = len(problems)
+            head = f"{where}: invalid configuration ({n} problem{'s' if n != 1 else ''}):"
+            raise ConfigError("\n  ".join([head, *problems])) from None
 
     def fork_for_experiment(
         self, name: str, overrides: Mapping[str, Any] | Iterable[str] = ()
@@ -280,13 +297,8 @@ def validate_config(data: Mapping[str, Any] | AIConfig, *, where: str = "config"
 
 
 def validate_document(doc: Mapping[str, Any], src: Source | None, where: str) -> AIConfig:
-    try:
-        return AIConfig.model_validate(doc)
-    except pydantic.ValidationError as e:
-        problems = [_problem(err, src, where) for err in e.errors()]
-        n = len(problems)
-        head = f"{where}: invalid configuration ({n} problem{'s' if n != 1 else ''}):"
-        raise ConfigError("\n  ".join([head, *problems])) from None
+    """See :meth:`AIConfig.from_document`."""
+    return AIConfig.from_document(doc, src, where)
 
 
 def _problem(err: Any, src: Source | None, where: str) -> str:
@@ -346,7 +358,6 @@ def content_hash(config: AIConfig) -> str:
 __all__ = [
     "SCHEMA_VERSION",
     "AIConfig",
-    "AuditSink",
     "BreakerConfig",
     "Change",
     "ConfigDiff",

@@ -7,7 +7,7 @@ emergency override, both recorded in the lineage).
 
 A default here is part of the schema. Changing one changes what every file that omits the key
 means, so it needs a new ``SCHEMA_VERSION`` and a migration that writes the old default into
-older files (see ``config_migrations``); a test pins the hash of the defaults per version.
+older files (see ``config.migrations``); a test pins the hash of the defaults per version.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from system0.core.config_canonical import canonical_json
+from system0.core.config.canonical import canonical_json
 from system0.errors import ConfigError
 
 SCHEMA_VERSION = 2

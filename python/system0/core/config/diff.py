@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from system0.core.config_yaml import join_path
+from system0.core.config.yaml_source import join_path
 
 if TYPE_CHECKING:
-    from system0.core.config import AIConfig
+    from system0.core.config.aiconfig import AIConfig
 
 ChangeKind = Literal["added", "removed", "changed"]
 
