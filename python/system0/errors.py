@@ -121,6 +121,10 @@ class InternalError(Error):
     """A bug in system0 itself (a broken invariant); please report it with the message."""
 
 
+class Draining(Closed):
+    """The service is draining: it admits nothing new, finishes in-flight work; retry elsewhere."""
+
+
 __all__ = [
     "AccessDenied",
     "BudgetExhausted",
@@ -130,6 +134,7 @@ __all__ = [
     "ConfigError",
     "CryptoError",
     "DeadlineExceeded",
+    "Draining",
     "Error",
     "IntegrityError",
     "InternalError",
