@@ -55,7 +55,8 @@ class ModelService(Protocol):
     def describe(self) -> dict[str, Any]:
         """The served state.
 
-        ``{"name", "active", "standby", "versions": [{version, content_hash, config_hash, state}]}``.
+        ``{"name", "active", "standby",
+        "versions": [{version, content_hash, config_hash, state}]}``.
         """
         ...
 
