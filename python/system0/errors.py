@@ -125,6 +125,10 @@ class Draining(Closed):
     """The service is draining: it admits nothing new, finishes in-flight work; retry elsewhere."""
 
 
+class GoldenMismatch(Error):
+    """A model's answers on its golden set are out of tolerance; it is never switched in."""
+
+
 __all__ = [
     "AccessDenied",
     "BudgetExhausted",
@@ -136,6 +140,7 @@ __all__ = [
     "DeadlineExceeded",
     "Draining",
     "Error",
+    "GoldenMismatch",
     "IntegrityError",
     "InternalError",
     "NotFound",
