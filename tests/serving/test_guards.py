@@ -191,11 +191,7 @@ def guarded(
     dep.close()
 
 
-def test_guards_run_on_every_served_answer(
-    guarded: Deployment, registry: ModelRegistry, ledger: AuditLedger
-) -> None:
-    # the deployment is named "guarded": publish the model under that name
-    guarded.registry.publish("guarded", registry.get("policy", "v1").weights_path)
+def test_guards_run_on_every_served_answer(guarded: Deployment, ledger: AuditLedger) -> None:
     guarded.deploy("v1")
     guarded.promote()
     bodies = [body(cooldowns={"r": 40.0}), body(), body(cooldowns={"r": 5.0})]
