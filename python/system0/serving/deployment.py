@@ -129,6 +129,7 @@ class Deployment:
         self._draining = False
         self._watch: SwitchWatch | None = None
         self.last_switch_ns = 0  # how long the last switch held traffic's reference
+        self.last_switch_at_ns = 0  # when traffic's reference last moved (process clock)
         self._h_switch = telemetry.histogram("serving_switch_ns", ("model",)).labels(name)
         self._c_auto = telemetry.counter("serving_auto_rollbacks", ("model",)).labels(name)
 
@@ -404,7 +405,8 @@ class Deployment:
         start = _core.now_ns()
         before = self._active
         self._active = target
-        took = _core.now_ns() - start
+        self.last_switch_at_ns = _core.now_ns()
+        took = self.last_switch_at_ns - start
         target.role = "active"
         self.last_switch_ns = took
         self._h_switch.record(took)
