@@ -6,12 +6,15 @@ the slot that is not serving: the gate check (the release gate's signed report),
 load (pins re-hashed), the golden check, a fresh engine from ``engine_factory`` and a warm-up
 of every bucket size through the real request path. Only then is the slot a *candidate*;
 nothing has changed for traffic. ``promote()`` makes it active by replacing one reference,
-which is atomic, so a call reads one slot and is answered by one version whole; the slot it
-replaced becomes *previous* and stays warm. ``rollback()`` is the same switch back, so it
-costs the pointer write and the audit entry, not a load.
+which is atomic: a call reads that reference once (a version and its engine, never a slot
+that may be refilled) and is answered by that version whole; the slot it replaced becomes
+*previous* and stays warm. ``rollback()`` is the same switch back, so it costs the pointer
+write and the audit entry, not a load.
 
-A call keeps its slot's in-flight count up until its last answer is set; a slot's engine is
-closed only when nothing is in flight on it, so no request fails because of a switch. After a
+A call keeps its version's in-flight count up until its last answer is set; a replaced engine
+is closed only when nothing is in flight on it, so no request fails because of a switch (a
+call that read the reference just before it moved and finds the engine closed is retried on
+the new one). After a
 promote a :class:`~system0.serving.watch.SwitchWatch` judges the new version's answers; a
 breach of the :class:`~system0.serving.watch.RollbackPolicy` rolls back by itself and marks
 the slot *failed* (it is not promoted again until it is deployed again).
@@ -54,15 +57,17 @@ Clock = Callable[[], int]
 _NOT_THE_MODEL = (InvalidRequest, Overloaded, DeadlineExceeded)
 
 
-class _Slot:
-    """One colour: a version, its engine, its role, and the calls in flight on it."""
+class _Loaded:
+    """One version in memory: its pins, its engine, and the calls in flight on it.
 
-    def __init__(self, color: str) -> None:
-        self.color = color
-        self.version: ModelVersion | None = None
-        self.engine: StateEngine | None = None
-        self.role = "empty"  # empty | candidate | active | previous | failed
-        self.note: str | None = None  # why a failed slot failed
+    Traffic holds a reference to this object, never to a slot: a call answered by it is
+    labelled with its version even if the slot is refilled while the call runs.
+    """
+
+    def __init__(self, version: ModelVersion, engine: StateEngine) -> None:
+        self.version = version
+        self.label = version.version
+        self.engine = engine
         self._cv = threading.Condition()
         self._inflight = 0
 
@@ -83,6 +88,20 @@ class _Slot:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+
+class _Slot:
+    """One colour: what it holds and its role in the lifecycle."""
+
+    def __init__(self, color: str) -> None:
+        self.color = color
+        self.loaded: _Loaded | None = None
+        self.role = "empty"  # empty | candidate | active | previous | failed
+        self.note: str | None = None  # why a failed slot failed
+
+    @property
+    def version(self) -> str | None:
+        return self.loaded.label if self.loaded is not None else None
 
 
 def _now_iso() -> str:
@@ -124,7 +143,10 @@ class Deployment:
         self.clock = clock
         self.drain_timeout = drain_timeout
         self._slots = (_Slot("blue"), _Slot("green"))
-        self._active: _Slot | None = None  # the one reference a switch replaces
+        self._active: _Slot | None = None  # the serving slot (lifecycle, under _ops)
+        self._serving: _Loaded | None = (
+            None  # what traffic reads: the one reference a switch writes
+        )
         self._ops = threading.Lock()  # deploy, promote, rollback, drain: one at a time
         self._draining = False
         self._watch: SwitchWatch | None = None
@@ -135,8 +157,7 @@ class Deployment:
 
     def __repr__(self) -> str:
         act = self._active
-        current = act.version.version if act is not None and act.version else None
-        return f"Deployment({self.name!r}, active={current!r})"
+        return f"Deployment({self.name!r}, active={act.version if act else None!r})"
 
     # --- serving -------------------------------------------------------------------------
 
@@ -147,34 +168,34 @@ class Deployment:
         for attempt in (0, 1):
             if self._draining:
                 raise Draining(f"{self.name} is draining; it admits no new requests")
-            slot = self._active
-            if slot is None or slot.engine is None:
+            loaded = self._serving  # read once: this call is answered by this version
+            if loaded is None:
                 raise Closed(f"{self.name}: no version is active; deploy and promote one")
-            slot.enter()
+            loaded.enter()
             try:
-                inner = submit_states(slot.engine, items, budget)
+                inner = submit_states(loaded.engine, items, budget)
             except Closed:
-                slot.leave()
-                # the reference moved while this call read it: the new slot answers instead
-                if attempt == 0 and self._active is not slot:
+                loaded.leave()
+                # the reference moved while this call read it: the new version answers instead
+                if attempt == 0 and self._serving is not loaded:
                     continue
                 raise
             except BaseException:
-                slot.leave()
+                loaded.leave()
                 raise
-            return self._answers(slot, items, inner, match)
+            return self._answers(loaded, items, inner, match)
         raise Closed(f"{self.name}: the active version changed twice during one call; retry")
 
     def _answers(
         self,
-        slot: _Slot,
+        loaded: _Loaded,
         items: Sequence[bytes],
         inner: list[Future[InferenceResult]],
         match: str,
     ) -> list[Future[ServedAnswer]]:
         outer: list[Future[ServedAnswer]] = [Future() for _ in inner]
         if not inner:
-            slot.leave()
+            loaded.leave()
             return outer
         left = [len(inner)]
         lock = threading.Lock()
@@ -185,9 +206,14 @@ class Deployment:
                 last = left[0] == 0
             if last:  # the tick is judged whole: guards are vectorized over its rows
                 try:
-                    self._settle(slot, items, inner, outer, match)
+                    self._settle(loaded, items, inner, outer, match)
+                except BaseException as exc:  # never leave a caller waiting on a future
+                    _log.exception("%s: settling a tick failed", self.name)
+                    for out in outer:
+                        if not out.done():
+                            out.set_exception(exc)
                 finally:
-                    slot.leave()
+                    loaded.leave()
 
         for f in inner:
             f.add_done_callback(one_done)
@@ -195,13 +221,13 @@ class Deployment:
 
     def _settle(
         self,
-        slot: _Slot,
+        loaded: _Loaded,
         items: Sequence[bytes],
         inner: list[Future[InferenceResult]],
         outer: list[Future[ServedAnswer]],
         match: str,
     ) -> None:
-        version = slot.version.version if slot.version is not None else "?"
+        version = loaded.label
         results: list[InferenceResult | None] = []
         errors = 0
         latencies: list[int] = []
@@ -249,13 +275,16 @@ class Deployment:
                 )
             )
         if any(v is not None for v in vetoes):
-            self._audit_vetoes(version, match, ok, results, vetoes, actions)
+            try:
+                self._audit_vetoes(version, match, ok, results, vetoes, actions)
+            except Exception:  # the answers are out; a ledger failure is logged loudly
+                _log.exception("%s: auditing %d guard vetoes failed", self.name, len(vetoes))
         watch = self._watch
         if watch is not None and watch.version == version:
             breach = watch.observe(latencies, errors)
             if breach is not None:  # off the engine's thread: a switch takes the ops lock
                 threading.Thread(
-                    target=self._auto_rollback, args=(slot, breach), daemon=True
+                    target=self._auto_rollback, args=(loaded, breach), daemon=True
                 ).start()
 
     def _guard(
@@ -315,14 +344,13 @@ class Deployment:
         self.audit.append_many(entries)
 
     def ready(self) -> bool:
-        slot = self._active
-        return not self._draining and slot is not None and slot.role == "active"
+        return not self._draining and self._serving is not None
 
     def describe(self) -> dict[str, Any]:
         """``{"name", "active", "standby", "versions": [...]}``; a version's ``state`` is
         ``active``, ``candidate`` (warm, deployed, not yet promoted), ``previous`` (warm, the
         rollback target), ``failed`` (rolled back by a breach) or ``available``."""
-        roles = {s.version.version: s for s in self._slots if s.version is not None}
+        roles = {s.version: s for s in self._slots if s.version is not None}
         active = self._active
         standby = self._standby()
         versions = []
@@ -341,8 +369,8 @@ class Deployment:
             versions.append(entry)
         return {
             "name": self.name,
-            "active": active.version.version if active and active.version else None,
-            "standby": standby.version.version if standby.version else None,
+            "active": active.version if active is not None else None,
+            "standby": standby.version,
             "draining": self._draining,
             "last_switch_ns": self.last_switch_ns,
             "versions": versions,
@@ -364,7 +392,7 @@ class Deployment:
                 raise Draining(f"{self.name} is draining; resume it before deploying")
             try:
                 active = self._active
-                if active is not None and active.version and active.version.version == version:
+                if active is not None and active.version == version:
                     raise ValidationError(f"{self.name}: {version} is already the active version")
                 mv = self.registry.get(self.name, version)
                 if self.gate_check is not None:
@@ -383,8 +411,8 @@ class Deployment:
                 )
                 raise
             slot = self._standby()
-            old = slot.engine
-            slot.version, slot.engine, slot.role, slot.note = mv, engine, "candidate", None
+            old = slot.loaded
+            slot.loaded, slot.role, slot.note = _Loaded(mv, engine), "candidate", None
             self._record(
                 "deploy",
                 version=mv.version,
@@ -393,27 +421,29 @@ class Deployment:
                 slot=slot.color,
             )
             if old is not None:
-                self._retire(slot, old)
+                self._retire(old)
 
-    def _retire(self, slot: _Slot, engine: StateEngine) -> None:
+    def _retire(self, old: _Loaded) -> None:
         """Close a replaced engine once the calls still on it have their answers."""
-        slot.wait_idle(self.drain_timeout)
-        engine.close()
+        if not old.wait_idle(self.drain_timeout):
+            _log.warning("%s: closing %s with calls still in flight", self.name, old.label)
+        old.engine.close()
 
     def _switch(self, target: _Slot, event: str, **fields: Any) -> int:
         """Make ``target`` active; returns how long traffic's reference took to move (ns)."""
         start = _core.now_ns()
         before = self._active
-        self._active = target
+        self._serving = target.loaded
         self.last_switch_at_ns = _core.now_ns()
+        self._active = target
         took = self.last_switch_at_ns - start
         target.role = "active"
         self.last_switch_ns = took
         self._h_switch.record(took)
         self._record(
             event,
-            version=target.version.version if target.version else None,
-            previous=before.version.version if before and before.version else None,
+            version=target.version,
+            previous=before.version if before is not None else None,
             slot=target.color,
             switch_ns=took,
             **fields,
@@ -423,7 +453,7 @@ class Deployment:
     def promote(self) -> None:
         with self._ops:
             slot = self._standby()
-            if slot.role != "candidate" or slot.version is None:
+            if slot.role != "candidate" or slot.loaded is None:
                 raise NotFound(
                     f"{self.name}: no candidate in the idle slot ({slot.role}); deploy a "
                     "version first"
@@ -432,7 +462,7 @@ class Deployment:
             self._switch(slot, "promote")
             if before is not None:
                 before.role = "previous"
-            self._watch = SwitchWatch(self.rollback_policy, slot.version.version, self.clock)
+            self._watch = SwitchWatch(self.rollback_policy, slot.loaded.label, self.clock)
 
     def rollback(self) -> None:
         with self._ops:
@@ -440,7 +470,7 @@ class Deployment:
 
     def _rollback(self, event: str, demoted: str, **fields: Any) -> None:
         slot = self._standby()
-        if slot.role != "previous" or slot.engine is None:
+        if slot.role != "previous" or slot.loaded is None:
             raise NotFound(
                 f"{self.name}: no previous version is warm in the idle slot ({slot.role}); "
                 "deploy and promote the version to go back to"
@@ -451,9 +481,10 @@ class Deployment:
         if before is not None:
             before.role = demoted
 
-    def _auto_rollback(self, slot: _Slot, breach: str) -> None:
+    def _auto_rollback(self, loaded: _Loaded, breach: str) -> None:
         with self._ops:
-            if self._active is not slot:
+            slot = self._active
+            if slot is None or self._serving is not loaded:
                 return  # someone switched already
             try:
                 self._rollback("auto_rollback", "failed", breach=breach)
@@ -472,7 +503,8 @@ class Deployment:
             self._draining = True
             self._record("drain")
         for s in self._slots:
-            s.wait_idle(self.drain_timeout)
+            if s.loaded is not None:
+                s.loaded.wait_idle(self.drain_timeout)
 
     def resume(self) -> None:
         """Admit requests again after :meth:`drain`."""
@@ -484,8 +516,9 @@ class Deployment:
         """Drain, then close both slots' engines."""
         self.drain()
         with self._ops:
-            for s in self._slots:
-                if s.engine is not None:
-                    s.engine.close()
-                s.engine, s.role = None, "empty"
+            self._serving = None
             self._active = None
+            for s in self._slots:
+                if s.loaded is not None:
+                    s.loaded.engine.close()
+                s.loaded, s.role = None, "empty"
