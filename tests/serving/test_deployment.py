@@ -20,7 +20,7 @@ from system0.errors import (
     NotFound,
     Overloaded,
 )
-from system0.interfaces.inference_engine import InferenceEngine
+from system0.interfaces.inference_engine import InferenceEngine, InvalidRequest
 from system0.interfaces.model_interface import AIModelInterface, MLPWeights
 from system0.security.audit import AuditLedger
 from system0.serving.deployment import Deployment
@@ -393,3 +393,15 @@ def test_outputs_match_the_version_model(
     expected = np.asarray(model.infer(x))
     got = np.stack([a.outputs for a in answers(dep)])
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_bad_tick_is_refused_whole_with_reason_codes(
+    dep: Deployment, two: dict[str, int]
+) -> None:
+    dep.deploy("v1")
+    dep.promote()
+    with pytest.raises(InvalidRequest) as refused:
+        dep.submit([BODIES[0], b"{}"], 1.0)
+    assert refused.value.index == 1 and "missing:timestamp" in refused.value.reasons
+    assert dep.submit([], 1.0) == []
+    assert answers(dep)[0].version == "v1"  # nothing was left in flight by the refusal
