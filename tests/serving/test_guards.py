@@ -200,6 +200,7 @@ def test_guards_run_on_every_served_answer(guarded: Deployment, ledger: AuditLed
     assert [a.action for a in got] == [CAST_Q, CAST_R, CAST_Q]
     assert got[0].fallback and got[0].reason is not None and "no-cast-on-cooldown" in got[0].reason
     assert not got[1].fallback and got[1].version == "v1"
+    guarded.close()  # vetoes are audited off the engine's thread; close writes what is queued
     vetoes = [e for e in events(ledger) if e["event"] == "guard_veto"]
     assert [(e["rule"], e["action"], e["replacement"], e["match"]) for e in vetoes] == [
         ("no-cast-on-cooldown", "cast_r", "cast_q", "m7")

@@ -27,6 +27,7 @@ entry in the audit ledger.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -38,7 +39,15 @@ import numpy as np
 from system0 import _core
 from system0.core import telemetry
 from system0.data.serialization import featurize_requests
-from system0.errors import Closed, DeadlineExceeded, Draining, NotFound, Overloaded, ValidationError
+from system0.errors import (
+    Closed,
+    DeadlineExceeded,
+    Draining,
+    InternalError,
+    NotFound,
+    Overloaded,
+    ValidationError,
+)
 from system0.game.simulator import ACTIONS
 from system0.interfaces.inference_engine import InferenceResult, InvalidRequest
 from system0.interfaces.model_interface import AIModelInterface
@@ -104,6 +113,50 @@ class _Slot:
         return self.loaded.label if self.loaded is not None else None
 
 
+class _VetoWriter:
+    """Appends guard-veto entries to the ledger on its own thread, a tick's entries at once;
+    ``close`` writes what is queued before returning, so no veto goes unaudited."""
+
+    def __init__(self, audit: AuditLedger, name: str) -> None:
+        self._audit = audit
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-veto-audit", daemon=True)
+        self._thread.start()
+        self.failures = 0
+
+    def put(self, entries: list[dict[str, Any]]) -> None:
+        self._queue.put(entries)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[dict[str, Any]] = []
+            stop = item is None
+            if item is not None:
+                batch.extend(item)
+            while not stop and len(batch) < 4096:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.extend(more)
+            if batch:
+                try:
+                    self._audit.append_many(batch)
+                except Exception:
+                    self.failures += len(batch)
+                    _log.exception("auditing %d guard vetoes failed", len(batch))
+            if stop:
+                return
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -144,9 +197,8 @@ class Deployment:
         self.drain_timeout = drain_timeout
         self._slots = (_Slot("blue"), _Slot("green"))
         self._active: _Slot | None = None  # the serving slot (lifecycle, under _ops)
-        self._serving: _Loaded | None = (
-            None  # what traffic reads: the one reference a switch writes
-        )
+        # what traffic reads: the one reference a switch writes
+        self._serving: _Loaded | None = None
         self._ops = threading.Lock()  # deploy, promote, rollback, drain: one at a time
         self._draining = False
         self._watch: SwitchWatch | None = None
@@ -154,6 +206,7 @@ class Deployment:
         self.last_switch_at_ns = 0  # when traffic's reference last moved (process clock)
         self._h_switch = telemetry.histogram("serving_switch_ns", ("model",)).labels(name)
         self._c_auto = telemetry.counter("serving_auto_rollbacks", ("model",)).labels(name)
+        self._veto_log = _VetoWriter(audit, name) if audit is not None and guards else None
 
     def __repr__(self) -> str:
         act = self._active
@@ -257,28 +310,24 @@ class Deployment:
         for k, i in enumerate(ok):
             res = results[i]
             assert res is not None
-            r = res
             rule = vetoes[k]
             outer[i].set_result(
                 ServedAnswer(
                     actions[k],
                     outputs[k],
-                    r.fallback or rule is not None,
-                    r.reason if rule is None else f"guard {rule} vetoed action {r.action}",
+                    res.fallback or rule is not None,
+                    res.reason if rule is None else f"guard {rule} vetoed action {res.action}",
                     version,
                     rule,
-                    r.batch_id,
-                    r.row,
-                    r.queue_wait_ns,
-                    r.model_ns,
-                    r.total_ns,
+                    res.batch_id,
+                    res.row,
+                    res.queue_wait_ns,
+                    res.model_ns,
+                    res.total_ns,
                 )
             )
         if any(v is not None for v in vetoes):
-            try:
-                self._audit_vetoes(version, match, ok, results, vetoes, actions)
-            except Exception:  # the answers are out; a ledger failure is logged loudly
-                _log.exception("%s: auditing %d guard vetoes failed", self.name, len(vetoes))
+            self._audit_vetoes(version, match, ok, results, vetoes, actions)
         watch = self._watch
         if watch is not None and watch.version == version:
             breach = watch.observe(latencies, errors)
@@ -299,7 +348,7 @@ class Deployment:
         picked = [items[i] for i in ok]
         x, _, errs = featurize_requests(picked)
         if errs:  # the engine admitted these very bytes: a codec disagreement is a bug
-            raise ValidationError(f"{self.name}: guard features refused an admitted state")
+            raise InternalError(f"{self.name}: the codec refused a state the engine admitted")
         got = self.guards.apply(
             x,
             np.stack(outputs).astype(np.float32, copy=False),
@@ -318,8 +367,9 @@ class Deployment:
         vetoes: list[str | None],
         actions: list[int],
     ) -> None:
-        """One ledger entry per veto, written together (one append for the tick)."""
-        if self.audit is None:
+        """One ledger entry per veto, handed to the veto writer (the ledger may fsync each
+        append: that wait belongs on its own thread, not on the engine's batcher)."""
+        if self._veto_log is None:
             return
         now = _now_iso()
         entries = []
@@ -341,7 +391,7 @@ class Deployment:
                     "time": now,
                 }
             )
-        self.audit.append_many(entries)
+        self._veto_log.put(entries)
 
     def ready(self) -> bool:
         return not self._draining and self._serving is not None
@@ -522,3 +572,6 @@ class Deployment:
                 if s.loaded is not None:
                     s.loaded.engine.close()
                 s.loaded, s.role = None, "empty"
+            if self._veto_log is not None:
+                self._veto_log.close()
+                self._veto_log = None
