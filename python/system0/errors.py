@@ -124,6 +124,14 @@ class InternalError(Error):
     """A bug in system0 itself (a broken invariant); please report it with the message."""
 
 
+class Draining(Closed):
+    """The service is draining: it admits nothing new, finishes in-flight work; retry elsewhere."""
+
+
+class GoldenMismatch(Error):
+    """A model's answers on its golden set are out of tolerance; it is never switched in."""
+
+
 __all__ = [
     "AccessDenied",
     "BudgetExhausted",
@@ -133,7 +141,9 @@ __all__ = [
     "ConfigError",
     "CryptoError",
     "DeadlineExceeded",
+    "Draining",
     "Error",
+    "GoldenMismatch",
     "IntegrityError",
     "InternalError",
     "InvalidArgument",
