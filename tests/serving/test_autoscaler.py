@@ -3,6 +3,7 @@ service (a queue whose load follows its size); then real threads on a real Repli
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -57,7 +58,7 @@ def run(scaler: Autoscaler, windows: int, start: int = 0) -> list[ScalingDecisio
 def reversals(decisions: list[ScalingDecision]) -> list[int]:
     """The windows at which the direction of change flipped."""
     moves = [(i, d.direction) for i, d in enumerate(decisions) if d.direction != "hold"]
-    return [b[0] for a, b in zip(moves, moves[1:], strict=False) if a[1] != b[1]]
+    return [b[0] for a, b in itertools.pairwise(moves) if a[1] != b[1]]
 
 
 @pytest.mark.parametrize("offered", [0.3, 0.9, 1.5, 2.0, 2.6, 3.4, 5.0])
@@ -67,12 +68,16 @@ def test_a_steady_noisy_load_changes_direction_at_most_once_per_10_windows(
 ) -> None:
     svc = SimulatedService(offered, seed=seed)
     cfg = AutoscalingConfig(
-        max_replicas=8, target_ongoing_requests=1.0, upscale_delay_s=2, downscale_delay_s=10,
-        upscale_cooldown_s=2, downscale_cooldown_s=10,
+        max_replicas=8,
+        target_ongoing_requests=1.0,
+        upscale_delay_s=2,
+        downscale_delay_s=10,
+        upscale_cooldown_s=2,
+        downscale_cooldown_s=10,
     )
     decisions = run(Autoscaler(svc, cfg), 400)
     flips = reversals(decisions)
-    assert all(b - a >= 10 for a, b in zip([-10, *flips], flips, strict=False)), flips
+    assert all(b - a >= 10 for a, b in itertools.pairwise([-10, *flips])), flips
     # and it settles: a few changes in all (a load right at a threshold may cost one more
     # once noise holds it over for the delay), none in the last 100 windows
     moves = [(d.before, d.after, d.reason) for d in decisions if d.direction != "hold"]
@@ -99,8 +104,12 @@ def test_growth_waits_for_the_delay_and_a_spike_does_not_count() -> None:
 def test_cooldowns_space_the_changes_and_the_bounds_hold() -> None:
     svc = SimulatedService(50.0, noise=0.0)  # saturated at any size
     cfg = AutoscalingConfig(
-        max_replicas=5, target_ongoing_requests=2, upscale_delay_s=0, downscale_delay_s=0,
-        upscale_cooldown_s=4, downscale_cooldown_s=6,
+        max_replicas=5,
+        target_ongoing_requests=2,
+        upscale_delay_s=0,
+        downscale_delay_s=0,
+        upscale_cooldown_s=4,
+        downscale_cooldown_s=6,
     )
     scaler = Autoscaler(svc, cfg)
     assert scaler.evaluate(0).after == 5 == svc.size  # straight to the bound
@@ -128,7 +137,9 @@ def test_a_shrink_that_would_land_over_target_is_not_made() -> None:
     svc = SimulatedService(0.7, noise=0.0)  # at 2: 0.54 per replica; at 1 it would be 2.33
     svc.scale_to(2)
     cfg = AutoscalingConfig(
-        target_ongoing_requests=1.0, downscale_threshold=0.6, downscale_delay_s=0,
+        target_ongoing_requests=1.0,
+        downscale_threshold=0.6,
+        downscale_delay_s=0,
         downscale_cooldown_s=0,
     )
     decisions = run(Autoscaler(svc, cfg), 30)
@@ -151,8 +162,13 @@ def test_bad_settings_are_refused_with_what_to_fix() -> None:
 def test_real_threads_scale_up_under_load_and_back_down_when_idle() -> None:
     tick = states(16)
     cfg = AutoscalingConfig(
-        min_replicas=1, max_replicas=3, target_ongoing_requests=2, window_s=0.05,
-        upscale_delay_s=0.1, downscale_delay_s=0.4, upscale_cooldown_s=0.1,
+        min_replicas=1,
+        max_replicas=3,
+        target_ongoing_requests=2,
+        window_s=0.05,
+        upscale_delay_s=0.1,
+        downscale_delay_s=0.4,
+        upscale_cooldown_s=0.1,
         downscale_cooldown_s=0.2,
     )
     stop = threading.Event()

@@ -197,7 +197,10 @@ class Autoscaler:
                 self._over_since = self._under_since = None  # a new size: judge it afresh
                 (self._c_up if decision.direction == "up" else self._c_down).inc()
                 _log.info(
-                    "%s: %d -> %d replicas (%s)", self.name, decision.before, reached,
+                    "%s: %d -> %d replicas (%s)",
+                    self.name,
+                    decision.before,
+                    reached,
                     decision.reason,
                 )
             self._g_size.set(decision.after)
@@ -305,8 +308,11 @@ class Autoscaler:
         the memory are forgotten)."""
         horizon = now - int(self.config.overload_memory_s * 1e9)
         self._overloaded = {k: v for k, v in self._overloaded.items() if v[0] > horizon}
-        busy = [k for k, (_, rate) in self._overloaded.items() if
-                self._throughput >= _SAME_LOAD * rate > 0]
+        busy = [
+            k
+            for k, (_, rate) in self._overloaded.items()
+            if self._throughput >= _SAME_LOAD * rate > 0
+        ]
         return max(busy, default=0) + 1
 
     # --- on a thread -------------------------------------------------------------------------
