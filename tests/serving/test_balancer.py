@@ -139,3 +139,18 @@ def test_remove_and_close_refuse_what_they_cannot_do() -> None:
         rs.submit(states(1)[0], budget=1.0)
     with pytest.raises(ValueError, match="'#'"):
         ReplicaSet(engine_factory(), 1, name="a#b")
+
+
+def test_a_replica_that_fails_to_build_leaves_no_engine_running() -> None:
+    built: list[InferenceEngine] = []
+    build = engine_factory()
+
+    def factory(name: str) -> InferenceEngine:
+        if len(built) == 2:
+            raise FileNotFoundError("weights missing on this node")
+        built.append(build(name))
+        return built[-1]
+
+    with pytest.raises(FileNotFoundError, match="weights missing"):
+        ReplicaSet(factory, 3, name="fail")
+    assert len(built) == 2 and all(e._closed for e in built)

@@ -138,7 +138,11 @@ class ReplicaSet:
         ).labels(name)
         self._size_gauge = telemetry.gauge("replicaset_replicas", ("set",)).labels(name)
         self._c_rejected = telemetry.counter("replicaset_rejected", ("set",)).labels(name)
-        self.scale_to(replicas)
+        try:
+            self.scale_to(replicas)
+        except BaseException:  # a replica failed to build: close those already built
+            self.close()
+            raise
 
     # --- routing -----------------------------------------------------------------------------
 
