@@ -16,6 +16,13 @@ from system0.interfaces.inference_engine import InferenceEngine, InferenceResult
 from system0.serving.balancer import ReplicaSet
 
 
+def _settled(rs: ReplicaSet) -> None:
+    """Wait until every answer's callback ran (they run just after its waiters wake)."""
+    deadline = time.monotonic() + 2
+    while any(r.outstanding for r in rs.replicas()) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_requests_go_to_the_replica_with_the_fewest_outstanding() -> None:
     tick = states(12)
     with ReplicaSet(engine_factory(delay=0.05, max_batch=1), 3, name="lor") as rs:
@@ -24,6 +31,7 @@ def test_requests_go_to_the_replica_with_the_fewest_outstanding() -> None:
         assert sorted(r.outstanding for r in rs.replicas()) == [1, 1, 1]
         for f in futs:
             f.result(5)
+        _settled(rs)
         busy = rs.submit_many(tick[3:9], budget=5.0)  # a tick of 6 rides on one replica
         loaded = [r for r in rs.replicas() if r.outstanding == 6]
         assert len(loaded) == 1
@@ -33,10 +41,7 @@ def test_requests_go_to_the_replica_with_the_fewest_outstanding() -> None:
         got = sorted(r.routed - before[r.name] for r in rs.replicas() if r.name != loaded[0].name)
         assert got == [1, 2]
         results = [f.result(10) for f in busy + more]
-        # a future's callbacks run just after its waiters wake: give them a moment
-        deadline = time.monotonic() + 2
-        while any(r.outstanding for r in rs.replicas()) and time.monotonic() < deadline:
-            time.sleep(0.001)
+        _settled(rs)
         assert [r.outstanding for r in rs.replicas()] == [0, 0, 0]
     assert all(isinstance(r, InferenceResult) and r.outputs.shape == (8,) for r in results)
 
@@ -58,9 +63,12 @@ def test_an_overloaded_replica_spills_to_the_others_then_the_set_refuses() -> No
     with ReplicaSet(
         engine_factory(delay=0.2, max_batch=1, queue_capacity=1), 2, name="spill"
     ) as rs:
-        futs: list[Future[InferenceResult]] = []
+        futs = [rs.submit(s, budget=30.0) for s in tick[:2]]  # one on each replica
+        deadline = time.monotonic() + 5  # until both workers took theirs from the queue
+        while any(len(e.queue) for e in rs.engines()) and time.monotonic() < deadline:
+            time.sleep(0.001)
         refused: list[Overloaded] = []
-        for s in tick:
+        for s in tick[2:]:
             try:
                 futs.append(rs.submit(s, budget=30.0))
             except Overloaded as exc:
