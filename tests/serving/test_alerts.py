@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import pytest
-from scale_support import policy, states
 
 from system0 import _core
 from system0.core import telemetry
@@ -34,6 +33,8 @@ from system0.serving.alert_rules import (
 )
 from system0.serving.alert_sinks import CallbackSink, LogSink, WebhookSink, webhook_payload
 from system0.serving.alerts import AlertManager, Notification
+
+from .scale_support import policy, states
 
 S = 1_000_000_000
 

@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 import pytest
-from scale_support import engine_factory, states
 
 from system0 import _core
 from system0.serving.autoscaler import Autoscaler, AutoscalingConfig, ScalingDecision
 from system0.serving.balancer import LoadSample, ReplicaSet
+
+from .scale_support import engine_factory, states
 
 WINDOW_NS = 1_000_000_000
 

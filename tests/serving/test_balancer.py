@@ -9,11 +9,12 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from scale_support import engine_factory, states
 
 from system0.errors import Closed, Overloaded
 from system0.interfaces.inference_engine import InferenceEngine, InferenceResult, InvalidRequest
 from system0.serving.balancer import ReplicaSet
+
+from .scale_support import engine_factory, states
 
 
 def _settled(rs: ReplicaSet) -> None:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scale_support import states
 
 from system0.game.policy import load_policy
 from system0.interfaces.inference_engine import InvalidRequest
 from system0.interfaces.model_interface import NumpyModelInterface, save_mlp
 from system0.serving.factory import PolicyEngineFactory
+
+from .scale_support import states
 
 
 def test_it_pickles_and_builds_an_engine_that_serves_game_states(tmp_path: Path) -> None:

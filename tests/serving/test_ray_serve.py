@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from scale_support import states
 
 from system0.errors import Overloaded, Unavailable
 from system0.game.contract import state_validator
@@ -39,6 +38,8 @@ from system0.serving.ray_serve import (
     engine_application,
     http_refusal,
 )
+
+from .scale_support import states
 
 # each request waits up to 50 ms for company in the engine: long enough that a burst
 # fills Ray's small queue before the replica has answered
