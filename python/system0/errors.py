@@ -121,6 +121,21 @@ class InternalError(Error):
     """A bug in system0 itself (a broken invariant); please report it with the message."""
 
 
+class GateRefused(Error):
+    """The release gate refused a model: no report, a bad signature, another model, a failure.
+
+    Attribute: ``check`` (``"no report"``, ``"signature invalid"``, ``"another model"``,
+    ``"another config"`` or ``"failed"``), the check that refused it.
+    """
+
+    def __init__(self, message: str, check: str = "") -> None:
+        super().__init__(message)
+        self.check = check
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 __all__ = [
     "AccessDenied",
     "BudgetExhausted",
@@ -131,6 +146,7 @@ __all__ = [
     "CryptoError",
     "DeadlineExceeded",
     "Error",
+    "GateRefused",
     "IntegrityError",
     "InternalError",
     "NotFound",
