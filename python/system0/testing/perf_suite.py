@@ -2,9 +2,12 @@
 against the baseline stored for this machine class.
 
 Requests are GameState JSON bytes through the engine's contract (the production path).
-Latency: one blocking ``infer`` at a time, timed by the caller, ``LATENCY_CALLS`` of them;
-throughput: ticks of ``TICK`` states submitted with ``submit_many``, ``IN_FLIGHT`` ticks kept
-queued for ``THROUGHPUT_S`` seconds, answers per second. Each figure is judged by a
+Latency: one blocking ``infer`` at a time, timed by the caller, ``LATENCY_CALLS`` of them in
+each of ``ROUNDS`` rounds; throughput: ticks of ``TICK`` states submitted with
+``submit_many``, ``IN_FLIGHT`` ticks kept queued for ``THROUGHPUT_S`` seconds a round, answers
+per second. Each figure is the best round's (the lowest percentile, the highest throughput):
+on a shared machine noise only ever slows a round down, while a slow model is slow in every
+round, so the best round is the one that measures the model rather than its neighbours. Each figure is judged by a
 :class:`~system0.testing.thresholds.MetricThreshold` against the baseline of the same machine
 class (timings from another machine say nothing), the failures with the figures side by side.
 
@@ -56,10 +59,11 @@ __all__ = [
 
 FORMAT = "system0-perf-baseline"
 VERSION = 1
-LATENCY_CALLS = 1500
+LATENCY_CALLS = 400
+ROUNDS = 5
 TICK = 64
 IN_FLIGHT = 4
-THROUGHPUT_S = 1.0
+THROUGHPUT_S = 0.3
 
 DEFAULT_LIMITS: dict[str, MetricThreshold] = {
     "latency_p50_us": MetricThreshold(False, threshold=5_000.0, max_relative_change=3.0),
@@ -164,22 +168,28 @@ def measure(
     with _engine(model, cfg) as engine:
         for r in raw[:64]:  # warm the caches and the engine's estimate
             engine.infer(r, budget)
-        lat = np.empty(LATENCY_CALLS, np.int64)
-        clock = time.perf_counter_ns
-        for i in range(LATENCY_CALLS):
-            req = raw[i % len(raw)]
-            start = clock()
-            engine.infer(req, budget)
-            lat[i] = clock() - start
-        answered, refused, seconds = _throughput(engine, raw, budget)
-    p50, p90, p99 = np.percentile(lat, [50, 90, 99]) / 1000.0
+        rounds = np.array([_latency_round(engine, raw, budget) for _ in range(ROUNDS)])
+        rates = [_throughput(engine, raw, budget) for _ in range(ROUNDS)]
+    p50, p90, p99 = rounds.min(axis=0) / 1000.0
     return {
         "latency_p50_us": float(p50),
         "latency_p90_us": float(p90),
         "latency_p99_us": float(p99),
-        "throughput_rps": answered / seconds,
-        "refused": float(refused),
+        "throughput_rps": max(answered / seconds for answered, _, seconds in rates),
+        "refused": float(sum(refused for _, refused, _ in rates)),
     }
+
+
+def _latency_round(engine: InferenceEngine, raw: list[bytes], budget: float) -> list[float]:
+    """p50, p90 and p99 (ns) of one round of blocking calls."""
+    lat = np.empty(LATENCY_CALLS, np.int64)
+    clock = time.perf_counter_ns
+    for i in range(LATENCY_CALLS):
+        req = raw[i % len(raw)]
+        start = clock()
+        engine.infer(req, budget)
+        lat[i] = clock() - start
+    return [float(v) for v in np.percentile(lat, [50, 90, 99])]
 
 
 def _throughput(engine: InferenceEngine, raw: list[bytes], budget: float) -> tuple[int, int, float]:
