@@ -7,9 +7,10 @@ each of ``ROUNDS`` rounds; throughput: ticks of ``TICK`` states submitted with
 ``submit_many``, ``IN_FLIGHT`` ticks kept queued for ``THROUGHPUT_S`` seconds a round, answers
 per second. Each figure is the best round's (the lowest percentile, the highest throughput):
 on a shared machine noise only ever slows a round down, while a slow model is slow in every
-round, so the best round is the one that measures the model rather than its neighbours. Each figure is judged by a
-:class:`~system0.testing.thresholds.MetricThreshold` against the baseline of the same machine
-class (timings from another machine say nothing), the failures with the figures side by side.
+round, so the best round is the one that measures the model rather than its neighbours.
+Each figure is judged by a :class:`~system0.testing.thresholds.MetricThreshold` against the
+baseline of the same machine class (timings from another machine say nothing), the failures
+with the figures side by side.
 
 A baseline file (``baselines/perf.json`` ships, ``--baseline FILE`` overrides) maps machine
 classes to the figures measured there::
