@@ -106,6 +106,9 @@ def test_a_tampered_report_blocks_the_deploy(gated: tuple[Path, Path, Path, Path
     doc["signature"] = None
     forged.write_text(json.dumps(doc))
     assert "unsigned" in str(refusal(forged, h, c, public))
+    doc["signature"] = "trust me"
+    forged.write_text(json.dumps(doc))
+    assert refusal(forged, h, c, public).check == "signature invalid"
 
 
 def test_a_report_signed_by_another_key_blocks_the_deploy(

@@ -134,6 +134,8 @@ class GateReport:
         sig = self.signature
         if sig is None:
             raise IntegrityError("the report is unsigned; run the gate with --signing-key")
+        if not isinstance(sig, dict):
+            raise IntegrityError(f"the report's signature is a {type(sig).__name__}, not an object")
         if sig.get("algorithm") != "ed25519" or sig.get("key_id") != want:
             raise IntegrityError(
                 f"the report is signed by {sig.get('key_id')!r} ({sig.get('algorithm')}), not by "
