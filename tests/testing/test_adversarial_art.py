@@ -94,7 +94,7 @@ def test_fgsm_agrees_with_art(setup: tuple, eps: float) -> None:
     ours = fgsm(mlp, x, labels, eps, unit)
     budget = art_budget(eps, unit)
     art = attacks.FastGradientMethod(
-        classifier(mlp), norm=np.inf, eps=budget, eps_step=budget
+        classifier(mlp), norm=np.inf, eps=budget, eps_step=budget, batch_size=len(x)
     ).generate(x, y=one_hot(labels, mlp.out_features), mask=perturbable())
     # the same step on every row whose gradient is above float32 noise (on a row the model
     # is certain of, p = 1.0 in float32, torch's gradient is rounding noise and its signs too)
@@ -122,6 +122,7 @@ def test_pgd_agrees_with_art(setup: tuple, eps: float) -> None:
             eps_step=budget / 4,
             max_iter=20,
             num_random_init=1 if random else 0,
+            batch_size=len(x),
             verbose=False,
         )
         out: np.ndarray = attack.generate(x, y=y, mask=perturbable())

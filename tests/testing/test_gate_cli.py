@@ -12,6 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_run import run_cli
 
+from system0.core.config import AIConfig
+from system0.testing import GateReport
+
 
 def test_bad_input_exits_2_with_the_reason(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "gate", str(tmp_path / "missing.safetensors"), "--no-progress")
@@ -23,9 +26,21 @@ def test_bad_input_exits_2_with_the_reason(tmp_path: Path) -> None:
 
 def test_on_a_terminal_a_bar_and_an_empty_red_team_folder_fails(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "deploy.yaml").write_text("inference:\n  max_batch: 16\n")
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "system0.cli", "gate", "--red-team", "empty", "--out", "r"],
+        [
+            sys.executable,
+            "-m",
+            "system0.cli",
+            "gate",
+            "--red-team",
+            "empty",
+            "--config",
+            "deploy.yaml",
+            "--out",
+            "r",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=follower,
@@ -47,5 +62,7 @@ def test_on_a_terminal_a_bar_and_an_empty_red_team_folder_fails(tmp_path: Path) 
     bar = seen.decode()
     assert "[" in bar and "6/6 done" in bar and "\r" in bar
     assert "red_team: FAILED" in out and "an empty red-team folder is not a pass" in out
-    assert (tmp_path / "r" / "gate-report.json").is_file()
+    report = GateReport.read(tmp_path / "r" / "gate-report.json")
+    assert report.config_hash == AIConfig.load_from_yaml(tmp_path / "deploy.yaml").content_hash
+    assert report.failed == ["red_team"]
     assert "unsigned" in out
