@@ -26,7 +26,7 @@ def test_bad_input_exits_2_with_the_reason(tmp_path: Path) -> None:
 
 def test_on_a_terminal_a_bar_and_an_empty_red_team_folder_fails(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    (tmp_path / "deploy.yaml").write_text("inference:\n  max_batch: 16\n")
+    (tmp_path / "deploy.yaml").write_text("schema_version: 2\ninference:\n  max_batch: 16\n")
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [
