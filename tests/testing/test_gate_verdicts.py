@@ -42,6 +42,7 @@ def test_a_slow_model_fails_perf_with_the_figures_side_by_side(slow_model: Any) 
     assert "baseline" in detail and "change" in detail and "worse by more than" in detail
     assert perf.data["candidate"]["latency_p50_us"] > 2000  # it sleeps 2 ms a call
     assert perf.data["has_baseline"]
+    assert perf.data["attempts"] == 2  # measured twice before a failure is reported
 
 
 def test_a_fragile_model_fails_the_adversarial_suite(fragile_model: NumpyModelInterface) -> None:

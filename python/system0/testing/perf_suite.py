@@ -10,7 +10,8 @@ on a shared machine noise only ever slows a round down, while a slow model is sl
 round, so the best round is the one that measures the model rather than its neighbours.
 Each figure is judged by a :class:`~system0.testing.thresholds.MetricThreshold` against the
 baseline of the same machine class (timings from another machine say nothing), the failures
-with the figures side by side.
+with the figures side by side. A failing measurement is taken once more and each figure keeps its
+better value: a neighbour's burst does not fail a healthy model, a slow model fails twice.
 
 A baseline file (``baselines/perf.json`` ships, ``--baseline FILE`` overrides) maps machine
 classes to the figures measured there::
@@ -44,7 +45,7 @@ from system0.game.contract import state_validator
 from system0.game.heuristic import heuristic_probabilities
 from system0.interfaces.inference_engine import InferenceEngine, InferenceResult
 from system0.interfaces.model_interface import AIModelInterface
-from system0.testing.results import SuiteResult
+from system0.testing.results import Check, SuiteResult
 from system0.testing.states import match_states, state_bytes
 from system0.testing.thresholds import MetricThreshold, compare
 
@@ -235,21 +236,35 @@ def perf_suite(
     machine: str | None = None,
     seed: int = 15,
 ) -> SuiteResult:
-    figures = measure(model, config, seed)
     cls = machine or machine_class()
     base = baseline.metrics(cls)
     lim = limits or DEFAULT_LIMITS
-    checks = [
-        compare(
-            name,
-            figures[name],
-            lim[name],
-            None if base is None else base.get(name),
-            UNITS.get(name, " us"),
-        )
-        for name in lim
-    ]
-    from system0.testing.results import Check
+
+    def judge(figures: dict[str, float]) -> list[Check]:
+        return [
+            compare(
+                name,
+                figures[name],
+                lim[name],
+                None if base is None else base.get(name),
+                UNITS.get(name, " us"),
+            )
+            for name in lim
+        ]
+
+    figures = measure(model, config, seed)
+    checks = judge(figures)
+    attempts = 1
+    if not all(c.passed for c in checks):
+        # a second measurement absorbs a burst from a neighbour (the convention of .ci/run's
+        # overload gate); each figure keeps its better value, so a model that is really slow
+        # fails both and the report shows the better of its two tries
+        again = measure(model, config, seed)
+        figures = {
+            k: (max if k == "throughput_rps" else min)(figures[k], again[k]) for k in figures
+        }
+        checks = judge(figures)
+        attempts = 2
 
     known = ", ".join(sorted(baseline.machines)) or "none"
     checks.append(
@@ -268,6 +283,7 @@ def perf_suite(
         "perf",
         checks,
         {
+            "attempts": attempts,
             "machine_class": cls,
             "candidate": figures,
             "baseline": base,
