@@ -106,6 +106,7 @@ def render_html(report: GateReport) -> str:
         else "<span class=fail>unsigned: a deploy refuses this report</span>"
     )
     failed = ", ".join(report.failed) or "none"
+    source = f" ({escape(report.source)})" if report.source else ""
     summary = "".join(
         f'<tr><td class="{"pass" if s.passed else "fail"}">{"pass" if s.passed else "FAIL"}</td>'
         f'<td><a href="#{escape(s.name)}">{escape(s.name)}</a></td>'
@@ -118,7 +119,7 @@ def render_html(report: GateReport) -> str:
         f"<style>{_CSS}</style></head><body>"
         f"<h1>system0 release gate</h1><p class='verdict {cls}'>{verdict}</p>"
         f"<table><tr><th>model</th><td><code>{escape(report.model_hash)}</code> "
-        f"{escape(report.model_name)} ({escape(report.source)})</td></tr>"
+        f"{escape(report.model_name)}{source}</td></tr>"
         f"<tr><th>config</th><td><code>{escape(str(report.config_hash))}</code></td></tr>"
         f"<tr><th>failed suites</th><td>{escape(failed)}</td></tr>"
         f"<tr><th>machine class</th><td>{escape(report.machine_class)}</td></tr>"

@@ -12,8 +12,8 @@ from html import escape
 
 __all__ = ["bar_chart", "line_chart"]
 
-W, H = 640, 280
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 30, 70
+W, H = 640, 300
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 30, 95
 COLORS = ("#3b6ea8", "#d0843b", "#5a9e5a", "#a84a4a", "#7d5aa8")
 Series = Mapping[str, Sequence[float | None]]
 
