@@ -130,6 +130,19 @@ class Draining(Closed):
 
 class GoldenMismatch(Error):
     """A model's answers on its golden set are out of tolerance; it is never switched in."""
+class GateRefused(Error):
+    """The release gate refused a model: no report, a bad signature, another model, a failure.
+
+    Attribute: ``check`` (``"no report"``, ``"signature invalid"``, ``"another model"``,
+    ``"another config"`` or ``"failed"``), the check that refused it.
+    """
+
+    def __init__(self, message: str, check: str = "") -> None:
+        super().__init__(message)
+        self.check = check
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 __all__ = [
@@ -143,6 +156,7 @@ __all__ = [
     "DeadlineExceeded",
     "Draining",
     "Error",
+    "GateRefused",
     "GoldenMismatch",
     "IntegrityError",
     "InternalError",
