@@ -128,8 +128,6 @@ class Draining(Closed):
     """The service is draining: it admits nothing new, finishes in-flight work; retry elsewhere."""
 
 
-class GoldenMismatch(Error):
-    """A model's answers on its golden set are out of tolerance; it is never switched in."""
 class GateRefused(Error):
     """The release gate refused a model: no report, a bad signature, another model, a failure.
 
@@ -143,6 +141,11 @@ class GateRefused(Error):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class GoldenMismatch(GateRefused):
+    """A model's answers on its golden set are out of tolerance: the gate fails it and a
+    deploy never switches it in (``check`` is ``"failed"``)."""
 
 
 __all__ = [

@@ -25,10 +25,10 @@ from system0.interfaces.model_interface import AIModelInterface, MLPWeights
 from system0.security.audit import AuditLedger
 from system0.serving.deployment import Deployment
 from system0.serving.engine_io import state_engine
-from system0.serving.golden import GoldenSet
 from system0.serving.registry import ModelRegistry, ModelVersion
 from system0.serving.service import ModelService, ServedAnswer
 from system0.serving.watch import RollbackPolicy
+from system0.testing.golden import GoldenSet
 
 from .conftest import biased_mlp, events, publish, state, tick_bodies
 
@@ -142,12 +142,14 @@ def test_unknown_or_tampered_version_is_refused_and_audited(
 def test_a_version_failing_its_golden_set_is_never_switched_in(
     registry: ModelRegistry, two: dict[str, int], ledger: AuditLedger
 ) -> None:
-    golden = GoldenSet.record(registry.get("policy", "v1").load(), [state(), state(health=300.0)])
+    golden = GoldenSet.record_states(
+        registry.get("policy", "v1").load(), [state(), state(health=300.0)]
+    )
     dep = Deployment("policy", registry, engine_factory=engine, golden_check=golden, audit=ledger)
     try:
         dep.deploy("v1")
         dep.promote()
-        with pytest.raises(GoldenMismatch, match=r"differs from the golden set on row [01]"):
+        with pytest.raises(GoldenMismatch, match=r"failed: golden: .*rows off tolerance"):
             dep.deploy("v2")
         with pytest.raises(NotFound, match="no candidate"):
             dep.promote()
@@ -294,10 +296,18 @@ def test_an_error_rate_breach_rolls_back_by_itself(
     registry: ModelRegistry, weights_dir: pathlib.Path, ledger: AuditLedger, two: dict[str, int]
 ) -> None:
     bad = publish(registry, weights_dir, _overflowing(5, seed=9))
-    # the golden set only asks for finite answers on low-health states, which it gives
-    golden = GoldenSet.record(
-        registry.get("policy", bad).load(), [state(health=800.0)], atol=1.0, require_actions=False
-    )
+    # each version keeps its own golden set, recorded on low-health states (where the bad one
+    # still answers finite values)
+    sets = {}
+    for v in ("v1", bad):
+        model = registry.get("policy", v).load()
+        sets[model.introspect().content_hash] = GoldenSet.record_states(
+            model, [state(health=800.0)]
+        )
+
+    def golden(model: AIModelInterface) -> None:
+        sets[model.introspect().content_hash](model)
+
     policy = RollbackPolicy(window_s=60, min_requests=20, max_error_rate=0.2)
     dep = Deployment(
         "policy",

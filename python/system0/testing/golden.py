@@ -9,8 +9,11 @@ decimal that reads back to the same float32)::
 ``check(model)`` runs the model on the inputs: every output must lie within ``atol`` of the
 recorded one, and every action must match, except on rows where the recorded top two actions
 are closer than ``2 * atol`` (there a tie may fall either way within the tolerance, on another
-backend or BLAS). The shipped policy's golden set ships beside this module; the deploy path
-calls :func:`golden_check` (a :class:`~system0.errors.GateRefused` on failure).
+backend or BLAS). The shipped policy's golden set ships beside this module. A golden set is
+also a deployment's ``golden_check``: calling it with a model raises
+:class:`~system0.errors.GoldenMismatch` (a ``GateRefused``) unless the model keeps the set, so
+the gate and the blue/green deploy judge a version by one rule (:func:`golden_check` is the
+shipped policy's set used that way).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import numpy as np
 import numpy.typing as npt
 
 from system0.data.serialization import FEATURE_NAMES
-from system0.errors import GateRefused, ValidationError
+from system0.errors import GoldenMismatch, ValidationError
 from system0.interfaces.model_interface import AIModelInterface
 from system0.testing.results import Check, SuiteResult
+from system0.testing.states import feature_rows
 
 __all__ = ["GoldenResult", "GoldenSet", "golden_check", "golden_suite", "shipped_golden_path"]
 
@@ -118,6 +122,33 @@ class GoldenSet:
             x, out, out.argmax(axis=1).astype(np.int64), atol, model.introspect().content_hash
         )
 
+    @classmethod
+    def record_states(
+        cls, model: AIModelInterface, states: list[dict[str, Any]], *, atol: float = 1e-4
+    ) -> GoldenSet:
+        """The golden set of ``model`` on GameStates (each must meet the contract)."""
+        return cls.record(model, feature_rows(states), atol=atol)
+
+    def __call__(self, model: AIModelInterface) -> None:
+        """Raise :class:`GoldenMismatch` unless ``model`` keeps this set: a deployment's
+        ``golden_check``. A model that raises on the golden inputs fails it too."""
+        try:
+            result = self.check(model)
+        except GoldenMismatch:
+            raise
+        except Exception as exc:
+            raise GoldenMismatch(
+                f"failed: golden: {model.name} raised on its golden set "
+                f"({type(exc).__name__}: {exc})",
+                "failed",
+            ) from exc
+        if not result.passed:
+            raise GoldenMismatch(
+                f"failed: golden: {model.name} {result.describe()}; a model that answers "
+                "differently needs its own golden set, reviewed and recorded",
+                "failed",
+            )
+
     def check(self, model: AIModelInterface) -> GoldenResult:
         out = np.asarray(model.infer(self.inputs), dtype=np.float32)
         if out.shape != self.outputs.shape:
@@ -196,16 +227,9 @@ def _rows(a: F32) -> list[list[float]]:
 
 
 def golden_check(model: AIModelInterface, golden: GoldenSet | None = None) -> None:
-    """Raise :class:`GateRefused` unless ``model`` keeps the golden set (default: the shipped
-    policy's): what the deploy path calls before a version goes live."""
-    gs = golden if golden is not None else GoldenSet.load(shipped_golden_path())
-    result = gs.check(model)
-    if not result.passed:
-        raise GateRefused(
-            f"failed: golden: {model.name} {result.describe()}; a model that answers "
-            "differently needs its own golden set, reviewed and recorded",
-            "failed",
-        )
+    """Raise :class:`GoldenMismatch` unless ``model`` keeps the golden set (default: the
+    shipped policy's): what the deploy path calls before a version goes live."""
+    (golden if golden is not None else GoldenSet.load(shipped_golden_path()))(model)
 
 
 def golden_suite(model: AIModelInterface, golden: GoldenSet) -> SuiteResult:
