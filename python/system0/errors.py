@@ -138,3 +138,7 @@ __all__ = [
     "Unavailable",
     "ValidationError",
 ]
+
+
+class InvalidArgument(Error, ValueError):
+    """An argument is out of its documented range or of the wrong kind; the message names it."""

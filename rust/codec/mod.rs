@@ -12,6 +12,7 @@ pub mod encode;
 pub mod msgpack;
 pub mod proto;
 pub mod py;
+pub mod read_columns;
 pub mod validate;
 
 pub use batch::{decode_json, decode_rows, Contract, Decoded, RowError};

@@ -541,12 +541,7 @@ impl Keyring {
 
     pub fn load(path: &Path, master: &[u8]) -> CoreResult<Self> {
         let master = master_key(master)?;
-        let data = fs::read(path).map_err(|e| {
-            CoreError::Crypto(format!(
-                "could not read keyring file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let data = fs::read(path).map_err(|e| CoreError::io("read the keyring file", path, &e))?;
         let (params, head, sealed) = split_file(path, &data)?;
         let master_cipher = CipherKey::derive(&master)?;
         let body = Zeroizing::new(envelope::open(&master_cipher, sealed, head).map_err(|e| {

@@ -26,6 +26,7 @@
 
 pub mod metrics;
 pub mod py;
+pub mod py_stats;
 pub mod py_waiters;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};

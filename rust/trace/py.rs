@@ -21,7 +21,7 @@ use super::record::{set_attr, AttrValue, Attrs, Event, SpanRecord, Status};
 use super::{collector, ids, sampler, traceparent};
 use crate::energy;
 use crate::error::CoreError;
-use crate::logfmt::py::text;
+use crate::pyconv::text;
 
 pub(super) static MALFORMED: AtomicU64 = AtomicU64::new(0);
 static CURRENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
