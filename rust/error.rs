@@ -150,3 +150,32 @@ impl From<CoreError> for PyErr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_failures_keep_their_kind_and_say_what_to_do() {
+        let p = Path::new("/data/ledger/seg-1.s0l");
+        let full = std::io::Error::from(ErrorKind::StorageFull);
+        match CoreError::io("write", p, &full) {
+            CoreError::Io { kind, message } => {
+                assert_eq!(kind, ErrorKind::StorageFull);
+                assert!(message.starts_with("could not write /data/ledger/seg-1.s0l: "));
+                assert!(
+                    message.ends_with("free space on the device or move the data to a larger one")
+                );
+            }
+            other => panic!("a full disk became {other:?}"),
+        }
+        let denied = std::io::Error::from(ErrorKind::PermissionDenied);
+        assert!(matches!(
+            CoreError::io("open", p, &denied),
+            CoreError::Io {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ));
+    }
+}

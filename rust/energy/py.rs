@@ -197,7 +197,7 @@ impl PyEnergyDelta {
     fn as_attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (k, v) in self.delta.attributes() {
-            out.set_item(k, crate::trace::py::attr_to_py(py, &v)?)?;
+            out.set_item(k, crate::trace::py_attrs::attr_to_py(py, &v)?)?;
         }
         Ok(out)
     }

@@ -59,6 +59,31 @@ impl PyBoundedQueue {
         ))
     }
 
+    /// Map a get outcome to the Python result, `empty()` standing for an empty queue. Shed
+    /// and expired items (`discard`) freed slots too: that many async producers are woken as
+    /// well, after the items are dropped here, with the GIL held.
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        r: Get<Item>,
+        discard: Vec<Item>,
+        empty: impl FnOnce() -> PyResult<Item>,
+    ) -> PyResult<Item> {
+        let freed = discard.len();
+        drop(discard);
+        match r {
+            Get::Item(x) => {
+                self.putters.wake(py, 1 + freed);
+                Ok(x)
+            }
+            Get::Empty => {
+                self.putters.wake(py, freed);
+                empty()
+            }
+            Get::Closed => Err(self.q.closed_error().into()),
+        }
+    }
+
     /// Map a put outcome to the Python result; `true` = accepted.
     #[inline]
     fn finish_put(
@@ -315,20 +340,7 @@ impl PyBoundedQueue {
                 Err(disc) => (Get::Empty, disc),
             };
         }
-        // Shed and expired items freed slots too: wake that many async producers as well.
-        let freed = discard.len();
-        drop(discard);
-        match r {
-            Get::Item(x) => {
-                self.putters.wake(py, 1 + freed);
-                Ok(x)
-            }
-            Get::Empty => {
-                self.putters.wake(py, freed);
-                Err(self.timeout_error(timeout).into())
-            }
-            Get::Closed => Err(self.q.closed_error().into()),
-        }
+        self.deliver(py, r, discard, || Err(self.timeout_error(timeout).into()))
     }
 
     /// Non-blocking get; same as `get(timeout=0)`.
@@ -342,19 +354,7 @@ impl PyBoundedQueue {
     fn try_get(&self, py: Python<'_>, default: Option<Item>) -> PyResult<Item> {
         let mut discard = Vec::new();
         let r = self.q.try_get(None, &mut discard);
-        let freed = discard.len();
-        drop(discard);
-        match r {
-            Get::Item(x) => {
-                self.putters.wake(py, 1 + freed);
-                Ok(x)
-            }
-            Get::Empty => {
-                self.putters.wake(py, freed);
-                Ok(default.unwrap_or_else(|| py.None()))
-            }
-            Get::Closed => Err(self.q.closed_error().into()),
-        }
+        self.deliver(py, r, discard, || Ok(default.unwrap_or_else(|| py.None())))
     }
 
     /// Up to `max_items` items, returned as soon as that many are there or `timeout` passes
