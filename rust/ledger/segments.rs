@@ -34,11 +34,14 @@ pub fn list_segments(dir: &Path) -> CoreResult<Vec<String>> {
 
 pub fn read_meta(dir: &Path) -> CoreResult<Meta> {
     let p = dir.join("ledger.meta");
-    let b = fs::read(&p).map_err(|e| {
-        CoreError::Integrity(format!(
+    // A directory without ledger.meta is not a ledger (or lost the file that names it);
+    // any other failure to read it is the device's, typed by its kind.
+    let b = fs::read(&p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CoreError::Integrity(format!(
             "{} is not a ledger (ledger.meta unreadable: {e})",
             dir.display()
-        ))
+        )),
+        _ => io_err("read", &p, e),
     })?;
     Meta::decode(&b)
 }

@@ -149,8 +149,7 @@ impl Ledger {
             f.write_all(&format::segment_header(&ledger_id, 0))
                 .and_then(|_| f.sync_all())
                 .map_err(|e| io_err("write", &seg, e))?;
-            crate::crypto::keyfile::atomic_write(&meta_path, &meta.encode())
-                .map_err(|e| CoreError::Integrity(e.to_string()))?;
+            crate::crypto::keyfile::atomic_write(&meta_path, &meta.encode())?;
             sync_dir(dir);
             meta
         };
