@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use pyo3::exceptions::PyValueError;
+use std::io::ErrorKind;
+use std::path::Path;
+
 use pyo3::import_exception;
 use pyo3::prelude::*;
 
@@ -21,11 +23,15 @@ import_exception!(system0.errors, IntegrityError);
 import_exception!(system0.errors, AccessDenied);
 import_exception!(system0.errors, CryptoError);
 import_exception!(system0.errors, InternalError);
+import_exception!(system0.errors, InvalidArgument);
+import_exception!(system0.errors, NotFound);
+import_exception!(system0.errors, Unavailable);
 
 /// Every failure the core can report. Messages say what was wrong, where, and what to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CoreError {
-    /// A value given by the caller is outside what the API accepts (maps to `ValueError`).
+    /// A value given by the caller is outside what the API accepts (maps to
+    /// `InvalidArgument`, which is also a `ValueError`).
     InvalidArgument(String),
     /// Input data broke its contract.
     Validation(String),
@@ -51,6 +57,11 @@ pub enum CoreError {
     Integrity(String),
     AccessDenied(String),
     Crypto(String),
+    /// The operating system refused a file operation; `kind` picks the exception (see `io`).
+    Io {
+        kind: ErrorKind,
+        message: String,
+    },
     /// A bug in system0 (a caught panic, a broken invariant); never the caller's fault.
     Internal(String),
 }
@@ -72,9 +83,9 @@ impl fmt::Display for CoreError {
                 "metric '{metric}' reached its cap of {cap} label sets; use fewer distinct label \
                  values (ids belong in spans or logs, not labels) or raise max_label_sets"
             ),
-            CoreError::Overloaded { message, .. } | CoreError::CircuitOpen { message, .. } => {
-                f.write_str(message)
-            }
+            CoreError::Overloaded { message, .. }
+            | CoreError::CircuitOpen { message, .. }
+            | CoreError::Io { message, .. } => f.write_str(message),
         }
     }
 }
@@ -83,11 +94,33 @@ impl std::error::Error for CoreError {}
 
 pub type CoreResult<T> = Result<T, CoreError>;
 
+impl CoreError {
+    /// A failed file operation: "could not {what} {path}: {e}" plus what to do, typed by the
+    /// kind of failure, so a full disk or a missing file is never reported as tampering or
+    /// a crypto fault.
+    pub fn io(what: &str, path: &Path, e: &std::io::Error) -> CoreError {
+        let hint = match e.kind() {
+            ErrorKind::NotFound => "check the path",
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+                "check the permissions of the file and its directory"
+            }
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+                "free space on the device or move the data to a larger one"
+            }
+            _ => "check the device and retry",
+        };
+        CoreError::Io {
+            kind: e.kind(),
+            message: format!("could not {what} {}: {e}; {hint}", path.display()),
+        }
+    }
+}
+
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
         let msg = e.to_string();
         match e {
-            CoreError::InvalidArgument(_) => PyValueError::new_err(msg),
+            CoreError::InvalidArgument(_) => InvalidArgument::new_err(msg),
             CoreError::Validation(_) => ValidationError::new_err(msg),
             CoreError::Cardinality { metric, cap } => CardinalityError::new_err((msg, metric, cap)),
             CoreError::Config(_) => ConfigError::new_err(msg),
@@ -105,6 +138,44 @@ impl From<CoreError> for PyErr {
             CoreError::AccessDenied(_) => AccessDenied::new_err(msg),
             CoreError::Crypto(_) => CryptoError::new_err(msg),
             CoreError::Internal(_) => InternalError::new_err(msg),
+            CoreError::Io { kind, .. } => match kind {
+                ErrorKind::NotFound => NotFound::new_err(msg),
+                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+                    AccessDenied::new_err(msg)
+                }
+                // The storage could not take or give the bytes (full, quota, device error):
+                // the write did not happen, which is what `Unavailable` promises.
+                _ => Unavailable::new_err(msg),
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_failures_keep_their_kind_and_say_what_to_do() {
+        let p = Path::new("/data/ledger/seg-1.s0l");
+        let full = std::io::Error::from(ErrorKind::StorageFull);
+        match CoreError::io("write", p, &full) {
+            CoreError::Io { kind, message } => {
+                assert_eq!(kind, ErrorKind::StorageFull);
+                assert!(message.starts_with("could not write /data/ledger/seg-1.s0l: "));
+                assert!(
+                    message.ends_with("free space on the device or move the data to a larger one")
+                );
+            }
+            other => panic!("a full disk became {other:?}"),
+        }
+        let denied = std::io::Error::from(ErrorKind::PermissionDenied);
+        assert!(matches!(
+            CoreError::io("open", p, &denied),
+            CoreError::Io {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ));
     }
 }

@@ -14,6 +14,7 @@ pub mod gil;
 pub mod ledger;
 pub mod logfmt;
 pub mod perf;
+pub mod pyconv;
 pub mod queue;
 pub mod request;
 pub mod telemetry;

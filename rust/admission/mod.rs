@@ -12,6 +12,7 @@
 
 pub mod metrics;
 pub mod py;
+pub mod py_stats;
 
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use pyo3::PyTraverseError;
 
+use super::py_stats::{PyBucketStats, PyLimiterStats};
 use super::{Limiter, TokenBucket};
 use crate::error::CoreError;
-use crate::gil::without_gil;
-use crate::queue::py::{parse_timeout, passed, slice_end};
+use crate::gil::{parse_timeout, wait_in_slices, Slice};
 use crate::queue::py_waiters::AsyncWaiters;
 
 fn max_wait_ns(owner: impl FnOnce() -> String, timeout: Option<f64>) -> PyResult<u64> {
@@ -99,16 +98,13 @@ impl PyTokenBucket {
                 // The tokens are reserved; sleep until they are due, in slices so that Ctrl-C
                 // is honoured (an interrupted caller has still spent them).
                 let due = Instant::now() + Duration::from_nanos(w);
-                loop {
-                    let end = slice_end(Some(due));
-                    without_gil(py, move || {
-                        std::thread::sleep(end.saturating_duration_since(Instant::now()))
-                    });
-                    if passed(Some(due)) {
-                        return Ok(());
-                    }
-                    py.check_signals()?;
-                }
+                let sleep = |(), end: Instant| {
+                    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+                    Slice::<(), ()>::Again(())
+                };
+                // Only `due` ends this wait (as `Err(())`, "until passed"): that is the plan.
+                let _slept_until_due = wait_in_slices(py, Some(due), (), sleep, |_| true)?;
+                Ok(())
             }
             Err(w) => Err(self.overloaded(n, w)),
         }
@@ -124,13 +120,13 @@ impl PyTokenBucket {
         }
     }
 
-    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("name", &self.b.name)?;
-        d.set_item("acquired", self.b.acquired.load(Relaxed))?;
-        d.set_item("rejected", self.b.rejected.load(Relaxed))?;
-        d.set_item("available", self.available())?;
-        Ok(d)
+    fn _stats(&self) -> PyBucketStats {
+        PyBucketStats {
+            name: self.b.name.clone(),
+            acquired: self.b.acquired.load(Relaxed),
+            rejected: self.b.rejected.load(Relaxed),
+            available: self.available(),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -213,17 +209,17 @@ impl PyConcurrencyLimiter {
         if self.l.try_acquire() {
             return Ok(());
         }
-        loop {
-            if passed(until) {
+        let l = &self.l;
+        let step = |(), end| match l.acquire(Some(end)) {
+            true => Slice::Done(()),
+            false => Slice::Again(()),
+        };
+        match wait_in_slices(py, until, (), step, |_| true)? {
+            Ok(()) => Ok(()),
+            Err(()) => {
                 self.l.count_rejected();
-                return Err(self.overloaded(timeout));
+                Err(self.overloaded(timeout))
             }
-            let l = self.l.clone();
-            let end = slice_end(until);
-            if without_gil(py, move || l.acquire(Some(end))) {
-                return Ok(());
-            }
-            py.check_signals()?;
         }
     }
 
@@ -275,15 +271,15 @@ impl PyConcurrencyLimiter {
         self.waiters.wake(py, n);
     }
 
-    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("name", &self.l.name)?;
-        d.set_item("limit", self.l.limit)?;
-        d.set_item("in_use", self.l.in_use())?;
-        d.set_item("peak_in_use", self.l.peak.load(Relaxed))?;
-        d.set_item("acquired", self.l.acquired.load(Relaxed))?;
-        d.set_item("rejected", self.l.rejected.load(Relaxed))?;
-        Ok(d)
+    fn _stats(&self) -> PyLimiterStats {
+        PyLimiterStats {
+            name: self.l.name.clone(),
+            limit: self.l.limit,
+            in_use: self.l.in_use(),
+            peak_in_use: self.l.peak.load(Relaxed),
+            acquired: self.l.acquired.load(Relaxed),
+            rejected: self.l.rejected.load(Relaxed),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -299,5 +295,7 @@ impl PyConcurrencyLimiter {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTokenBucket>()?;
     m.add_class::<PyConcurrencyLimiter>()?;
+    m.add_class::<PyLimiterStats>()?;
+    m.add_class::<PyBucketStats>()?;
     Ok(())
 }

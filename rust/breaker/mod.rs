@@ -14,6 +14,7 @@
 
 pub mod metrics;
 pub mod py;
+pub mod py_stats;
 pub mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering::*};

@@ -10,6 +10,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::PyTraverseError;
 
+use super::py_stats::PyBreakerStats;
 use super::{Breaker, Config, Outcome, Permit, State, Transition};
 use crate::error::CoreError;
 
@@ -401,26 +402,14 @@ impl PyCircuitBreaker {
         Ok(())
     }
 
-    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn _stats(&self, py: Python<'_>) -> PyResult<PyBreakerStats> {
         let now = self.now(py)?;
         let t = self.b.poll(now);
         self.emit(py, t);
-        let s = self.b.stats(now);
-        let d = PyDict::new(py);
-        d.set_item("name", &self.b.config().name)?;
-        d.set_item("state", s.state.as_str())?;
-        d.set_item("calls", s.calls)?;
-        d.set_item("successes", s.successes)?;
-        d.set_item("failures", s.failures)?;
-        d.set_item("slow_calls", s.slow)?;
-        d.set_item("ignored", s.ignored)?;
-        d.set_item("rejected", s.rejected)?;
-        d.set_item("opened", s.opened)?;
-        d.set_item("window_calls", s.window.calls)?;
-        d.set_item("window_failures", s.window.failures)?;
-        d.set_item("window_slow_calls", s.window.slow)?;
-        d.set_item("open_remaining_s", s.open_remaining_ns as f64 / 1e9)?;
-        Ok(d)
+        Ok(PyBreakerStats::new(
+            &self.b.config().name,
+            &self.b.stats(now),
+        ))
     }
 
     fn __repr__(&self) -> String {
@@ -490,5 +479,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCircuitBreaker>()?;
     m.add_class::<PyGuardedCall>()?;
     m.add_class::<PyPermit>()?;
+    m.add_class::<PyBreakerStats>()?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! comfortably in an `i64`/`f64` and subtract without wrapping.
 
 pub mod py;
+pub mod rfc3339;
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};

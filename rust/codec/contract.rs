@@ -345,18 +345,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, TimestampError> {
 /// Format microseconds since the epoch as RFC 3339 UTC with 6 fractional digits.
 pub fn format_timestamp(us: i64, out: &mut Vec<u8>) {
     use std::io::Write;
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::clock::civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let _ = write!(out, "{}", crate::clock::rfc3339::Rfc3339::micros(us));
 }
 
 #[cfg(test)]

@@ -4,27 +4,11 @@
 
 use std::io::Write;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMicrosecondType, UInt16Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 
 use super::contract::{format_timestamp, ABILITY_SLOTS};
-use crate::error::{CoreError, CoreResult};
-
-fn col<'a>(b: &'a RecordBatch, name: &str) -> CoreResult<&'a dyn Array> {
-    b.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| {
-        CoreError::InvalidArgument(format!(
-            "batch has no column '{name}'; pass a batch decoded as GameState"
-        ))
-    })
-}
-
-fn f64s<'a>(b: &'a RecordBatch, name: &str) -> CoreResult<&'a [f64]> {
-    col(b, name)?
-        .as_primitive_opt::<Float64Type>()
-        .map(|a| a.values().as_ref())
-        .ok_or_else(|| CoreError::InvalidArgument(format!("column '{name}' must be float64")))
-}
+use super::read_columns::GameStateColumns;
+use crate::error::CoreResult;
 
 fn num(out: &mut Vec<u8>, v: f64) {
     let _ = write!(out, "{v:?}");
@@ -32,37 +16,9 @@ fn num(out: &mut Vec<u8>, v: f64) {
 
 /// JSON bytes of every row of a GameState batch; `ndjson` picks one object per line.
 pub fn game_states_to_json(b: &RecordBatch, ndjson: bool) -> CoreResult<Vec<u8>> {
-    let bad = |n: &str| {
-        CoreError::InvalidArgument(format!(
-            "column '{n}' has the wrong type; pass a GameState batch"
-        ))
-    };
-    let ts = col(b, "timestamp")?
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| bad("timestamp"))?;
-    let champ = col(b, "champion")?
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("champion"))?;
-    let inv = col(b, "inventory")?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| bad("inventory"))?;
-    let dict = inv
-        .values()
-        .as_dictionary_opt::<UInt16Type>()
-        .ok_or_else(|| bad("inventory"))?;
-    let names = dict
-        .values()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("inventory"))?;
-    let keys = dict.keys().values();
-    let offsets = inv.value_offsets();
-    let (x, y) = (f64s(b, "position_x")?, f64s(b, "position_y")?);
-    let (health, mana) = (f64s(b, "health")?, f64s(b, "mana")?);
-    let cds: Vec<&[f64]> = ABILITY_SLOTS
-        .iter()
-        .map(|s| f64s(b, &format!("cooldown_{s}")))
-        .collect::<CoreResult<_>>()?;
-    let (vision, gold) = (f64s(b, "vision_score")?, f64s(b, "gold_advantage")?);
+    let c = GameStateColumns::of_batch(b)?;
+    let (ts, champ) = (c.timestamp, c.champion);
+    let [x, y, health, mana, cds @ .., vision, gold] = c.dense;
     let mut out = Vec::with_capacity(b.num_rows() * 256);
     if !ndjson {
         out.push(b'[');
@@ -93,12 +49,11 @@ pub fn game_states_to_json(b: &RecordBatch, ndjson: bool) -> CoreResult<Vec<u8>>
             num(&mut out, cds[k][r]);
         }
         out.extend_from_slice(b"},\"inventory\":[");
-        let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
-        for (k, key) in keys[s..e].iter().enumerate() {
+        for (k, name) in c.inventory.row(r).enumerate() {
             if k > 0 {
                 out.push(b',');
             }
-            let _ = write!(out, "\"{}\"", names.value(usize::from(*key)));
+            let _ = write!(out, "\"{name}\"");
         }
         out.extend_from_slice(b"],\"vision_score\":");
         num(&mut out, vision[r]);

@@ -12,7 +12,10 @@ pub mod encode;
 pub mod msgpack;
 pub mod proto;
 pub mod py;
+pub mod read_columns;
+pub mod tape_read;
 pub mod validate;
+pub mod validate_sample;
 
 pub use batch::{decode_json, decode_rows, Contract, Decoded, RowError};
 

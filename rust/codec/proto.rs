@@ -4,15 +4,14 @@
 
 use std::ops::Range;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMicrosecondType, UInt16Type};
 use arrow_array::RecordBatch;
 use prost::Message;
 use simd_json::{Node, StaticNode};
 
 use super::batch::{decode_tape, with_trailing_error, Contract, Decoded};
 use super::contract::format_timestamp;
-use crate::error::{CoreError, CoreResult};
+use super::read_columns::GameStateColumns;
+use crate::error::CoreResult;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Position {
@@ -165,50 +164,13 @@ pub fn decode_protobuf(data: &[u8]) -> Decoded {
 
 /// Encode a GameState batch as a `GameStateBatch` message.
 pub fn game_states_to_protobuf(b: &RecordBatch) -> CoreResult<Vec<u8>> {
-    let bad = |n: &str| {
-        CoreError::InvalidArgument(format!(
-            "column '{n}' is missing or mistyped; pass a GameState batch"
-        ))
-    };
-    let f = |n: &str| -> CoreResult<&[f64]> {
-        b.column_by_name(n)
-            .and_then(|c| c.as_primitive_opt::<Float64Type>())
-            .map(|a| a.values().as_ref())
-            .ok_or_else(|| bad(n))
-    };
-    let ts = b
-        .column_by_name("timestamp")
-        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-        .ok_or_else(|| bad("timestamp"))?;
-    let champ = b
-        .column_by_name("champion")
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| bad("champion"))?;
-    let inv = b
-        .column_by_name("inventory")
-        .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| bad("inventory"))?;
-    let dict = inv
-        .values()
-        .as_dictionary_opt::<UInt16Type>()
-        .ok_or_else(|| bad("inventory"))?;
-    let names = dict
-        .values()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("inventory"))?;
-    let keys = dict.keys().values();
-    let offsets = inv.value_offsets();
-    let (x, y, health, mana) = (f("position_x")?, f("position_y")?, f("health")?, f("mana")?);
-    let cd: Vec<&[f64]> = ["q", "w", "e", "r", "d", "f"]
-        .iter()
-        .map(|s| f(&format!("cooldown_{s}")))
-        .collect::<CoreResult<_>>()?;
-    let (vision, gold) = (f("vision_score")?, f("gold_advantage")?);
+    let c = GameStateColumns::of_batch(b)?;
+    let (ts, champ) = (c.timestamp, c.champion);
+    let [x, y, health, mana, cd @ .., vision, gold] = c.dense;
     let mut states = Vec::with_capacity(b.num_rows());
     for r in 0..b.num_rows() {
         let mut stamp = Vec::with_capacity(27);
         format_timestamp(ts.value(r), &mut stamp);
-        let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
         states.push(GameState {
             schema_version: Some(1),
             timestamp: Some(String::from_utf8_lossy(&stamp).into_owned()),
@@ -227,10 +189,7 @@ pub fn game_states_to_protobuf(b: &RecordBatch) -> CoreResult<Vec<u8>> {
                 d: Some(cd[4][r]),
                 f: Some(cd[5][r]),
             }),
-            inventory: keys[s..e]
-                .iter()
-                .map(|k| names.value(usize::from(*k)).to_owned())
-                .collect(),
+            inventory: c.inventory.row(r).map(str::to_owned).collect(),
             vision_score: Some(vision[r]),
             gold_advantage: Some(gold[r]),
         });

@@ -3,8 +3,6 @@
 //! interface (`__arrow_c_array__`, `__arrow_c_schema__`, `__arrow_c_stream__`) so that
 //! pyarrow, polars and duckdb take it without a copy.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use arrow_array::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{Array, RecordBatch, RecordBatchIterator, StructArray};
@@ -19,8 +17,7 @@ use crate::gil::without_gil;
 
 /// Run codec work with the GIL released; a panic becomes an `InternalError`, never a crash.
 fn guarded<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
-    without_gil(py, || catch_unwind(AssertUnwindSafe(f)))
-        .map_err(|_| CoreError::Internal("codec panicked; please report this input".into()).into())
+    crate::gil::released(py, "the codec", || Ok(f()))
 }
 
 fn arrow_err(e: arrow_schema::ArrowError) -> PyErr {

@@ -3,206 +3,31 @@
 //! `system0.data.models` derives its pydantic rules from; reason codes follow pydantic's error
 //! types where pydantic has a specific one, and name the rule where pydantic says `value_error`.
 //!
+//! This file holds the GameState rules; tape_read.rs the generic readers they are written
+//! with, validate_sample.rs the action and TrainingSample rules.
+//!
 //! The happy path allocates nothing: field paths are a chain of borrowed names, rendered to
 //! a dotted string only when a rule breaks.
 
 use simd_json::{Node, StaticNode};
 
+pub use super::tape_read::{span, Issue, Path};
+pub use super::validate_sample::{action, training_sample, ActionRow, SampleRow};
+
+use super::tape_read::{bounded, fields, lookup, push, req, required, string, ABSENT};
+
 use super::contract::{
     champion_ok, index_of, item_index, parse_timestamp, Bounds, TimestampError, ABILITY_SLOTS,
-    ACTION_FIELDS, ACTION_KINDS, COOLDOWN, GAME_STATE_FIELDS, GOLD_ADVANTAGE, HEALTH, MANA,
-    MAX_INVENTORY, MAX_META, MAX_STEP, METADATA_FIELDS, POSITION, POSITION_FIELDS, SAMPLE_FIELDS,
-    SCHEMA_VERSION, VISION_SCORE,
+    COOLDOWN, GAME_STATE_FIELDS, GOLD_ADVANTAGE, HEALTH, MANA, MAX_INVENTORY, POSITION,
+    POSITION_FIELDS, SCHEMA_VERSION, VISION_SCORE,
 };
 
-/// One broken rule inside a row: where (dotted path), which rule (code), and a message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Issue {
-    pub path: String,
-    pub code: &'static str,
-    pub message: String,
-}
-
-/// Where a value sits, as a chain of field names up to the row.
-#[derive(Clone, Copy)]
-pub struct Path<'a> {
-    parent: Option<&'a Path<'a>>,
-    name: &'a str,
-}
-
-impl<'a> Path<'a> {
-    pub const ROOT: Path<'static> = Path {
-        parent: None,
-        name: "",
-    };
-
-    pub fn child(&'a self, name: &'a str) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            name,
-        }
-    }
-
-    fn render_into(&self, out: &mut String) {
-        if let Some(p) = self.parent {
-            p.render_into(out);
-            if !out.is_empty() {
-                out.push('.');
-            }
-        }
-        out.push_str(self.name);
-    }
-
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        self.render_into(&mut s);
-        s
-    }
-}
-
-fn push(issues: &mut Vec<Issue>, path: &Path<'_>, code: &'static str, msg: &str) {
-    issues.push(Issue {
-        path: path.render(),
-        code,
-        message: msg.to_owned(),
-    });
-}
-
-/// Number of tape nodes a value occupies (its header plus everything nested in it).
-#[inline]
-pub fn span(node: &Node<'_>) -> usize {
-    match node {
-        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-        _ => 1,
-    }
-}
-
-const ABSENT: usize = usize::MAX;
-
-/// Map each known field (by `lookup`) to the tape index of its value (the last one when a
-/// key repeats, as JSON parsers conventionally keep); report unknown keys as `extra_forbidden`.
-#[inline]
-fn fields<const N: usize>(
-    nodes: &[Node<'_>],
-    at: usize,
-    path: &Path<'_>,
-    lookup: impl Fn(&str) -> Option<usize>,
-    issues: &mut Vec<Issue>,
-) -> Option<[usize; N]> {
-    let Some(&Node::Object { len, .. }) = nodes.get(at) else {
-        push(issues, path, "model_type", "expected a JSON object");
-        return None;
-    };
-    let mut out = [ABSENT; N];
-    let mut i = at + 1;
-    for _ in 0..len {
-        let key = match nodes.get(i) {
-            Some(Node::String(k)) => *k,
-            _ => {
-                push(issues, path, "json_invalid", "object key is not a string");
-                return None;
-            }
-        };
-        let v = i + 1;
-        match lookup(key) {
-            Some(k) => out[k] = v,
-            None => push(
-                issues,
-                &path.child(key),
-                "extra_forbidden",
-                "extra fields are not permitted by the contract",
-            ),
-        }
-        i = v + nodes.get(v).map_or(1, span);
-    }
-    Some(out)
-}
-
-fn required(idx: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<usize> {
-    if idx == ABSENT {
-        push(issues, path, "missing", "field required");
-        None
-    } else {
-        Some(idx)
-    }
-}
-
-/// A finite JSON number (integers included, booleans and strings not: strict mode).
-#[inline]
-fn float(nodes: &[Node<'_>], i: usize, path: &Path<'_>, issues: &mut Vec<Issue>) -> Option<f64> {
-    let v = match nodes.get(i) {
-        Some(Node::Static(StaticNode::F64(v))) => *v,
-        Some(Node::Static(StaticNode::I64(v))) => *v as f64,
-        Some(Node::Static(StaticNode::U64(v))) => *v as f64,
-        _ => {
-            push(issues, path, "float_type", "expected a number");
-            return None;
-        }
-    };
-    if !v.is_finite() {
-        push(issues, path, "finite_number", "number must be finite");
-        return None;
-    }
-    Some(v)
-}
-
-/// A finite number inside `b` (pydantic's `ge` / `le`, with its error types).
-#[inline]
-fn bounded(
+pub(super) fn schema_version(
     nodes: &[Node<'_>],
     i: usize,
-    path: &Path<'_>,
+    parent: &Path<'_>,
     issues: &mut Vec<Issue>,
-    b: Bounds,
-) -> Option<f64> {
-    let v = float(nodes, i, path, issues)?;
-    let (code, side) = if v < b.lo {
-        ("greater_than_equal", format!(">= {}", b.lo))
-    } else if v > b.hi {
-        ("less_than_equal", format!("<= {}", b.hi))
-    } else {
-        return Some(v);
-    };
-    let msg = format!(
-        "must be {side} (the contract range is [{}, {}])",
-        b.lo, b.hi
-    );
-    push(issues, path, code, &msg);
-    None
-}
-
-fn string<'a>(
-    nodes: &[Node<'a>],
-    i: usize,
-    path: &Path<'_>,
-    issues: &mut Vec<Issue>,
-) -> Option<&'a str> {
-    match nodes.get(i) {
-        Some(Node::String(s)) => Some(*s),
-        _ => {
-            push(issues, path, "string_type", "expected a string");
-            None
-        }
-    }
-}
-
-/// Read a required field: `f(nodes, index, path, issues)` when present, `missing` when not.
-#[inline]
-fn req<'p, T>(
-    nodes: &[Node<'_>],
-    idx: usize,
-    parent: &'p Path<'p>,
-    name: &'p str,
-    issues: &mut Vec<Issue>,
-    f: impl FnOnce(usize, &Path<'_>, &mut Vec<Issue>) -> Option<T>,
-) -> Option<T> {
-    let path = parent.child(name);
-    let _ = nodes;
-    let i = required(idx, &path, issues)?;
-    f(i, &path, issues)
-}
-
-fn schema_version(nodes: &[Node<'_>], i: usize, parent: &Path<'_>, issues: &mut Vec<Issue>) {
+) {
     if i == ABSENT {
         return;
     }
@@ -219,7 +44,7 @@ fn schema_version(nodes: &[Node<'_>], i: usize, parent: &Path<'_>, issues: &mut 
 }
 
 /// A normalized map position `{x, y}`.
-fn position(
+pub(super) fn position(
     nodes: &[Node<'_>],
     i: usize,
     path: &Path<'_>,
@@ -250,11 +75,6 @@ pub struct GameStateRow<'a> {
     pub gold: f64,
 }
 
-/// Field lookup over one of the contract's name lists (a handful of length-first compares).
-fn lookup(names: &'static [&'static str]) -> impl Fn(&str) -> Option<usize> {
-    move |k| names.iter().position(|n| *n == k)
-}
-
 /// Slot of a GameState field in the `fields` result (a name missing from the contract fails
 /// the build: these are evaluated at compile time).
 const fn gs(name: &str) -> usize {
@@ -271,7 +91,7 @@ const GS_INVENTORY: usize = gs("inventory");
 const GS_VISION: usize = gs("vision_score");
 const GS_GOLD: usize = gs("gold_advantage");
 
-fn slot_index(k: &str) -> Option<usize> {
+pub(super) fn slot_index(k: &str) -> Option<usize> {
     ABILITY_SLOTS.iter().position(|s| *s == k)
 }
 
@@ -437,218 +257,4 @@ fn inventory(
         k += node.map_or(1, span);
     }
     row.n_items = len as u8;
-}
-
-/// One valid action: kind index into `ACTION_KINDS`, and the fields its kind carries.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ActionRow {
-    pub kind: u8,
-    pub slot: Option<u8>,
-    pub target: Option<(f64, f64)>,
-    pub item: Option<u16>,
-}
-
-/// The action union, tagged by `kind` (pydantic's discriminated union).
-pub fn action(
-    nodes: &[Node<'_>],
-    i: usize,
-    path: &Path<'_>,
-    issues: &mut Vec<Issue>,
-) -> Option<ActionRow> {
-    let Some(&Node::Object { len, .. }) = nodes.get(i) else {
-        push(
-            issues,
-            path,
-            "model_attributes_type",
-            "expected a JSON object",
-        );
-        return None;
-    };
-    let mut tag = None;
-    let mut k = i + 1;
-    for _ in 0..len {
-        if let Some(Node::String("kind")) = nodes.get(k) {
-            tag = Some(k + 1);
-        }
-        k += 1 + nodes.get(k + 1).map_or(1, span);
-    }
-    let Some(tag) = tag else {
-        push(issues, path, "union_tag_not_found", "action needs a 'kind'");
-        return None;
-    };
-    let kind = match nodes.get(tag) {
-        Some(Node::String(s)) => ACTION_KINDS.iter().position(|k| k == s),
-        _ => None,
-    };
-    let Some(kind) = kind else {
-        let msg = format!("kind must be one of {}", ACTION_KINDS.join(", "));
-        push(issues, path, "union_tag_invalid", &msg);
-        return None;
-    };
-    let before = issues.len();
-    let mut row = ActionRow {
-        kind: kind as u8,
-        ..ActionRow::default()
-    };
-    let names = ACTION_FIELDS[kind];
-    // one slot per field of the widest kind; a kind's own fields sit in its `ACTION_FIELDS` order
-    let f: [usize; 3] = fields(nodes, i, path, lookup(names), issues)?;
-    let at = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .map_or(ABSENT, |k| f[k])
-    };
-    const MOVE: usize = index_of(&ACTION_KINDS, "move");
-    const ATTACK: usize = index_of(&ACTION_KINDS, "attack");
-    const CAST: usize = index_of(&ACTION_KINDS, "cast");
-    const BUY: usize = index_of(&ACTION_KINDS, "buy");
-    match kind {
-        MOVE | ATTACK => {
-            row.target = req(nodes, at("target"), path, "target", issues, |j, p, is| {
-                position(nodes, j, p, is)
-            });
-        }
-        CAST => {
-            row.slot = req(nodes, at("slot"), path, "slot", issues, |j, p, is| {
-                let v = slot_index(string(nodes, j, p, is)?);
-                if v.is_none() {
-                    let msg = format!("slot must be one of {}", ABILITY_SLOTS.join(" "));
-                    push(is, p, "literal_error", &msg);
-                }
-                v.map(|v| v as u8)
-            });
-            let t = at("target");
-            if t != ABSENT && !matches!(nodes.get(t), Some(Node::Static(StaticNode::Null))) {
-                row.target = position(nodes, t, &path.child("target"), issues);
-            }
-        }
-        BUY => {
-            row.item = req(nodes, at("item"), path, "item", issues, |j, p, is| {
-                let v = item_index(string(nodes, j, p, is)?);
-                if v.is_none() {
-                    push(is, p, "unknown_item", "unknown item; see ITEM_VOCABULARY");
-                }
-                v
-            });
-        }
-        _ => {} // recall, idle: `kind` alone, which `fields` has checked
-    }
-    (issues.len() == before).then_some(row)
-}
-
-/// One valid TrainingSample.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SampleRow<'a> {
-    pub state: GameStateRow<'a>,
-    pub action: ActionRow,
-    pub reward: f64,
-    pub next_state: Option<GameStateRow<'a>>,
-    pub match_id: &'a str,
-    pub step: i32,
-    pub source: &'a str,
-}
-
-fn bounded_str<'a>(
-    nodes: &[Node<'a>],
-    i: usize,
-    p: &Path<'_>,
-    issues: &mut Vec<Issue>,
-) -> Option<&'a str> {
-    let s = string(nodes, i, p, issues)?;
-    let n = s.chars().count();
-    if n == 0 {
-        push(issues, p, "string_too_short", "must not be empty");
-        None
-    } else if n > MAX_META {
-        push(issues, p, "string_too_long", "at most 64 characters");
-        None
-    } else {
-        Some(s)
-    }
-}
-
-fn step(nodes: &[Node<'_>], j: usize, p: &Path<'_>, issues: &mut Vec<Issue>) -> Option<i32> {
-    let v = match nodes.get(j) {
-        Some(Node::Static(StaticNode::I64(v))) => *v,
-        Some(Node::Static(StaticNode::U64(v))) => i64::try_from(*v).unwrap_or(i64::MAX),
-        _ => {
-            push(issues, p, "int_type", "expected an integer");
-            return None;
-        }
-    };
-    if (0..=MAX_STEP).contains(&v) {
-        Some(v as i32)
-    } else {
-        push(issues, p, "out_of_range", "step must be in [0, 2**31 - 1]");
-        None
-    }
-}
-
-/// Validate the TrainingSample at tape index `i`.
-pub fn training_sample<'a>(
-    nodes: &[Node<'a>],
-    i: usize,
-    issues: &mut Vec<Issue>,
-) -> Option<SampleRow<'a>> {
-    let root = Path::ROOT;
-    let before = issues.len();
-    let f: [usize; 6] = fields(nodes, i, &root, lookup(&SAMPLE_FIELDS), issues)?;
-    const fn at(name: &str) -> usize {
-        index_of(&SAMPLE_FIELDS, name)
-    }
-    const VERSION: usize = at("schema_version");
-    const STATE: usize = at("state");
-    const ACTION: usize = at("action");
-    const REWARD: usize = at("reward");
-    const NEXT: usize = at("next_state");
-    const META: usize = at("metadata");
-    schema_version(nodes, f[VERSION], &root, issues);
-    let state = req(nodes, f[STATE], &root, "state", issues, |j, p, is| {
-        game_state(nodes, j, p, is)
-    });
-    let act = req(nodes, f[ACTION], &root, "action", issues, |j, p, is| {
-        action(nodes, j, p, is)
-    });
-    let reward = req(nodes, f[REWARD], &root, "reward", issues, |j, p, is| {
-        float(nodes, j, p, is)
-    });
-    let next = req(nodes, f[NEXT], &root, "next_state", issues, |j, p, is| {
-        if matches!(nodes.get(j), Some(Node::Static(StaticNode::Null))) {
-            Some(None)
-        } else {
-            game_state(nodes, j, p, is).map(Some)
-        }
-    });
-    let meta_path = root.child("metadata");
-    let mut meta = None;
-    if let Some(j) = required(f[META], &meta_path, issues) {
-        if let Some(m) = fields::<3>(nodes, j, &meta_path, lookup(&METADATA_FIELDS), issues) {
-            let match_id = req(nodes, m[0], &meta_path, "match_id", issues, |j, p, is| {
-                bounded_str(nodes, j, p, is)
-            });
-            let step = req(nodes, m[1], &meta_path, "step", issues, |j, p, is| {
-                step(nodes, j, p, is)
-            });
-            let source = req(nodes, m[2], &meta_path, "source", issues, |j, p, is| {
-                bounded_str(nodes, j, p, is)
-            });
-            if let (Some(a), Some(b), Some(c)) = (match_id, step, source) {
-                meta = Some((a, b, c));
-            }
-        }
-    }
-    if issues.len() != before {
-        return None;
-    }
-    let (match_id, step, source) = meta?;
-    Some(SampleRow {
-        state: state?,
-        action: act?,
-        reward: reward?,
-        next_state: next?,
-        match_id,
-        step,
-        source,
-    })
 }

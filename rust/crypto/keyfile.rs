@@ -18,12 +18,7 @@ pub(super) const BODY_MAGIC: &[u8; 4] = b"S0KR";
 
 /// Replace `path` with `data` so that a crash leaves either the old or the new file.
 pub fn atomic_write(path: &Path, data: &[u8]) -> CoreResult<()> {
-    let io = |what: &str, e: std::io::Error| {
-        CoreError::Crypto(format!(
-            "could not {what} {}: {e}; check the directory exists and is writable",
-            path.display()
-        ))
-    };
+    let io = |what: &str, e: std::io::Error| CoreError::io(what, path, &e);
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
@@ -65,12 +60,7 @@ pub(super) fn read_u64(b: &[u8], at: &mut usize) -> CoreResult<u64> {
 
 /// The provider parameters stored (in the clear, authenticated) at the head of a keyring file.
 pub fn read_provider_params(path: &Path) -> CoreResult<Vec<u8>> {
-    let data = fs::read(path).map_err(|e| {
-        CoreError::Crypto(format!(
-            "could not read keyring file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let data = fs::read(path).map_err(|e| CoreError::io("read the keyring file", path, &e))?;
     Ok(split_file(path, &data)?.0.to_vec())
 }
 

@@ -12,86 +12,25 @@
 //! Rotation adds a key and promotes it; nothing is re-encrypted and old keys keep decrypting.
 //! `destroy` wipes a key's material from memory and from the keyring file (crypto-shredding):
 //! its envelopes can never be opened again.
+//!
+//! keyring_state.rs holds the key table and the budget, keyring_store.rs the file; this file
+//! the operations callers use.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use zeroize::Zeroizing;
 
 use super::envelope::{self, CipherKey, OVERHEAD};
-use super::keyfile::{
-    atomic_write, master_key, read_u32, read_u64, split_file, BODY_MAGIC, FILE_MAGIC,
-};
+use super::keyfile::master_key;
+use super::keyring_state::{poisoned, State, Store};
+pub use super::keyring_state::{KeyInfo, KeyStatus};
+use super::keyring_store;
 use super::nonce::os_random;
 use crate::error::{CoreError, CoreResult};
 
 pub const MAX_MESSAGES_PER_KEY: u64 = 1 << 32;
-/// The key id under which the keyring file itself is sealed with the master key.
-const MASTER_KEY_ID: u32 = 0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    Active = 1,
-    Disabled = 2,
-    Destroyed = 3,
-}
-
-impl KeyStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Disabled => "disabled",
-            KeyStatus::Destroyed => "destroyed",
-        }
-    }
-    fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(KeyStatus::Active),
-            2 => Some(KeyStatus::Disabled),
-            3 => Some(KeyStatus::Destroyed),
-            _ => None,
-        }
-    }
-}
-
-struct Slot {
-    id: u32,
-    status: KeyStatus,
-    created_unix_ns: u64,
-    material: Option<Zeroizing<[u8; 32]>>,
-    cipher: Option<CipherKey>,
-    used: AtomicU64,
-    /// Persisted upper bound of `used`: sealing beyond it first extends it on disk.
-    reserved: u64,
-}
-
-/// Public facts about one key (never its material).
-#[derive(Debug, Clone)]
-pub struct KeyInfo {
-    pub id: u32,
-    pub status: KeyStatus,
-    pub primary: bool,
-    pub created_unix_ns: u64,
-    pub messages: u64,
-}
-
-struct Store {
-    path: PathBuf,
-    master: CipherKey,
-    provider_params: Vec<u8>,
-}
-
-struct State {
-    slots: Vec<Slot>, // sorted by id
-    primary: Option<u32>,
-    next_id: u32,
-    message_limit: u64,
-    rotate_at: u64,
-    auto_rotate: bool,
-    store: Option<Store>,
-}
 
 pub struct Keyring {
     state: RwLock<State>,
@@ -100,121 +39,6 @@ pub struct Keyring {
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keyring(<redacted>)")
-    }
-}
-
-fn poisoned() -> CoreError {
-    CoreError::Internal("keyring lock poisoned by a panic in another thread".into())
-}
-
-impl State {
-    fn slot(&self, id: u32) -> CoreResult<&Slot> {
-        self.slots
-            .binary_search_by_key(&id, |s| s.id)
-            .map(|i| &self.slots[i])
-            .map_err(|_| {
-                CoreError::Crypto(format!(
-                    "no key with id {id} in this keyring; it was never added here (wrong \
-                     keyring?)"
-                ))
-            })
-    }
-    fn slot_mut(&mut self, id: u32) -> CoreResult<&mut Slot> {
-        match self.slots.binary_search_by_key(&id, |s| s.id) {
-            Ok(i) => Ok(&mut self.slots[i]),
-            Err(_) => Err(CoreError::Crypto(format!(
-                "no key with id {id} in this keyring; it was never added here (wrong keyring?)"
-            ))),
-        }
-    }
-    fn primary_slot(&self) -> CoreResult<&Slot> {
-        let id = self.primary.ok_or_else(|| {
-            CoreError::Crypto(
-                "the keyring has no primary key; add a key and promote it before encrypting".into(),
-            )
-        })?;
-        self.slot(id)
-    }
-    /// How far `used` may grow without the slow path.
-    fn fast_bound(&self, slot: &Slot) -> u64 {
-        let cap = if self.auto_rotate {
-            self.rotate_at
-        } else {
-            self.message_limit
-        };
-        if self.store.is_some() {
-            cap.min(slot.reserved)
-        } else {
-            cap
-        }
-    }
-    fn reserve_block(&self) -> u64 {
-        (self.message_limit / 1024).clamp(1, 1 << 20)
-    }
-
-    fn add_key(&mut self, material: Zeroizing<[u8; 32]>) -> CoreResult<u32> {
-        let id = self.next_id;
-        if id == u32::MAX {
-            return Err(CoreError::Crypto("the keyring ran out of key ids".into()));
-        }
-        let cipher = CipherKey::derive(&material)?;
-        if self
-            .slots
-            .iter()
-            .any(|s| s.cipher.as_ref().map(|c| c.commitment()) == Some(cipher.commitment()))
-        {
-            return Err(CoreError::InvalidArgument(
-                "this key material is already in the keyring; add a fresh key".into(),
-            ));
-        }
-        self.slots.push(Slot {
-            id,
-            status: KeyStatus::Active,
-            created_unix_ns: crate::clock::to_unix_ns(crate::clock::now_ns()),
-            material: Some(material),
-            cipher: Some(cipher),
-            used: AtomicU64::new(0),
-            reserved: 0,
-        });
-        self.next_id += 1;
-        Ok(id)
-    }
-
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut b = Zeroizing::new(Vec::with_capacity(64 + self.slots.len() * 60));
-        b.extend_from_slice(BODY_MAGIC);
-        b.extend_from_slice(&self.next_id.to_le_bytes());
-        b.extend_from_slice(&self.primary.unwrap_or(0).to_le_bytes());
-        b.extend_from_slice(&self.message_limit.to_le_bytes());
-        b.extend_from_slice(&self.rotate_at.to_le_bytes());
-        b.push(self.auto_rotate as u8);
-        b.extend_from_slice(&(self.slots.len() as u32).to_le_bytes());
-        for s in &self.slots {
-            b.extend_from_slice(&s.id.to_le_bytes());
-            b.push(s.status as u8);
-            b.extend_from_slice(&s.created_unix_ns.to_le_bytes());
-            b.extend_from_slice(&s.reserved.to_le_bytes());
-            match &s.material {
-                Some(m) => b.extend_from_slice(&m[..]),
-                None => b.extend_from_slice(&[0u8; 32]),
-            }
-        }
-        b
-    }
-
-    fn persist(&self) -> CoreResult<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let body = self.encode();
-        let mut file = Vec::with_capacity(body.len() + 128);
-        file.extend_from_slice(FILE_MAGIC);
-        file.extend_from_slice(&(store.provider_params.len() as u32).to_le_bytes());
-        file.extend_from_slice(&store.provider_params);
-        let aad = file.clone();
-        let sealed = envelope::seal(MASTER_KEY_ID, &store.master, &body, &aad)?;
-        file.extend_from_slice(&sealed);
-        atomic_write(&store.path, &file)
     }
 }
 
@@ -540,93 +364,10 @@ impl Keyring {
     }
 
     pub fn load(path: &Path, master: &[u8]) -> CoreResult<Self> {
-        let master = master_key(master)?;
-        let data = fs::read(path).map_err(|e| {
-            CoreError::Crypto(format!(
-                "could not read keyring file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let (params, head, sealed) = split_file(path, &data)?;
-        let master_cipher = CipherKey::derive(&master)?;
-        let body = Zeroizing::new(envelope::open(&master_cipher, sealed, head).map_err(|e| {
-            if e.to_string().contains("commitment") {
-                CoreError::Crypto(format!(
-                    "the master key does not open keyring {}: wrong passphrase, secret or TPM",
-                    path.display()
-                ))
-            } else {
-                CoreError::Integrity(format!(
-                    "keyring file {} was altered (authentication failed); restore it from a \
-                     backup",
-                    path.display()
-                ))
-            }
-        })?);
-        let mut st = decode(&body)?;
-        st.store = Some(Store {
-            path: path.to_path_buf(),
-            master: master_cipher,
-            provider_params: params.to_vec(),
-        });
         Ok(Keyring {
-            state: RwLock::new(st),
+            state: RwLock::new(keyring_store::load_state(path, master)?),
         })
     }
-}
-
-fn decode(b: &[u8]) -> CoreResult<State> {
-    let bad = |what: &str| CoreError::Integrity(format!("keyring body is malformed: {what}"));
-    if b.len() < 4 || &b[..4] != BODY_MAGIC {
-        return Err(bad("bad magic"));
-    }
-    let mut at = 4;
-    let next_id = read_u32(b, &mut at)?;
-    let primary = read_u32(b, &mut at)?;
-    let message_limit = read_u64(b, &mut at)?;
-    let rotate_at = read_u64(b, &mut at)?;
-    let auto_rotate = *b.get(at).ok_or_else(|| bad("truncated"))? != 0;
-    at += 1;
-    let n = read_u32(b, &mut at)?;
-    let mut slots = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let id = read_u32(b, &mut at)?;
-        let status = KeyStatus::from_u8(*b.get(at).ok_or_else(|| bad("truncated"))?)
-            .ok_or_else(|| bad("unknown key status"))?;
-        at += 1;
-        let created_unix_ns = read_u64(b, &mut at)?;
-        let reserved = read_u64(b, &mut at)?;
-        let raw = b.get(at..at + 32).ok_or_else(|| bad("truncated"))?;
-        at += 32;
-        let (material, cipher) = if status == KeyStatus::Destroyed {
-            (None, None)
-        } else {
-            let mut m = Zeroizing::new([0u8; 32]);
-            m.copy_from_slice(raw);
-            let c = CipherKey::derive(&m)?;
-            (Some(m), Some(c))
-        };
-        slots.push(Slot {
-            id,
-            status,
-            created_unix_ns,
-            material,
-            cipher,
-            // Everything reserved before the restart counts as used.
-            used: AtomicU64::new(reserved),
-            reserved,
-        });
-    }
-    slots.sort_by_key(|s| s.id);
-    Ok(State {
-        slots,
-        primary: (primary != 0).then_some(primary),
-        next_id,
-        message_limit,
-        rotate_at,
-        auto_rotate,
-        store: None,
-    })
 }
 
 #[cfg(test)]

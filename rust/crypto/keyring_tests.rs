@@ -1,5 +1,7 @@
 //! Unit tests of the keyring (a separate file to keep keyring.rs small).
 
+use std::fs;
+
 use super::*;
 use crate::crypto::keyfile::read_provider_params;
 

@@ -5,8 +5,11 @@
 pub mod envelope;
 pub mod keyfile;
 pub mod keyring;
+pub mod keyring_state;
+pub mod keyring_store;
 pub mod nonce;
 pub mod py;
+pub mod py_key_info;
 pub mod sign;
 pub mod zerobox;
 

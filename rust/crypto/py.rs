@@ -10,13 +10,12 @@ use zeroize::Zeroizing;
 
 use super::envelope::{self, OVERHEAD};
 use super::keyring::{Keyring, MAX_MESSAGES_PER_KEY};
+use super::py_key_info::PyKeyInfo;
 use super::sign::{self, SigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
 
 /// `(id, status, primary, created_unix_ns, messages)`.
-type KeyRow = (u32, &'static str, bool, u64, u64);
-
 /// Payloads above this size are sealed and opened with the GIL released.
 const GIL_RELEASE_BYTES: usize = 64 * 1024;
 
@@ -112,21 +111,13 @@ impl PyKeyring {
         Ok(self.inner.primary_key_id()?)
     }
 
-    /// `(id, status, primary, created_unix_ns, messages)` for every key; never material.
-    fn keys(&self) -> PyResult<Vec<KeyRow>> {
+    /// One `KeyInfo` per key, in id order; never material.
+    fn keys(&self) -> PyResult<Vec<PyKeyInfo>> {
         Ok(self
             .inner
             .keys()?
             .into_iter()
-            .map(|k| {
-                (
-                    k.id,
-                    k.status.name(),
-                    k.primary,
-                    k.created_unix_ns,
-                    k.messages,
-                )
-            })
+            .map(PyKeyInfo::from)
             .collect())
     }
 
@@ -307,6 +298,7 @@ fn _aes256gcm_open<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKeyring>()?;
     m.add_class::<PySigningKey>()?;
+    m.add_class::<PyKeyInfo>()?;
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add("ENVELOPE_OVERHEAD", OVERHEAD)?;
     m.add_function(wrap_pyfunction!(_aes256gcm_seal, m)?)?;

@@ -7,6 +7,30 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{Delta, Meter, MeterConfig, Snapshot};
+use crate::pyconv::Tuple;
+
+/// One counter source on this machine (`rapl`, `nvml` or `perf`): whether it is readable,
+/// why not, and the domains it reports.
+#[pyclass(module = "system0._core", name = "EnergySource", frozen, get_all)]
+pub struct PyEnergySource {
+    name: &'static str,
+    available: bool,
+    reason: Option<String>,
+    domains: Tuple<String>,
+}
+
+#[pymethods]
+impl PyEnergySource {
+    fn __repr__(&self) -> String {
+        format!(
+            "EnergySource(name={:?}, available={}, reason={:?}, domains={:?})",
+            self.name,
+            if self.available { "True" } else { "False" },
+            self.reason,
+            self.domains.0
+        )
+    }
+}
 
 /// Discovered energy sources (RAPL, NVML) and perf counters, with their files held open.
 #[pyclass(module = "system0._core", name = "EnergyMeter", frozen)]
@@ -62,12 +86,17 @@ impl PyEnergyMeter {
         self.meter.domain_names().map(str::to_owned).collect()
     }
 
-    /// `(source, available, reason, domains)` for `rapl`, `nvml` and `perf`.
-    fn sources(&self) -> Vec<(&'static str, bool, Option<String>, Vec<String>)> {
+    /// One `EnergySource` each for `rapl`, `nvml` and `perf`.
+    fn sources(&self) -> Vec<PyEnergySource> {
         self.meter
             .sources()
             .into_iter()
-            .map(|s| (s.source, s.available, s.reason, s.domains))
+            .map(|s| PyEnergySource {
+                name: s.source,
+                available: s.available,
+                reason: s.reason,
+                domains: Tuple(s.domains),
+            })
             .collect()
     }
 
@@ -168,7 +197,7 @@ impl PyEnergyDelta {
     fn as_attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         for (k, v) in self.delta.attributes() {
-            out.set_item(k, crate::trace::py::attr_to_py(py, &v)?)?;
+            out.set_item(k, crate::trace::py_attrs::attr_to_py(py, &v)?)?;
         }
         Ok(out)
     }
@@ -186,5 +215,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEnergyMeter>()?;
     m.add_class::<PyEnergySnapshot>()?;
     m.add_class::<PyEnergyDelta>()?;
+    m.add_class::<PyEnergySource>()?;
     Ok(())
 }

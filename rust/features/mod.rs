@@ -23,10 +23,10 @@
 pub mod py;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, UInt16Type};
 use arrow_array::{Array, RecordBatch, StructArray};
 
 use crate::codec::contract::{ABILITY_SLOTS, ITEM_VOCABULARY};
+use crate::codec::read_columns::{self, Getter};
 use crate::codec::validate::GameStateRow;
 use crate::error::{CoreError, CoreResult};
 
@@ -101,81 +101,29 @@ fn struct_columns(s: &StructArray) -> CoreResult<Columns<'_>> {
     from_getter(&get, s.len())
 }
 
-fn from_getter<'a>(
-    get: &dyn Fn(&str) -> Option<&'a dyn Array>,
-    rows: usize,
-) -> CoreResult<Columns<'a>> {
-    let f = |name: &str, scale: f64| -> CoreResult<(&'a [f64], f64)> {
-        let c = get(name).ok_or_else(|| {
-            arg(format!(
-                "batch has no column '{name}'; pass a GameState batch"
-            ))
-        })?;
-        if c.null_count() > 0 {
-            return Err(arg(format!(
-                "column '{name}' holds nulls; features need complete rows"
-            )));
-        }
-        let a = c
-            .as_primitive_opt::<Float64Type>()
-            .ok_or_else(|| arg(format!("column '{name}' must be float64")))?;
-        Ok((a.values().as_ref(), scale))
-    };
-    let dense_names = [
-        "position_x",
-        "position_y",
-        "health",
-        "mana",
-        "cooldown_q",
-        "cooldown_w",
-        "cooldown_e",
-        "cooldown_r",
-        "cooldown_d",
-        "cooldown_f",
-        "vision_score",
-        "gold_advantage",
-    ];
-    let mut dense = [(&[][..], 1.0); N_DENSE];
-    for (k, name) in dense_names.iter().enumerate() {
-        dense[k] = f(name, DENSE_SCALES[k])?;
-    }
-    let inv = get("inventory")
-        .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| {
-            arg("column 'inventory' must be a list of dictionary<uint16, utf8>".into())
-        })?;
-    let dict = inv
-        .values()
-        .as_dictionary_opt::<UInt16Type>()
-        .ok_or_else(|| arg("inventory items must be dictionary<uint16, utf8>".into()))?;
-    let names = dict
-        .values()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| arg("inventory dictionary must hold utf8".into()))?;
+fn from_getter<'a>(get: Getter<'_, 'a>, rows: usize) -> CoreResult<Columns<'a>> {
+    let cols = read_columns::dense(get)?;
+    let dense = std::array::from_fn(|k| (cols[k], DENSE_SCALES[k]));
+    let inv = read_columns::inventory(get)?;
     // A batch that went through another library may carry a different dictionary: map each
     // of its values to the contract's vocabulary once, so the row loop stays a table lookup.
-    let mut remap = Vec::with_capacity(names.len());
-    for i in 0..names.len() {
-        let name = names.value(i);
+    let mut remap = Vec::with_capacity(inv.names.len());
+    for i in 0..inv.names.len() {
+        let name = inv.names.value(i);
         let idx = crate::codec::contract::item_index(name)
             .ok_or_else(|| arg(format!("inventory item {name:?} is not in ITEM_VOCABULARY")))?;
         remap.push(idx);
     }
-    let keys = dict.keys().values().as_ref();
-    if keys.iter().any(|&k| usize::from(k) >= remap.len()) {
-        return Err(arg("inventory dictionary key out of range".into()));
-    }
-    let offsets: &[i32] = inv.value_offsets();
-    let base = offsets.first().copied().unwrap_or(0);
-    if base != 0 || offsets.len() != rows + 1 {
+    let base = inv.offsets.first().copied().unwrap_or(0);
+    if base != 0 || inv.offsets.len() != rows + 1 {
         return Err(arg(
             "inventory column must not be a sliced list; call features on the full batch".into(),
         ));
     }
     Ok(Columns {
         dense,
-        offsets,
-        keys,
+        offsets: inv.offsets,
+        keys: inv.keys,
         remap,
         rows,
     })

@@ -10,25 +10,13 @@ use pyo3::types::PyBytes;
 use super::anchor::Anchor;
 use super::format::Checkpoint;
 use super::merkle::{self, Hash, Tree};
+use super::py_report::{PyAnchorCheck, PyVerifyReport};
 use super::store::{Fsync, Ledger, Options};
 use super::verify;
 use crate::crypto::py::{PyKeyring, PySigningKey};
 use crate::error::CoreError;
 use crate::gil::without_gil;
 
-/// `(entries, root, checkpoints, segments, signed, decrypted, shredded, covered, anchor)`,
-/// `anchor` being `(anchor size, checkpoint size, consistency proof)` when one was checked.
-type VerifyTuple = (
-    u64,
-    Vec<u8>,
-    usize,
-    usize,
-    bool,
-    bool,
-    u64,
-    u64,
-    Option<(u64, u64, Vec<Vec<u8>>)>,
-);
 /// An anchor from Python: `(ledger_id, size, root, time_unix_ns, signature)`.
 type AnchorTuple = (Vec<u8>, u64, Vec<u8>, u64, Vec<u8>);
 type CheckpointTuple<'py> = (u64, Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
@@ -217,7 +205,7 @@ impl PyLedger {
         public_key: Option<Vec<u8>>,
         deep: bool,
         anchor: Option<AnchorTuple>,
-    ) -> PyResult<VerifyTuple> {
+    ) -> PyResult<PyVerifyReport> {
         self.sync(py)?;
         let kr = if deep {
             self.keyring.as_ref().map(|k| k.get().inner.clone())
@@ -260,7 +248,7 @@ fn run_verify(
     public_key: Option<Vec<u8>>,
     keyring: Option<Arc<crate::crypto::Keyring>>,
     anchor: Option<AnchorTuple>,
-) -> PyResult<VerifyTuple> {
+) -> PyResult<PyVerifyReport> {
     let anchor = anchor.map(to_anchor).transpose()?;
     let r = without_gil(py, || {
         verify::verify_dir_anchored(
@@ -270,23 +258,10 @@ fn run_verify(
             anchor.as_ref(),
         )
     })?;
-    Ok((
-        r.entries,
-        r.root.to_vec(),
-        r.checkpoints,
-        r.segments,
-        r.signed,
-        r.decrypted,
-        r.shredded,
-        r.covered,
-        r.anchor.map(|a| {
-            let proof = a.proof.iter().map(|h| h.to_vec()).collect();
-            (a.size, a.checkpoint_size, proof)
-        }),
-    ))
+    Ok(r.into())
 }
 
-/// Verify a ledger directory in bounded memory (see `VerifyTuple`), and its consistency with
+/// Verify a ledger directory in bounded memory (see `VerifyReport`), and its consistency with
 /// `anchor` when given; raises IntegrityError naming the first bad entry.
 #[pyfunction]
 #[pyo3(signature = (path, public_key = None, keyring = None, anchor = None))]
@@ -296,7 +271,7 @@ fn ledger_verify(
     public_key: Option<Vec<u8>>,
     keyring: Option<PyRef<'_, PyKeyring>>,
     anchor: Option<AnchorTuple>,
-) -> PyResult<VerifyTuple> {
+) -> PyResult<PyVerifyReport> {
     run_verify(
         py,
         path,
@@ -309,8 +284,8 @@ fn ledger_verify(
 /// `(ledger_id, public_key or None, checkpoints)` read from a ledger directory.
 #[pyfunction]
 fn ledger_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<LedgerInfo<'py>> {
-    let meta = super::recover::read_meta(&path)?;
-    let cps = super::recover::read_checkpoints(&path)?;
+    let meta = super::segments::read_meta(&path)?;
+    let cps = super::segments::read_checkpoints(&path)?;
     Ok((
         PyBytes::new(py, &meta.ledger_id),
         meta.public_key.map(|k| PyBytes::new(py, &k)),
@@ -411,6 +386,8 @@ fn checkpoint_verify(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLedger>()?;
+    m.add_class::<PyVerifyReport>()?;
+    m.add_class::<PyAnchorCheck>()?;
     m.add_function(wrap_pyfunction!(ledger_verify, m)?)?;
     m.add_function(wrap_pyfunction!(ledger_info, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;

@@ -1,14 +1,23 @@
-//! Reading a ledger directory back: segment listing, the metadata and checkpoint files, and
-//! the scan that rebuilds the tree on open and cuts a torn tail (see store.rs for the policy).
+//! The scan that rebuilds the tree when a ledger is opened for writing, and cuts a torn tail
+//! of the last segment (see store.rs for the policy). It reads segments through the same
+//! reader as the auditor (segments.rs) and never writes anything but that cut.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::format::{self, buffer_size, Checkpoint, Meta, Next, BODY_FIXED, SEG_HEADER_LEN};
-use super::merkle::{leaf_hash, Hash, Tree};
-use super::store::{io_err, Recovery};
+use super::format::{self, Checkpoint, Meta, Next, BODY_FIXED};
+use super::merkle::{leaf_hash, Tree};
+use super::segments::{check_checkpoint, io_err, list_segments, SegmentReader};
 use crate::error::{CoreError, CoreResult};
+
+/// What opening found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    pub truncated_bytes: u64,
+    pub truncated_at_index: Option<u64>,
+    pub segment: Option<String>,
+}
 
 /// What a scan of the directory found: the tree and where every entry lives.
 pub struct Scanned {
@@ -22,36 +31,6 @@ pub struct Scanned {
     pub checkpoints: Vec<Checkpoint>,
     pub recovery: Recovery,
     pub last_segment: PathBuf,
-}
-
-pub fn list_segments(dir: &Path) -> CoreResult<Vec<String>> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map_err(|e| io_err("list", dir, e))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with("seg-") && n.ends_with(".s0l"))
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-pub fn read_meta(dir: &Path) -> CoreResult<Meta> {
-    let p = dir.join("ledger.meta");
-    let b = fs::read(&p).map_err(|e| {
-        CoreError::Integrity(format!(
-            "{} is not a ledger (ledger.meta unreadable: {e})",
-            dir.display()
-        ))
-    })?;
-    Meta::decode(&b)
-}
-
-pub fn read_checkpoints(dir: &Path) -> CoreResult<Vec<Checkpoint>> {
-    match fs::read(dir.join("checkpoints.s0c")) {
-        Ok(b) => format::parse_checkpoints(&b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io_err("read", &dir.join("checkpoints.s0c"), e)),
-    }
 }
 
 /// Rebuild the tree from disk, repairing a torn tail of the last segment.
@@ -72,27 +51,14 @@ pub fn scan(dir: &Path, meta: &Meta, checkpoints: Vec<Checkpoint>) -> CoreResult
     let protected = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
     for (si, name) in names.iter().enumerate() {
         let is_last = si + 1 == names.len();
-        let p = dir.join(name);
-        let mut f = File::open(&p).map_err(|e| io_err("open", &p, e))?;
-        let mut header = [0u8; SEG_HEADER_LEN];
-        f.read_exact(&mut header).map_err(|_| {
-            CoreError::Integrity(format!("segment {name} is shorter than its header"))
-        })?;
-        let first = format::check_segment_header(&header, &meta.ledger_id, name)?;
-        if first != tree.size() {
-            return Err(CoreError::Integrity(format!(
-                "entry {}: segment {name} starts at entry {first}; entries were removed or \
-                 segments reordered",
-                tree.size()
-            )));
-        }
-        segments.push((first, name.clone()));
-        let mut r = BufReader::with_capacity(buffer_size(&f), f);
-        let mut pos = SEG_HEADER_LEN as u64;
+        let mut seg = SegmentReader::open(dir, name, meta, tree.size())?;
+        let p = seg.path.clone();
+        segments.push((tree.size(), name.clone()));
+        let mut pos;
         loop {
             let index = tree.size();
-            let mut used = 0;
-            let next = format::read_record(&mut r, &mut used).map_err(|e| io_err("read", &p, e))?;
+            let (at, next) = seg.next_record()?;
+            pos = at;
             let torn = matches!(next, Next::Incomplete | Next::Corrupt(_));
             let problem = match next {
                 Next::End => break,
@@ -101,7 +67,6 @@ pub fn scan(dir: &Path, meta: &Meta, checkpoints: Vec<Checkpoint>) -> CoreResult
                         last_time = b.time_unix_ns;
                         tree.push(leaf_hash(&body));
                         offsets.push(pos);
-                        pos += used;
                         continue;
                     }
                     Some(b) if b.index != index => {
@@ -157,38 +122,6 @@ pub fn scan(dir: &Path, meta: &Meta, checkpoints: Vec<Checkpoint>) -> CoreResult
         recovery,
         last_segment: last,
     })
-}
-
-pub fn check_checkpoint(
-    i: usize,
-    cp: &Checkpoint,
-    meta: &Meta,
-    size: u64,
-    root_at: impl FnOnce(u64) -> CoreResult<Hash>,
-) -> CoreResult<()> {
-    if let Some(pk) = &meta.public_key {
-        if !cp.verify(&meta.ledger_id, pk) {
-            return Err(CoreError::Integrity(format!(
-                "checkpoint {i} (size {}) has an invalid signature: it was forged or altered",
-                cp.size
-            )));
-        }
-    }
-    if cp.size > size {
-        return Err(CoreError::Integrity(format!(
-            "entry {size}: checkpoint {i} covers {} entries but the ledger holds {size}; \
-             entries were removed",
-            cp.size
-        )));
-    }
-    if root_at(cp.size)? != cp.root {
-        return Err(CoreError::Integrity(format!(
-            "checkpoint {i}: the first {} entries no longer hash to the signed root; an entry \
-             was rewritten",
-            cp.size
-        )));
-    }
-    Ok(())
 }
 
 /// Is there a whole, valid record for an index after `index` somewhere past `pos`? Then the

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use super::format::{self, Checkpoint, Meta, BODY_FIXED, SEG_HEADER_LEN};
 use super::merkle::{leaf_hash, Hash, Tree};
-use super::recover::{read_checkpoints, read_meta, scan};
+use super::recover::{scan, Recovery};
+use super::segments::{io_err, read_checkpoints, read_meta};
 use crate::crypto::envelope::OVERHEAD;
 use crate::crypto::nonce::os_random;
 use crate::crypto::{Keyring, SigningKey};
@@ -54,14 +55,6 @@ impl Default for Options {
             segment_bytes: 256 << 20,
         }
     }
-}
-
-/// What opening found and repaired.
-#[derive(Debug, Clone, Default)]
-pub struct Recovery {
-    pub truncated_bytes: u64,
-    pub truncated_at_index: Option<u64>,
-    pub segment: Option<String>,
 }
 
 struct Chunk {
@@ -114,10 +107,6 @@ fn lock<T>(m: &Mutex<T>) -> CoreResult<MutexGuard<'_, T>> {
         .map_err(|_| CoreError::Internal("ledger lock poisoned by a panic".into()))
 }
 
-pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> CoreError {
-    CoreError::Integrity(format!("could not {what} {}: {e}", path.display()))
-}
-
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -160,8 +149,7 @@ impl Ledger {
             f.write_all(&format::segment_header(&ledger_id, 0))
                 .and_then(|_| f.sync_all())
                 .map_err(|e| io_err("write", &seg, e))?;
-            crate::crypto::keyfile::atomic_write(&meta_path, &meta.encode())
-                .map_err(|e| CoreError::Integrity(e.to_string()))?;
+            crate::crypto::keyfile::atomic_write(&meta_path, &meta.encode())?;
             sync_dir(dir);
             meta
         };

@@ -5,14 +5,14 @@
 //! every envelope against its index, time and previous root. With an anchor (a checkpoint
 //! kept outside the directory, see anchor.rs) it also proves the log extends the anchor.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::anchor::{self, Anchor, AnchorOutcome, ProofCollector};
-use super::format::{self, buffer_size, Next, SEG_HEADER_LEN};
+use super::format::{self, Next};
 use super::merkle::{leaf_hash, CompactRange, Hash};
-use super::recover::{check_checkpoint, list_segments, read_checkpoints, read_meta};
+use super::segments::{
+    check_checkpoint, list_segments, read_checkpoints, read_meta, SegmentReader,
+};
 use crate::crypto::{envelope, KeyStatus, Keyring};
 use crate::error::{CoreError, CoreResult};
 
@@ -114,33 +114,10 @@ pub fn verify_dir_anchored(
     };
     check_cps(&tree, &mut next_cp)?;
     for name in &names {
-        let p = dir.join(name);
-        let f = File::open(&p).map_err(|e| {
-            CoreError::Integrity(format!("entry {}: cannot open {name}: {e}", tree.size()))
-        })?;
-        let mut r = BufReader::with_capacity(buffer_size(&f), f);
-        let mut header = [0u8; SEG_HEADER_LEN];
-        r.read_exact(&mut header).map_err(|_| {
-            CoreError::Integrity(format!(
-                "entry {}: segment {name} is shorter than its header",
-                tree.size()
-            ))
-        })?;
-        let first = format::check_segment_header(&header, &meta.ledger_id, name)
-            .map_err(|e| CoreError::Integrity(format!("entry {}: {e}", tree.size())))?;
-        if first != tree.size() {
-            return Err(CoreError::Integrity(format!(
-                "entry {}: segment {name} starts at entry {first}; entries were removed or \
-                 segments reordered",
-                tree.size()
-            )));
-        }
+        let mut seg = SegmentReader::open(dir, name, &meta, tree.size())?;
         loop {
             let index = tree.size();
-            let mut used = 0;
-            let next = format::read_record(&mut r, &mut used).map_err(|e| {
-                CoreError::Integrity(format!("entry {index}: cannot read {name}: {e}"))
-            })?;
+            let (_, next) = seg.next_record()?;
             let body = match next {
                 Next::End => break,
                 Next::Record(b) => b,

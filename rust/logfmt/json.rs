@@ -60,17 +60,7 @@ pub fn write_f64(out: &mut String, v: f64) {
 
 /// Appends `unix_ns` as RFC 3339 UTC with nanoseconds: `2026-11-25T14:44:04.123456789Z`.
 pub fn write_rfc3339(out: &mut String, unix_ns: u64) {
-    let secs = (unix_ns / 1_000_000_000) as i64;
-    let nanos = unix_ns % 1_000_000_000;
-    let (y, mo, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let _ = write!(out, "{}", crate::clock::rfc3339::Rfc3339::nanos(unix_ns));
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! in Rust) and `format_log_record`, which the `logging.Formatter` of `system0.core.logging`
 //! calls.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -12,12 +11,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 
 use super::{begin_record, end_record, field, json, level_name, parse_level};
 use crate::error::CoreError;
-
-/// The text of a str; one holding lone surrogates (from `surrogateescape` decoding) is
-/// written with U+FFFD in their place rather than failing the log call.
-pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
-    s.to_cow().unwrap_or_else(|_| s.to_string_lossy())
-}
+use crate::pyconv::text;
 
 /// Nesting deeper than this is written as `str(value)`, so a cyclic structure cannot recurse
 /// forever.

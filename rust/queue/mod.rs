@@ -3,11 +3,10 @@
 //! without Python; `py.rs` carries Python objects through it.
 //!
 //! The ring is crossbeam's lock-free `ArrayQueue`. Blocking is layered on top with a
-//! parking_lot mutex + condvars that are touched only when a waiter is registered: the fast
-//! path is the ring plus a few atomics. A waiter registers (SeqCst) and then re-checks the
-//! ring while holding the mutex; a notifier changes the ring, fences, and takes the mutex only
-//! if it sees a waiter. That Dekker pairing means no wakeup is lost and nobody ever sleeps in
-//! a polling loop.
+//! parking_lot mutex and two `signal::Signal`s ("not empty", "not full") that are touched only
+//! when a waiter is registered: the fast path is the ring plus a few atomics. signal.rs holds
+//! the wait/notify pairing that loses no wakeup; config.rs the policy and the configuration;
+//! outcome.rs what a put or get returns and the stats snapshot.
 //!
 //! Close: producers bump `inflight` around their closed-check-and-push, and a consumer reports
 //! end-of-stream only after seeing `closed`, then `inflight == 0`, then an empty ring. A push
@@ -24,115 +23,33 @@
 //! `telemetry::internal::INTERNAL_MAX_LABEL_SETS` (10 000) make the constructor fail with
 //! `Cardinality` (Python `CardinalityError`).
 
+pub mod config;
 pub mod metrics;
+pub mod outcome;
 pub mod py;
+pub mod py_stats;
 pub mod py_waiters;
+pub mod signal;
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
+
+pub use config::{Config, Policy};
+pub use outcome::{Get, Put, Stats};
 
 use crate::error::{CoreError, CoreResult};
-use crate::telemetry::Snapshot;
 use metrics::{GetTally, PutTally, QueueMetrics};
-
-/// What a full queue does with a new item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Block,
-    Reject,
-    DropOldest,
-    DropNewest,
-}
-
-impl Policy {
-    pub fn parse(s: &str) -> CoreResult<Policy> {
-        match s.to_ascii_lowercase().as_str() {
-            "block" => Ok(Policy::Block),
-            "reject" => Ok(Policy::Reject),
-            "drop_oldest" => Ok(Policy::DropOldest),
-            "drop_newest" => Ok(Policy::DropNewest),
-            _ => Err(CoreError::InvalidArgument(format!(
-                "unknown queue policy {s:?}; use one of 'block', 'reject', 'drop_oldest', \
-                 'drop_newest' (system0.core.error_handling.Policy)"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Block => "block",
-            Policy::Reject => "reject",
-            Policy::DropOldest => "drop_oldest",
-            Policy::DropNewest => "drop_newest",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub name: String,
-    pub capacity: usize,
-    pub policy: Policy,
-    /// Shed an item at dequeue when its sojourn exceeded this (and stayed above it for
-    /// `sojourn_interval_ns`, as CoDel does); 0 disables shedding.
-    pub sojourn_target_ns: u64,
-    pub sojourn_interval_ns: u64,
-}
-
-impl Config {
-    pub fn new(name: &str, capacity: i64, policy: &str) -> CoreResult<Config> {
-        if capacity <= 0 {
-            return Err(CoreError::InvalidArgument(format!(
-                "queue '{name}': capacity must be a positive number of items, got {capacity}"
-            )));
-        }
-        if capacity > (1 << 32) {
-            return Err(CoreError::InvalidArgument(format!(
-                "queue '{name}': capacity {capacity} is larger than 2**32; a bounded queue that \
-                 large is not bounded in practice, pick a smaller one"
-            )));
-        }
-        Ok(Config {
-            name: name.to_owned(),
-            capacity: capacity as usize,
-            policy: Policy::parse(policy)?,
-            sojourn_target_ns: 0,
-            sojourn_interval_ns: 0,
-        })
-    }
-}
+use signal::Signal;
 
 struct Entry<T> {
     item: T,
     enq_ns: u64,
     /// 0 = no deadline.
     deadline_ns: u64,
-}
-
-/// Result of one non-blocking put. Items that were not kept are handed back, so that the
-/// caller (holding the GIL, for Python objects) decides where they are dropped.
-pub enum Put<T> {
-    Accepted,
-    /// Accepted after evicting the oldest item (DROP_OLDEST), which is returned.
-    Displaced(T),
-    /// Refused and counted as dropped (DROP_NEWEST).
-    DroppedNewest(T),
-    /// Full under BLOCK (wait and retry) or REJECT (counted as rejected).
-    Full(T),
-    Closed(T),
-    /// The item's deadline had already passed: not accepted (counted as rejected).
-    Expired(T),
-}
-
-pub enum Get<T> {
-    Item(T),
-    Empty,
-    /// Closed and drained: end-of-stream.
-    Closed,
 }
 
 #[derive(Default)]
@@ -146,33 +63,14 @@ struct Counters {
     expired_deadline: AtomicU64,
 }
 
-/// Point-in-time counters of one queue (each read atomically, not all at one instant).
-#[derive(Debug, Clone)]
-pub struct Stats {
-    pub depth: usize,
-    pub closed: bool,
-    pub enqueued: u64,
-    pub dequeued: u64,
-    pub rejected: u64,
-    pub dropped_oldest: u64,
-    pub dropped_newest: u64,
-    pub shed_sojourn: u64,
-    pub expired_deadline: u64,
-    /// The registry histogram `system0_queue_sojourn_ns{queue=<name>}`: shared by every
-    /// queue of this name.
-    pub sojourn: Snapshot,
-}
-
 pub struct Queue<T> {
     cfg: Config,
     ring: ArrayQueue<Entry<T>>,
     closed: AtomicBool,
     inflight: CachePadded<AtomicUsize>,
-    getters_waiting: AtomicUsize,
-    putters_waiting: AtomicUsize,
     lock: Mutex<()>,
-    not_empty: Condvar,
-    not_full: Condvar,
+    not_empty: Signal,
+    not_full: Signal,
     counters: Counters,
     metrics: QueueMetrics,
     /// CoDel: when the sojourn first went above target (+ interval), 0 when below.
@@ -180,6 +78,15 @@ pub struct Queue<T> {
     /// EWMA of the gap between dequeues, the basis of the retry-after hint.
     gap_ewma_ns: AtomicU64,
     last_dequeue_ns: AtomicU64,
+}
+
+/// Add `n` to one of this queue's own counters and to its registry series (nothing at 0).
+#[inline]
+fn count(own: &AtomicU64, series: &crate::telemetry::Counter, n: u64) {
+    if n != 0 {
+        own.fetch_add(n, Relaxed);
+        series.inc(n);
+    }
 }
 
 #[inline]
@@ -196,11 +103,9 @@ impl<T: Send> Queue<T> {
             cfg,
             closed: AtomicBool::new(false),
             inflight: CachePadded::new(AtomicUsize::new(0)),
-            getters_waiting: AtomicUsize::new(0),
-            putters_waiting: AtomicUsize::new(0),
             lock: Mutex::new(()),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
+            not_empty: Signal::default(),
+            not_full: Signal::default(),
             counters: Counters::default(),
             metrics,
             codel_above_until: AtomicU64::new(0),
@@ -261,53 +166,27 @@ impl<T: Send> Queue<T> {
     // are SeqCst too, so the single SeqCst order makes one side see the other.
     #[inline]
     fn notify_getters(&self, all: bool) {
-        if self.getters_waiting.load(SeqCst) > 0 {
-            let _g = self.lock.lock();
-            if all {
-                self.not_empty.notify_all();
-            } else {
-                self.not_empty.notify_one();
-            }
-        }
+        self.not_empty.notify(&self.lock, all);
     }
 
     #[inline]
     fn notify_putters(&self, all: bool) {
-        if self.putters_waiting.load(SeqCst) > 0 {
-            let _g = self.lock.lock();
-            if all {
-                self.not_full.notify_all();
-            } else {
-                self.not_full.notify_one();
-            }
-        }
+        self.not_full.notify(&self.lock, all);
     }
 
     /// Apply a producer tally to this queue's counters and to its registry series.
     #[inline]
     fn flush_put(&self, t: &mut PutTally) {
         let (c, m) = (&self.counters, &self.metrics);
-        if t.enqueued != 0 {
-            c.enqueued.fetch_add(t.enqueued, Relaxed);
-            m.enqueued.inc(t.enqueued);
-        }
-        if t.dropped_oldest != 0 {
-            c.dropped_oldest.fetch_add(t.dropped_oldest, Relaxed);
-            m.dropped_oldest.inc(t.dropped_oldest);
-        }
+        count(&c.enqueued, &m.enqueued, t.enqueued);
+        count(&c.dropped_oldest, &m.dropped_oldest, t.dropped_oldest);
         // An eviction makes room for the item that displaced it: the depth does not move.
         let grew = t.enqueued - t.dropped_oldest;
         if grew != 0 {
             m.depth.add(grew as f64);
         }
-        if t.rejected != 0 {
-            c.rejected.fetch_add(t.rejected, Relaxed);
-            m.rejected.inc(t.rejected);
-        }
-        if t.dropped_newest != 0 {
-            c.dropped_newest.fetch_add(t.dropped_newest, Relaxed);
-            m.dropped_newest.inc(t.dropped_newest);
-        }
+        count(&c.rejected, &m.rejected, t.rejected);
+        count(&c.dropped_newest, &m.dropped_newest, t.dropped_newest);
         *t = PutTally::default();
     }
 
@@ -316,21 +195,12 @@ impl<T: Send> Queue<T> {
     fn flush_get(&self, t: &mut GetTally) {
         let (c, m) = (&self.counters, &self.metrics);
         t.flush_run(&m.sojourn);
-        if t.dequeued != 0 {
-            c.dequeued.fetch_add(t.dequeued, Relaxed);
-            m.dequeued.inc(t.dequeued);
-        }
+        count(&c.dequeued, &m.dequeued, t.dequeued);
         if t.popped != 0 {
             m.depth.add(-(t.popped as f64));
         }
-        if t.expired != 0 {
-            c.expired_deadline.fetch_add(t.expired, Relaxed);
-            m.shed_deadline.inc(t.expired);
-        }
-        if t.shed != 0 {
-            c.shed_sojourn.fetch_add(t.shed, Relaxed);
-            m.shed_sojourn.inc(t.shed);
-        }
+        count(&c.expired_deadline, &m.shed_deadline, t.expired);
+        count(&c.shed_sojourn, &m.shed_sojourn, t.shed);
         *t = GetTally::default();
     }
 
@@ -402,42 +272,14 @@ impl<T: Send> Queue<T> {
 
     /// Wait until the ring has room or the queue is closed; false when `until` passed.
     fn wait_not_full(&self, until: Option<Instant>) -> bool {
-        let mut g = self.lock.lock();
-        self.putters_waiting.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        let ok = if !self.ring.is_full() || self.closed.load(SeqCst) {
-            true
-        } else {
-            match until {
-                None => {
-                    self.not_full.wait(&mut g);
-                    true
-                }
-                Some(t) => !self.not_full.wait_until(&mut g, t).timed_out(),
-            }
-        };
-        self.putters_waiting.fetch_sub(1, SeqCst);
-        ok
+        let ready = || !self.ring.is_full() || self.closed.load(SeqCst);
+        self.not_full.wait(&self.lock, until, ready)
     }
 
     /// Wait until the ring has an item, or the queue is closed; false when `until` passed.
     fn wait_not_empty(&self, until: Option<Instant>) -> bool {
-        let mut g = self.lock.lock();
-        self.getters_waiting.fetch_add(1, SeqCst);
-        fence(SeqCst);
-        let ok = if !self.ring.is_empty() || self.closed.load(SeqCst) {
-            true
-        } else {
-            match until {
-                None => {
-                    self.not_empty.wait(&mut g);
-                    true
-                }
-                Some(t) => !self.not_empty.wait_until(&mut g, t).timed_out(),
-            }
-        };
-        self.getters_waiting.fetch_sub(1, SeqCst);
-        ok
+        let ready = || !self.ring.is_empty() || self.closed.load(SeqCst);
+        self.not_empty.wait(&self.lock, until, ready)
     }
 
     /// Put, waiting for room under BLOCK until `until` (None = forever). Other policies never
@@ -658,8 +500,8 @@ impl<T: Send> Queue<T> {
     pub fn close(&self) {
         self.closed.store(true, SeqCst);
         let _g = self.lock.lock();
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
+        self.not_empty.notify_locked(true);
+        self.not_full.notify_locked(true);
     }
 
     /// Remove every item (for teardown), returning them so the caller chooses where to drop.

@@ -1,61 +1,23 @@
 //! Python bindings of the bounded queue: items are `Py<PyAny>`. Blocking waits run with the
 //! GIL released (`crate::gil::without_gil`) and touch no Python object, only move pointers;
-//! items the queue discards are handed back and dropped here, with the GIL held.
+//! items the queue discards are handed back and dropped here, with the GIL held. Every
+//! blocking wait goes through `crate::gil::wait_in_slices`, so Ctrl-C interrupts it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 use pyo3::PyTraverseError;
 
+use super::py_stats::PyQueueStats;
 use super::py_waiters::AsyncWaiters;
 use super::{Config, Get, Put, Queue};
 use crate::error::{CoreError, CoreResult};
-use crate::gil::without_gil;
-use crate::telemetry::histogram::bucket_range;
+use crate::gil::{parse_timeout, wait_in_slices, without_gil, Slice};
 
 type Item = Py<PyAny>;
-
-/// Blocking waits run in slices of at most this long so that Ctrl-C is honoured: between
-/// slices the GIL is taken back and pending signals are checked. A notify still ends a wait at
-/// once; the slice only bounds how long a signal waits to be seen.
-pub const SLICE: Duration = Duration::from_millis(50);
-
-/// The end of the next wait slice, never past `until`.
-#[inline]
-pub fn slice_end(until: Option<Instant>) -> Instant {
-    let s = Instant::now() + SLICE;
-    match until {
-        Some(t) if t < s => t,
-        _ => s,
-    }
-}
-
-#[inline]
-pub fn passed(until: Option<Instant>) -> bool {
-    until.is_some_and(|t| Instant::now() >= t)
-}
-
-/// Validate a timeout in seconds: None = wait forever, 0 = do not wait.
-/// `owner` names the object in the error message (built only on error).
-#[inline]
-pub fn parse_timeout(
-    owner: impl FnOnce() -> String,
-    timeout: Option<f64>,
-) -> CoreResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_nan() || t < 0.0 => Err(CoreError::InvalidArgument(format!(
-            "{}: timeout must be None (wait forever) or a number of seconds >= 0, got {t}",
-            owner()
-        ))),
-        Some(t) if t.is_infinite() || t > 1e9 => Ok(None),
-        Some(t) => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
-    }
-}
 
 /// A bounded MPMC queue of Python objects with an overflow policy (see
 /// `system0.core.error_handling.BoundedQueue`).
@@ -95,6 +57,31 @@ impl PyBoundedQueue {
              (counted in rejected)",
             self.owner()
         ))
+    }
+
+    /// Map a get outcome to the Python result, `empty()` standing for an empty queue. Shed
+    /// and expired items (`discard`) freed slots too: that many async producers are woken as
+    /// well, after the items are dropped here, with the GIL held.
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        r: Get<Item>,
+        discard: Vec<Item>,
+        empty: impl FnOnce() -> PyResult<Item>,
+    ) -> PyResult<Item> {
+        let freed = discard.len();
+        drop(discard);
+        match r {
+            Get::Item(x) => {
+                self.putters.wake(py, 1 + freed);
+                Ok(x)
+            }
+            Get::Empty => {
+                self.putters.wake(py, freed);
+                empty()
+            }
+            Get::Closed => Err(self.q.closed_error().into()),
+        }
     }
 
     /// Map a put outcome to the Python result; `true` = accepted.
@@ -214,20 +201,16 @@ impl PyBoundedQueue {
         let dl = self.deadline(ttl, deadline_ns)?;
         let r = match self.q.put_nowait(item, dl, crate::clock::now_ns()) {
             Put::Full(item) if self.q.config().policy == super::Policy::Block => {
-                let mut item = item;
-                loop {
-                    if passed(until) {
+                let q = &self.q;
+                let step = |item, end| match q.put(item, dl, Some(end)) {
+                    Put::Full(back) => Slice::Again(back),
+                    other => Slice::Done(other),
+                };
+                match wait_in_slices(py, until, item, step, |_| true)? {
+                    Ok(done) => done,
+                    Err(item) => {
                         self.q.count_rejected();
-                        break Put::Full(item);
-                    }
-                    let q = self.q.clone();
-                    let end = slice_end(until);
-                    match without_gil(py, move || q.put(item, dl, Some(end))) {
-                        Put::Full(back) => {
-                            item = back;
-                            py.check_signals()?;
-                        }
-                        other => break other,
+                        Put::Full(item)
                     }
                 }
             }
@@ -303,25 +286,25 @@ impl PyBoundedQueue {
         let blocked =
             matches!(stop, Some(Put::Full(()))) && self.q.config().policy == super::Policy::Block;
         if blocked {
-            let mut rest = rest;
-            while matches!(stop, Some(Put::Full(()))) {
-                if passed(until) {
-                    self.q.count_rejected();
-                    break;
+            // The state carried between slices: (items left, accepted so far, discarded).
+            let q = &self.q;
+            let step = |(rest, n, mut disc): (Vec<Item>, usize, Vec<Item>), end| {
+                let (d, s, r) = q.put_many(rest, dl, Some(end), true, &mut disc);
+                match s {
+                    Some(Put::Full(())) => Slice::Again((r, n + d, disc)),
+                    other => Slice::Done((other, n + d, disc)),
                 }
-                let q = self.q.clone();
-                let end = slice_end(until);
-                let (d2, s2, r2, disc2) = without_gil(py, move || {
-                    let mut d = Vec::new();
-                    let (a, b, c) = q.put_many(rest, dl, Some(end), true, &mut d);
-                    (a, b, c, d)
-                });
-                done += d2;
-                stop = s2;
-                rest = r2;
-                discard.extend(disc2);
-                if matches!(stop, Some(Put::Full(()))) && !passed(until) {
-                    py.check_signals()?;
+            };
+            // Items accepted before an interrupt stay enqueued; the interrupt reports none.
+            match wait_in_slices(py, until, (rest, 0, discard), step, |_| true)? {
+                Ok((s, n, disc)) => {
+                    (stop, discard) = (s, disc);
+                    done += n;
+                }
+                Err((_, n, disc)) => {
+                    self.q.count_rejected();
+                    discard = disc;
+                    done += n;
                 }
             }
         }
@@ -346,33 +329,18 @@ impl PyBoundedQueue {
         let until = parse_timeout(|| self.owner(), timeout)?;
         let mut discard = Vec::new();
         let mut r = self.q.try_get(None, &mut discard);
-        while matches!(r, Get::Empty) && !passed(until) {
-            let q = self.q.clone();
-            let end = slice_end(until);
-            let (r2, d2) = without_gil(py, move || {
-                let mut d = Vec::new();
-                (q.get(Some(end), &mut d), d)
-            });
-            r = r2;
-            discard.extend(d2);
-            if matches!(r, Get::Empty) {
-                py.check_signals()?;
-            }
+        if matches!(r, Get::Empty) {
+            let q = &self.q;
+            let step = |mut disc: Vec<Item>, end| match q.get(Some(end), &mut disc) {
+                Get::Empty => Slice::Again(disc),
+                got => Slice::Done((got, disc)),
+            };
+            (r, discard) = match wait_in_slices(py, until, discard, step, |_| true)? {
+                Ok(done) => done,
+                Err(disc) => (Get::Empty, disc),
+            };
         }
-        // Shed and expired items freed slots too: wake that many async producers as well.
-        let freed = discard.len();
-        drop(discard);
-        match r {
-            Get::Item(x) => {
-                self.putters.wake(py, 1 + freed);
-                Ok(x)
-            }
-            Get::Empty => {
-                self.putters.wake(py, freed);
-                Err(self.timeout_error(timeout).into())
-            }
-            Get::Closed => Err(self.q.closed_error().into()),
-        }
+        self.deliver(py, r, discard, || Err(self.timeout_error(timeout).into()))
     }
 
     /// Non-blocking get; same as `get(timeout=0)`.
@@ -386,19 +354,7 @@ impl PyBoundedQueue {
     fn try_get(&self, py: Python<'_>, default: Option<Item>) -> PyResult<Item> {
         let mut discard = Vec::new();
         let r = self.q.try_get(None, &mut discard);
-        let freed = discard.len();
-        drop(discard);
-        match r {
-            Get::Item(x) => {
-                self.putters.wake(py, 1 + freed);
-                Ok(x)
-            }
-            Get::Empty => {
-                self.putters.wake(py, freed);
-                Ok(default.unwrap_or_else(|| py.None()))
-            }
-            Get::Closed => Err(self.q.closed_error().into()),
-        }
+        self.deliver(py, r, discard, || Ok(default.unwrap_or_else(|| py.None())))
     }
 
     /// Up to `max_items` items, returned as soon as that many are there or `timeout` passes
@@ -423,31 +379,35 @@ impl PyBoundedQueue {
         // First take what is there without releasing the GIL.
         let first = self.q.get_many(max_items, None, false, &mut discard);
         let r = match first {
-            Some(mut v) if v.len() < max_items && !passed(until) => loop {
-                let q = self.q.clone();
-                let want = max_items - v.len();
-                let end = slice_end(until);
-                let (r2, d2) = without_gil(py, move || {
-                    let mut d = Vec::new();
-                    (q.get_many(want, Some(end), true, &mut d), d)
-                });
-                discard.extend(d2);
-                match r2 {
+            Some(v) if v.len() < max_items && !crate::gil::passed(until) => {
+                let q = &self.q;
+                let step = |(mut v, mut disc): (Vec<Item>, Vec<Item>), end| match q.get_many(
+                    max_items - v.len(),
+                    Some(end),
+                    true,
+                    &mut disc,
+                ) {
                     Some(more) => {
                         v.extend(more);
-                        if v.len() >= max_items || passed(until) {
-                            break Some(v);
-                        }
-                        // Signals are checked only while empty-handed: items already taken
-                        // are never dropped on the floor by an interrupt.
-                        if v.is_empty() {
-                            py.check_signals()?;
+                        if v.len() >= max_items {
+                            Slice::Done((Some(v), disc))
+                        } else {
+                            Slice::Again((v, disc))
                         }
                     }
-                    None if v.is_empty() => break None,
-                    None => break Some(v),
-                }
-            },
+                    None if v.is_empty() => Slice::Done((None, disc)),
+                    None => Slice::Done((Some(v), disc)),
+                };
+                // Signals end the wait only while empty-handed: items already taken are
+                // never dropped on the floor by an interrupt.
+                let empty = |(v, _): &(Vec<Item>, Vec<Item>)| v.is_empty();
+                let (got, disc) = match wait_in_slices(py, until, (v, discard), step, empty)? {
+                    Ok(done) => done,
+                    Err((v, disc)) => (Some(v), disc),
+                };
+                discard = disc;
+                got
+            }
             other => other,
         };
         let freed = discard.len();
@@ -528,41 +488,10 @@ impl PyBoundedQueue {
         }
     }
 
-    /// Counters, depth and sojourn quantiles as a dict (see `QueueStats`).
-    fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.q.stats();
-        let c = self.q.config();
-        let d = PyDict::new(py);
-        d.set_item("name", &c.name)?;
-        d.set_item("capacity", c.capacity)?;
-        d.set_item("policy", c.policy.as_str())?;
-        d.set_item("depth", s.depth)?;
-        d.set_item("closed", s.closed)?;
-        d.set_item("enqueued", s.enqueued)?;
-        d.set_item("dequeued", s.dequeued)?;
-        d.set_item("rejected", s.rejected)?;
-        d.set_item("dropped_oldest", s.dropped_oldest)?;
-        d.set_item("dropped_newest", s.dropped_newest)?;
-        d.set_item("shed_sojourn", s.shed_sojourn)?;
-        d.set_item("expired_deadline", s.expired_deadline)?;
-        // The sojourn fields read the registry histogram of this queue's name (shared by
-        // every queue of that name); 0 stands for "nothing recorded yet".
-        let sj = &s.sojourn;
-        d.set_item("sojourn_count", sj.count)?;
-        d.set_item("sojourn_sum_ns", sj.sum)?;
-        d.set_item("sojourn_max_ns", sj.max.unwrap_or(0))?;
-        d.set_item("sojourn_p50_ns", sj.quantile(0.5)?.unwrap_or(0))?;
-        d.set_item("sojourn_p90_ns", sj.quantile(0.9)?.unwrap_or(0))?;
-        d.set_item("sojourn_p99_ns", sj.quantile(0.99)?.unwrap_or(0))?;
-        let buckets: Vec<(u64, u64)> = sj
-            .buckets
-            .iter()
-            .map(|&(i, n)| (bucket_range(i as usize).1.saturating_add(1), n))
-            .collect();
-        d.set_item("sojourn_buckets", buckets)?;
-        d.set_item("async_getters", self.getters.len())?;
-        d.set_item("async_putters", self.putters.len())?;
-        Ok(d)
+    /// Counters, depth and sojourn quantiles of this queue, one frozen snapshot.
+    fn _stats(&self) -> PyResult<PyQueueStats> {
+        let (s, c) = (self.q.stats(), self.q.config());
+        PyQueueStats::new(c, &s, self.getters.len(), self.putters.len())
     }
 }
 
@@ -574,5 +503,6 @@ impl Drop for PyBoundedQueue {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyBoundedQueue>()
+    m.add_class::<PyBoundedQueue>()?;
+    m.add_class::<PyQueueStats>()
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
@@ -14,6 +13,11 @@ use super::snapshot::Snapshot;
 use super::{prometheus, Counter, Gauge, Histogram};
 use crate::error::CoreError;
 
+/// An argument error (`system0.errors.InvalidArgument`) with `message`.
+fn invalid(message: String) -> PyErr {
+    CoreError::InvalidArgument(message).into()
+}
+
 /// The label values for `family` from `.labels(*args)` or `.labels(**kwargs)`.
 fn label_values(
     family: &Family,
@@ -22,7 +26,7 @@ fn label_values(
 ) -> PyResult<Vec<String>> {
     let kwargs = kwargs.filter(|k| !k.is_empty());
     match kwargs {
-        Some(_) if !args.is_empty() => Err(PyValueError::new_err(format!(
+        Some(_) if !args.is_empty() => Err(invalid(format!(
             "metric '{}': pass label values either by position or by name, not both",
             family.name
         ))),
@@ -32,7 +36,7 @@ fn label_values(
                 match kw.get_item(name)? {
                     Some(v) => values.push(v.str()?.to_string()),
                     None => {
-                        return Err(PyValueError::new_err(format!(
+                        return Err(invalid(format!(
                             "metric '{}' needs a value for label '{name}'; its labels are ({})",
                             family.name,
                             family.label_names.join(", ")
@@ -41,7 +45,7 @@ fn label_values(
                 }
             }
             if kw.len() != values.len() {
-                return Err(PyValueError::new_err(format!(
+                return Err(invalid(format!(
                     "metric '{}' was given unknown label names; its labels are ({})",
                     family.name,
                     family.label_names.join(", ")
@@ -54,7 +58,7 @@ fn label_values(
 }
 
 fn no_labels_error(f: &Family, what: &str) -> PyErr {
-    PyValueError::new_err(format!(
+    invalid(format!(
         "metric '{}' has labels ({}); {what} through a child: .labels(...).{what}(...)",
         f.name,
         f.label_names.join(", ")
@@ -82,7 +86,7 @@ macro_rules! handle_common {
 
             fn child(&self, values: Vec<String>) -> PyResult<Self> {
                 if !self.label_values.is_empty() || self.family.label_names.is_empty() {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(invalid(format!(
                         "metric '{}' has no label names left to fill; call .labels() on the \
                          family returned at registration",
                         self.family.name
@@ -251,7 +255,7 @@ handle_methods!(PyCounter {
             Some(v) => match v.extract::<u64>() {
                 Ok(n) => n,
                 Err(_) => {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(invalid(format!(
                         "counter '{}' was given {}; counters only go up, by whole numbers >= 0 \
                          (use a gauge for values that go down or are fractional)",
                         self.family.name,

@@ -12,6 +12,9 @@
 pub mod collector;
 pub mod ids;
 pub mod py;
+pub mod py_attrs;
+pub mod py_context;
+pub mod py_contextvar;
 pub mod py_finished;
 pub mod record;
 pub mod sampler;

@@ -1,72 +1,27 @@
-//! Python bindings of spans. The current span lives in one `contextvars.ContextVar`, read and
-//! written through the C API (`PyContextVar_Get/Set/Reset`) so that entering and leaving a
-//! span costs no Python-level call: it follows asyncio tasks (each task runs in a copy of its
-//! creator's context) and reaches a thread whose work runs in a copied context.
+//! Python bindings of spans: the `Span` class and the functions that read or set the current
+//! span. The current span lives in one `contextvars.ContextVar` (py_contextvar.rs); span
+//! identity and the traceparent header are in py_context.rs, attribute conversion in
+//! py_attrs.rs, finished spans in py_finished.rs.
 //!
 //! A span takes its parent and ids when it is created, not when it is entered: `with span(..)`
 //! does both at once, and a span created ahead of time keeps the parent current at creation.
 
 use std::cell::RefCell;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
+use super::py_attrs::{attrs_to_dict, dict_to_attrs, to_attr};
+use super::py_context::{parse_counted, PySpanContext};
+use super::py_contextvar::{ctx_get, ctx_reset, ctx_set};
 use super::record::{set_attr, AttrValue, Attrs, Event, SpanRecord, Status};
 use super::{collector, ids, sampler, traceparent};
 use crate::energy;
 use crate::error::CoreError;
-use crate::logfmt::py::text;
-
-pub(super) static MALFORMED: AtomicU64 = AtomicU64::new(0);
-static CURRENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// The ContextVar holding the current `Span` (or a remote `SpanContext`).
-fn current_var(py: Python<'_>) -> PyResult<&Py<PyAny>> {
-    CURRENT.get_or_try_init(py, || {
-        let var = py
-            .import("contextvars")?
-            .getattr("ContextVar")?
-            .call1(("system0_current_span",))?;
-        Ok(var.unbind())
-    })
-}
-
-fn ctx_get<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let var = current_var(py)?;
-    let mut out: *mut ffi::PyObject = ptr::null_mut();
-    // SAFETY: `var` is a live ContextVar; on success `out` is a new reference or NULL.
-    let rc = unsafe { ffi::PyContextVar_Get(var.as_ptr(), ptr::null_mut(), &mut out) };
-    if rc < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    if out.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: `out` is a new, non-null reference.
-    let obj = unsafe { Bound::from_owned_ptr(py, out) };
-    Ok(if obj.is_none() { None } else { Some(obj) })
-}
-
-fn ctx_set<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let var = current_var(py)?;
-    // SAFETY: both pointers are live; the result is a new reference (the Token) or NULL.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContextVar_Set(var.as_ptr(), value.as_ptr())) }
-}
-
-fn ctx_reset(py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<()> {
-    let var = current_var(py)?;
-    // SAFETY: both pointers are live; Reset validates the token and sets an error if wrong.
-    if unsafe { ffi::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    Ok(())
-}
+use crate::pyconv::text;
 
 #[derive(Clone, Copy)]
 struct Parent {
@@ -98,19 +53,6 @@ fn parent_of(obj: &Bound<'_, PyAny>) -> Option<Parent> {
     None
 }
 
-/// Parses a header, counting it when malformed; an empty header (or only spaces and tabs,
-/// HTTP's optional whitespace) is absent, not malformed.
-fn parse_counted(header: &str) -> Option<traceparent::TraceParent> {
-    if header.trim_matches([' ', '\t']).is_empty() {
-        return None;
-    }
-    let tp = traceparent::parse_traceparent(header);
-    if tp.is_none() {
-        MALFORMED.fetch_add(1, Ordering::Relaxed);
-    }
-    tp
-}
-
 fn resolve_parent(py: Python<'_>, parent: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Parent>> {
     let Some(p) = parent else {
         return Ok(ctx_get(py)?.as_ref().and_then(parent_of));
@@ -131,52 +73,6 @@ fn resolve_parent(py: Python<'_>, parent: Option<&Bound<'_, PyAny>>) -> PyResult
          pass parent=None to use the current span",
         p.get_type().name()?
     )))
-}
-
-/// Converts a Python value to an attribute: str, bool, int (within i64) and float keep their
-/// type; anything else (and an int beyond i64) is stored as its `str()`.
-pub(crate) fn to_attr(v: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
-    if let Ok(s) = v.cast::<PyString>() {
-        return Ok(AttrValue::Str(text(s).into_owned()));
-    }
-    if let Ok(b) = v.cast::<PyBool>() {
-        return Ok(AttrValue::Bool(b.is_true()));
-    }
-    if v.is_instance_of::<PyInt>() {
-        if let Ok(n) = v.extract::<i64>() {
-            return Ok(AttrValue::Int(n));
-        }
-    } else if let Ok(f) = v.cast::<PyFloat>() {
-        return Ok(AttrValue::Float(f.value()));
-    }
-    Ok(AttrValue::Str(text(&v.str()?).into_owned()))
-}
-
-pub(crate) fn attr_to_py<'py>(py: Python<'py>, v: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        AttrValue::Str(s) => PyString::new(py, s).into_any(),
-        AttrValue::Int(n) => n.into_pyobject(py)?.into_any(),
-        AttrValue::Float(f) => PyFloat::new(py, *f).into_any(),
-        AttrValue::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-    })
-}
-
-pub(super) fn attrs_to_dict<'py>(py: Python<'py>, attrs: &Attrs) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (k, v) in attrs {
-        d.set_item(k, attr_to_py(py, v)?)?;
-    }
-    Ok(d)
-}
-
-fn dict_to_attrs(attrs: Option<&Bound<'_, PyDict>>, out: &mut Attrs) -> PyResult<()> {
-    if let Some(d) = attrs {
-        for (k, v) in d.iter() {
-            let key = text(k.cast::<PyString>()?);
-            set_attr(out, &key, to_attr(&v)?);
-        }
-    }
-    Ok(())
 }
 
 const CREATED: u8 = 0;
@@ -241,6 +137,17 @@ pub struct PySpan {
 }
 
 impl PySpan {
+    /// Move the span from phase `from` to `to` (each happens once); otherwise an argument
+    /// error saying the span `misuse`.
+    fn advance(&self, from: u8, to: u8, misuse: &str) -> PyResult<()> {
+        self.phase
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+            .map_err(|_| {
+                CoreError::InvalidArgument(format!("span '{}' {misuse}", self.name)).into()
+            })
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -334,17 +241,11 @@ impl PySpan {
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
         let this = slf.get();
-        if this
-            .phase
-            .compare_exchange(CREATED, ENTERED, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(CoreError::InvalidArgument(format!(
-                "span '{}' was already entered; create a new span for each `with` block",
-                this.name
-            ))
-            .into());
-        }
+        this.advance(
+            CREATED,
+            ENTERED,
+            "was already entered; create a new span for each `with` block",
+        )?;
         let token = ctx_set(slf.py(), slf.as_any())?;
         // The phase check above makes this the only `set`.
         let _ = this.token.set(token.unbind());
@@ -368,17 +269,7 @@ impl PySpan {
         let end = crate::clock::now_ns();
         let py = slf.py();
         let this = slf.get();
-        if this
-            .phase
-            .compare_exchange(ENTERED, FINISHED, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(CoreError::InvalidArgument(format!(
-                "span '{}' was exited without being entered",
-                this.name
-            ))
-            .into());
-        }
+        this.advance(ENTERED, FINISHED, "was exited without being entered")?;
         this.end_ns.store(end, Ordering::Release);
         if !exc_value.is_none() {
             // Describing the exception must not stop the span from closing: an exception
@@ -577,69 +468,6 @@ impl PySpan {
     }
 }
 
-/// The identity of a span, local or received from another process: what a child needs.
-#[pyclass(module = "system0._core", name = "SpanContext", frozen, eq, hash)]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct PySpanContext {
-    trace_id: u128,
-    span_id: u64,
-    sampled: bool,
-    remote: bool,
-}
-
-#[pymethods]
-impl PySpanContext {
-    #[new]
-    #[pyo3(signature = (trace_id, span_id, sampled=true, remote=false))]
-    fn new(trace_id: u128, span_id: u64, sampled: bool, remote: bool) -> PyResult<Self> {
-        if trace_id == 0 || span_id == 0 {
-            return Err(CoreError::InvalidArgument(
-                "SpanContext ids must be non-zero (W3C trace-context forbids all-zero ids)".into(),
-            )
-            .into());
-        }
-        Ok(Self {
-            trace_id,
-            span_id,
-            sampled,
-            remote,
-        })
-    }
-    #[getter]
-    fn trace_id(&self) -> u128 {
-        self.trace_id
-    }
-    #[getter]
-    fn span_id(&self) -> u64 {
-        self.span_id
-    }
-    #[getter]
-    fn sampled(&self) -> bool {
-        self.sampled
-    }
-    #[getter]
-    fn remote(&self) -> bool {
-        self.remote
-    }
-    #[getter]
-    fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
-    }
-    #[getter]
-    fn span_id_hex(&self) -> String {
-        format!("{:016x}", self.span_id)
-    }
-    fn traceparent(&self) -> String {
-        traceparent::format_traceparent(self.trace_id, self.span_id, self.sampled)
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "SpanContext(trace_id={:032x}, span_id={:016x}, sampled={}, remote={})",
-            self.trace_id, self.span_id, self.sampled, self.remote
-        )
-    }
-}
-
 /// The trace and span id of the current context (span or remote parent), for log records.
 pub(crate) fn current_ids(py: Python<'_>) -> PyResult<Option<(u128, u64)>> {
     Ok(ctx_get(py)?
@@ -671,33 +499,6 @@ fn inject(py: Python<'_>) -> PyResult<Option<String>> {
     Ok(current_context(py)?.map(|c| c.traceparent()))
 }
 
-#[pyfunction]
-#[pyo3(signature = (traceparent, /))]
-fn extract(traceparent: Option<&str>) -> Option<PySpanContext> {
-    parse_counted(traceparent?).map(|tp| PySpanContext {
-        trace_id: tp.trace_id,
-        span_id: tp.span_id,
-        sampled: tp.sampled(),
-        remote: true,
-    })
-}
-
-#[pyfunction]
-fn format_traceparent(trace_id: u128, span_id: u64, sampled: bool) -> PyResult<String> {
-    if trace_id == 0 || span_id == 0 {
-        return Err(CoreError::InvalidArgument(
-            "traceparent ids must be non-zero (W3C trace-context forbids all-zero ids)".into(),
-        )
-        .into());
-    }
-    Ok(traceparent::format_traceparent(trace_id, span_id, sampled))
-}
-
-#[pyfunction]
-fn malformed_traceparent_count() -> u64 {
-    MALFORMED.load(Ordering::Relaxed)
-}
-
 /// Makes `value` (a Span or SpanContext) current; returns the token for `_reset_current`.
 #[pyfunction]
 fn _set_current<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -714,36 +515,14 @@ fn _reset_current(token: &Bound<'_, PyAny>) -> PyResult<()> {
     ctx_reset(token.py(), token)
 }
 
-#[pyfunction]
-#[pyo3(signature = (ratio, parent_based=true))]
-fn set_sampling(ratio: f64, parent_based: bool) -> PyResult<()> {
-    Ok(sampler::set_sampling(ratio, parent_based)?)
-}
-
-#[pyfunction]
-fn sampling() -> (f64, bool) {
-    sampler::sampling()
-}
-
-#[pyfunction]
-fn sample_trace(trace_id: u128) -> bool {
-    sampler::sample_root(trace_id)
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySpan>()?;
-    m.add_class::<PySpanContext>()?;
     m.add_function(wrap_pyfunction!(current_span, m)?)?;
     m.add_function(wrap_pyfunction!(current_context, m)?)?;
     m.add_function(wrap_pyfunction!(inject, m)?)?;
-    m.add_function(wrap_pyfunction!(extract, m)?)?;
-    m.add_function(wrap_pyfunction!(format_traceparent, m)?)?;
-    m.add_function(wrap_pyfunction!(malformed_traceparent_count, m)?)?;
     m.add_function(wrap_pyfunction!(_set_current, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_current, m)?)?;
-    m.add_function(wrap_pyfunction!(set_sampling, m)?)?;
-    m.add_function(wrap_pyfunction!(sampling, m)?)?;
-    m.add_function(wrap_pyfunction!(sample_trace, m)?)?;
+    super::py_context::register(m)?;
     super::py_finished::register(m)?;
     Ok(())
 }

@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::collector;
-use super::py::{attrs_to_dict, MALFORMED};
+use super::py_attrs::attrs_to_dict;
+use super::py_context::MALFORMED;
 use super::record::{SpanRecord, Status};
 use crate::error::CoreError;
 

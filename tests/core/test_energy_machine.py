@@ -108,8 +108,8 @@ def test_the_default_meter_is_one_meter_across_threads() -> None:
 
 def test_a_missing_nvml_library_is_named() -> None:
     m = EnergyMeter(powercap_root=None, nvml_library="libsystem0-absent-nvml.so.1", perf=False)
-    nvml = next(s for s in m.sources() if s[0] == "nvml")
-    assert nvml[1:3] == (
+    nvml = next(s for s in m.sources() if s.name == "nvml")
+    assert (nvml.available, nvml.reason) == (
         False,
         "not available: libsystem0-absent-nvml.so.1 not found (no NVIDIA driver installed)",
     )
@@ -117,8 +117,8 @@ def test_a_missing_nvml_library_is_named() -> None:
 
 def test_a_library_that_is_not_nvml_is_refused() -> None:
     m = EnergyMeter(powercap_root=None, nvml_library="libc.so.6", perf=False)
-    nvml = next(s for s in m.sources() if s[0] == "nvml")
-    assert nvml[2] == "not available: libc.so.6 lacks nvmlInit_v2"
+    nvml = next(s for s in m.sources() if s.name == "nvml")
+    assert nvml.reason == "not available: libc.so.6 lacks nvmlInit_v2"
 
 
 @pytest.mark.parametrize("bad", [123, object()])

@@ -54,8 +54,8 @@ def test_discovers_every_domain_once_in_a_stable_order(
 ) -> None:
     m = rapl_meter(tmp_path)
     assert m.domains == ["cpu_package_0", "cpu_core_0", "cpu_dram_0", "cpu_package_1"]
-    rapl = next(s for s in m.sources() if s[0] == "rapl")
-    assert rapl == ("rapl", True, None, m.domains)
+    rapl = next(s for s in m.sources() if s.name == "rapl")
+    assert (rapl.available, rapl.reason, rapl.domains) == (True, None, tuple(m.domains))
 
 
 def test_deltas_per_domain_and_a_total_without_double_counting(
@@ -148,7 +148,7 @@ def test_an_absent_powercap_says_so_and_gives_no_figure(tmp_path: Path) -> None:
 def test_a_powercap_without_rapl_zones_says_so(tmp_path: Path) -> None:
     zone(tmp_path, "dtpm:0", "soc", 1)
     m = rapl_meter(tmp_path)
-    reason = m.sources()[0][2]
+    reason = m.sources()[0].reason
     assert reason is not None and reason.startswith("not available: no RAPL zone under ")
 
 

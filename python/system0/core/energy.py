@@ -35,10 +35,9 @@ Caveats worth knowing before reading a figure:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import TracebackType
 
-from system0._core import EnergyDelta, EnergyMeter, EnergySnapshot
+from system0._core import EnergyDelta, EnergyMeter, EnergySnapshot, EnergySource
 
 __all__ = [
     "EnergyDelta",
@@ -68,28 +67,13 @@ def default_meter() -> EnergyMeter:
     return meter
 
 
-@dataclass(frozen=True, slots=True)
-class EnergySource:
-    """One counter source on this machine: ``rapl``, ``nvml`` or ``perf``."""
-
-    name: str
-    available: bool
-    #: "not available: ..." when ``available`` is false, else ``None``.
-    reason: str | None
-    #: What it reports: ``cpu_package_0``, ``cpu_dram_0``, ``gpu_0``, ``cycles``, ...
-    domains: tuple[str, ...]
-
-
 def energy_sources(meter: EnergyMeter | None = None) -> list[EnergySource]:
     """What the machine exposes, and why each missing source is missing.
 
     The ``perf`` entry is probed on the calling thread (perf counters are per thread).
     """
     m = meter if meter is not None else default_meter()
-    return [
-        EnergySource(name, available, reason, tuple(domains))
-        for name, available, reason, domains in m.sources()
-    ]
+    return m.sources()
 
 
 def read_counters(

@@ -39,11 +39,14 @@ import functools
 import inspect
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from system0 import _core
+
+# The stats snapshots are frozen Rust classes (documented in ``_core.pyi``), each built in one
+# call: re-exported here under their public names.
+from system0._core import BreakerStats, BucketStats, LimiterStats, QueueStats
 from system0.errors import CircuitOpen, Closed, DeadlineExceeded, InvalidArgument, Overloaded
 
 __all__ = [
@@ -74,78 +77,6 @@ class Policy(enum.StrEnum):
     REJECT = "reject"  # raise Overloaded(depth, retry_after) at once
     DROP_OLDEST = "drop_oldest"  # evict the oldest item (counted) and take the new one
     DROP_NEWEST = "drop_newest"  # drop the new item (counted); put returns False
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """Counters of one queue. Sojourn = time from put to get of delivered items, in ns.
-
-    The counters are this queue's own. The ``sojourn_*`` fields read the registry histogram
-    ``system0_queue_sojourn_ns{queue=<name>}``, which every queue of that name records into;
-    quantiles are within 0.05 % (telemetry's log-linear buckets), 0 while nothing was recorded.
-
-    Accounting holds exactly once the queue is quiet: ``enqueued == dequeued + depth +
-    dropped_oldest + expired_deadline + shed_sojourn``. ``rejected`` counts puts refused
-    (REJECT on full, BLOCK timeout, deadline already passed at put); ``dropped_newest`` counts
-    items refused by DROP_NEWEST; neither was ever enqueued.
-    """
-
-    name: str
-    capacity: int
-    policy: str
-    depth: int
-    closed: bool
-    enqueued: int
-    dequeued: int
-    rejected: int
-    dropped_oldest: int
-    dropped_newest: int
-    shed_sojourn: int
-    expired_deadline: int
-    sojourn_count: int
-    sojourn_sum_ns: int
-    sojourn_max_ns: int
-    sojourn_p50_ns: int
-    sojourn_p90_ns: int
-    sojourn_p99_ns: int
-    sojourn_buckets: tuple[tuple[int, int], ...]  # (exclusive upper bound ns, count), non-empty
-    async_getters: int  # asyncio tasks waiting in aget
-    async_putters: int  # asyncio tasks waiting in aput
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerStats:
-    name: str
-    state: BreakerState
-    calls: int
-    successes: int
-    failures: int
-    slow_calls: int
-    ignored: int
-    rejected: int
-    opened: int
-    window_calls: int
-    window_failures: int
-    window_slow_calls: int
-    open_remaining_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStats:
-    name: str
-    limit: int
-    in_use: int
-    peak_in_use: int
-    acquired: int
-    rejected: int
-
-
-@dataclass(frozen=True, slots=True)
-class BucketStats:
-    name: str
-    acquired: int
-    rejected: int
-    available: float
 
 
 def _check_timeout(owner: str, timeout: float | None) -> None:
@@ -273,9 +204,7 @@ class BoundedQueue(_core.BoundedQueue):
             _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> QueueStats:
-        d = self._stats()
-        d["sojourn_buckets"] = tuple(tuple(b) for b in d["sojourn_buckets"])
-        return QueueStats(**d)
+        return self._stats()
 
     async def aput(
         self,
@@ -374,7 +303,7 @@ class TokenBucket(_core.TokenBucket):
             _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> BucketStats:
-        return BucketStats(**self._stats())
+        return self._stats()
 
     async def aacquire(self, n: int = 1, timeout: float | None = None) -> None:
         # The tokens are reserved now; a task cancelled while sleeping has still spent them.
@@ -420,7 +349,7 @@ class ConcurrencyLimiter(_core.ConcurrencyLimiter):
             _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> LimiterStats:
-        return LimiterStats(**self._stats())
+        return self._stats()
 
     def permit(self, timeout: float | None = None) -> _Permit:
         _check_timeout(f"concurrency limiter {self.name!r}", timeout)
@@ -532,7 +461,7 @@ class CircuitBreaker(_core.CircuitBreaker):
             _LIVE.add(self)  # for live_stats()
 
     def stats(self) -> BreakerStats:
-        return BreakerStats(**self._stats())
+        return self._stats()
 
     def guard(self) -> _Guard:
         return _Guard(self)

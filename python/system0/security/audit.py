@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from system0 import _core
+
+# What the streaming auditor found: frozen Rust classes (documented in ``_core.pyi``) that
+# cross the boundary whole, re-exported under their public names.
+from system0._core import AnchorCheck, VerifyReport
 from system0.errors import IntegrityError
 from system0.security.encryption import Keyring, SigningKey
 
@@ -136,34 +140,6 @@ class InclusionProof:
 
 
 @dataclass(frozen=True)
-class AnchorCheck:
-    """The ledger proved an append-only extension of an anchor (a kept checkpoint)."""
-
-    size: int  # the anchor's tree size
-    checkpoint_size: int  # the newest signed checkpoint the consistency proof reaches
-    proof: list[bytes]  # RFC 9162 PROOF(size, D[checkpoint_size])
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    entries: int
-    root: bytes
-    checkpoints: int
-    segments: int
-    signed: bool  # checkpoint signatures were checked
-    decrypted: bool  # every envelope was authenticated with the keyring
-    shredded: int  # entries under destroyed keys: still hashed and verified, unreadable
-    covered: int = 0  # entries covered by the newest signed checkpoint
-    anchor: AnchorCheck | None = None  # set when an anchor was given and held
-
-    @property
-    def uncovered(self) -> int:
-        """Entries appended after the newest signed checkpoint: no signature vouches for
-        them yet, so dropping them is detectable only once a later checkpoint exists."""
-        return self.entries - self.covered
-
-
-@dataclass(frozen=True)
 class AuditEntry:
     index: int
     time_unix_ns: int
@@ -175,17 +151,6 @@ class AuditEntry:
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-_CoreReport = tuple[int, bytes, int, int, bool, bool, int, int, tuple[int, int, list[bytes]] | None]
-
-
-def _report(r: _CoreReport) -> VerifyReport:
-    entries, root, checkpoints, segments, signed, decrypted, shredded, covered, anchor = r
-    check = AnchorCheck(anchor[0], anchor[1], list(anchor[2])) if anchor is not None else None
-    return VerifyReport(
-        entries, root, checkpoints, segments, signed, decrypted, shredded, covered, check
-    )
 
 
 def _anchor(cp: Checkpoint | None) -> tuple[bytes, int, bytes, int, bytes] | None:
@@ -210,7 +175,7 @@ def verify_ledger(
     extends it. Raises :class:`~system0.errors.IntegrityError` naming the first bad entry,
     or why the ledger does not extend the anchor.
     """
-    return _report(_core.ledger_verify(Path(path), public_key, keyring, _anchor(anchor)))
+    return _core.ledger_verify(Path(path), public_key, keyring, _anchor(anchor))
 
 
 class AuditLedger:
@@ -365,7 +330,7 @@ class AuditLedger:
         """Stream-verify the files: framing, order, hash chain, checkpoints, (``deep``, with a
         keyring) every envelope and (``anchor``) consistency with a kept checkpoint. Raises
         IntegrityError naming the first bad entry."""
-        return _report(self._core.verify(public_key, deep, _anchor(anchor)))
+        return self._core.verify(public_key, deep, _anchor(anchor))
 
 
 __all__ = [

@@ -25,10 +25,10 @@ The envelope is AES-256-GCM from ``ring`` with a key commitment (see ``rust/cryp
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from system0._core import ENVELOPE_OVERHEAD, SigningKey
+# KeyInfo (the public facts about one key) is a frozen Rust class, documented in _core.pyi.
+from system0._core import ENVELOPE_OVERHEAD, KeyInfo, SigningKey
 from system0._core import Keyring as _CoreKeyring
 from system0.errors import CryptoError
 from system0.security.key_provider import (
@@ -39,17 +39,6 @@ from system0.security.key_provider import (
 )
 
 MAX_MESSAGES_PER_KEY = 2**32
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """Public facts about one key; never its material."""
-
-    key_id: int
-    status: str  # "active", "disabled" or "destroyed"
-    primary: bool
-    created_unix_ns: int
-    messages: int  # envelopes sealed (or reserved, for a persisted keyring)
 
 
 class Keyring(_CoreKeyring):
@@ -121,7 +110,7 @@ class Keyring(_CoreKeyring):
 
     def key_info(self) -> list[KeyInfo]:
         """Every key's id, status, primary flag, creation time and message count."""
-        return [KeyInfo(*k) for k in self.keys()]
+        return self.keys()
 
 
 def envelope_key_id(envelope: bytes) -> int:
