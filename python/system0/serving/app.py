@@ -1,0 +1,398 @@
+"""The HTTP face of the model server: ``create_app(services, ...)`` builds the FastAPI app.
+
+Routes (the spec is served at ``/openapi.json``, the docs at ``/docs``):
+
+* ``POST /v1/models/{name}/infer``: one GameState or a tick (see :mod:`.wire`); the body is
+  read raw, under the size limit, and decoded by the Rust codec. Its budget comes from
+  ``X-Request-Deadline-Ms`` or ``grpc-timeout`` and runs from the moment the request
+  arrived: time spent reading the body is spent from it, and a request with nothing left
+  is answered 504 and never runs. Refusals are answered at once: 422 (the codec's reason
+  codes), 413, 429 (queue full, or the budget cannot be met) and 503 (breaker open,
+  draining) with ``Retry-After``.
+* ``GET /v1/models``: every model's versions, hashes and states; ``GET /v1/stats``: what the
+  dashboard plots; ``GET /dashboard``: the dashboard.
+* ``GET /healthz`` (the process answers), ``GET /readyz`` (every model has a warmed active
+  version), ``GET /metrics`` (Prometheus text of the telemetry registry).
+* ``POST /v1/models/{name}/deploy|promote|rollback|drain``: admin, RBAC token required
+  (:mod:`.admin`).
+
+The handlers never block the event loop on the model: ``submit`` only queues (the engine's
+batcher thread runs the model) and the answers are awaited; the admin operations, which
+load and warm weights, run on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from system0.core import telemetry
+from system0.errors import (
+    AccessDenied,
+    CircuitOpen,
+    Closed,
+    DeadlineExceeded,
+    Error,
+    NotFound,
+    Overloaded,
+    ValidationError,
+)
+from system0.interfaces.inference_engine import InvalidRequest
+from system0.serving.admin import ADMIN_ACTIONS, AdminAuth, Unauthenticated
+from system0.serving.observe import ModelObserver
+from system0.serving.openapi import game_state_schemas, infer_openapi, responses
+from system0.serving.service import ModelService, ServedAnswer
+from system0.serving.wire import BadHeader, Limits, answer_json, budget_from_headers, split_body
+
+__all__ = ["AlertSource", "Finisher", "create_app"]
+
+JSON = "application/json"
+
+
+class AlertSource(Protocol):
+    """What the dashboard shows of alerting: the alerts firing now, as plain dicts."""
+
+    def active(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+class Finisher(Protocol):
+    """The flight recording: finished (its run folders written) when the app shuts down."""
+
+    def finish(self) -> object: ...
+
+
+class _Refused(Exception):
+    """An answer other than 200, with everything its JSON body and headers need."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        reasons: Sequence[str] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.reasons, self.retry_after = list(reasons), retry_after
+
+    def response(self) -> Response:
+        doc: dict[str, Any] = {"error": self.code, "message": self.message}
+        headers: dict[str, str] = {}
+        if self.reasons:
+            doc["reasons"] = self.reasons
+        if self.retry_after is not None:
+            doc["retry_after_s"] = round(self.retry_after, 6)
+            # HTTP's Retry-After is whole seconds: round up, never 0 (that says "now")
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="system0"'
+        return Response(json.dumps(doc).encode(), self.status, headers, media_type=JSON)
+
+
+def _refusal(exc: BaseException) -> _Refused:
+    """The HTTP answer to an error raised on the way to, or by, the engine."""
+    if isinstance(exc, InvalidRequest):
+        return _Refused(422, "invalid_request", str(exc), reasons=exc.reasons)
+    if isinstance(exc, Overloaded):
+        return _Refused(429, "overloaded", str(exc), retry_after=max(exc.retry_after, 0.001))
+    if isinstance(exc, CircuitOpen):
+        return _Refused(503, "circuit_open", str(exc), retry_after=max(exc.retry_after, 0.001))
+    if isinstance(exc, Closed):
+        code = "draining" if type(exc).__name__ == "Draining" else "unavailable"
+        return _Refused(503, code, str(exc), retry_after=1.0)
+    if isinstance(exc, DeadlineExceeded):
+        return _Refused(504, "deadline_exceeded", str(exc))
+    if isinstance(exc, BadHeader):
+        return _Refused(400, "bad_header", str(exc))
+    if isinstance(exc, Unauthenticated):
+        return _Refused(401, "unauthenticated", str(exc))
+    if isinstance(exc, AccessDenied):
+        return _Refused(403, "forbidden", str(exc))
+    if isinstance(exc, NotFound):
+        return _Refused(404, "not_found", str(exc))
+    if isinstance(exc, ValidationError | ValueError):
+        return _Refused(422, "invalid", str(exc))
+    if isinstance(exc, Error):  # a refused rollout: gate, golden set, integrity
+        return _Refused(409, type(exc).__name__, str(exc))
+    raise exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit``: by its
+    Content-Length before a byte is read, or while it streams in."""
+    declared = request.headers.get("content-length")
+    too_big = _Refused(
+        413,
+        "body_too_large",
+        f"the body is over the limit of {limit} bytes; split the tick into smaller requests",
+    )
+    if declared is not None:
+        if not declared.isdigit():
+            raise _Refused(400, "bad_header", f"Content-Length {declared!r} is not a number")
+        if int(declared) > limit:
+            raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def create_app(
+    services: Mapping[str, ModelService] | Sequence[ModelService],
+    *,
+    auth: AdminAuth | None = None,
+    limits: Limits | None = None,
+    recorder: Finisher | None = None,
+    alerts: AlertSource | None = None,
+) -> FastAPI:
+    """The server's app over ``services`` (by name). ``auth``: who may call the admin routes
+    (None: nobody, every admin call is 403); ``limits``: body size, tick size, budgets;
+    ``recorder``: finished when the app shuts down; ``alerts``: shown on the dashboard."""
+    models: dict[str, ModelService] = (
+        dict(services) if isinstance(services, Mapping) else {s.name: s for s in services}
+    )
+    lim = limits or Limits()
+    observers = {name: ModelObserver(name) for name in models}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if recorder is not None:
+            await run_in_threadpool(recorder.finish)
+
+    app = FastAPI(
+        title="system0 model server",
+        version="1",
+        description="Game-AI policy inference: deadlines, backpressure, blue/green rollouts.",
+        lifespan=lifespan,
+    )
+
+    def model(name: str) -> ModelService:
+        svc = models.get(name)
+        if svc is None:
+            raise _Refused(
+                404, "not_found", f"no model {name!r} is served here; served: {sorted(models)}"
+            )
+        return svc
+
+    @app.post(
+        "/v1/models/{name}/infer",
+        summary="answer one GameState or a tick of them",
+        openapi_extra=infer_openapi(),
+        responses={
+            200: {
+                "description": "the answers",
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Answer"},
+                                {"$ref": "#/components/schemas/TickAnswer"},
+                            ]
+                        }
+                    }
+                },
+            },
+            **responses(400, 404, 413, 422, 429, 503, 504),
+        },
+    )
+    async def infer(name: str, request: Request) -> Response:
+        start = telemetry.now_ns()
+        obs = observers.get(name)
+        answers: list[ServedAnswer] = []
+        status = 200
+        try:
+            svc = model(name)
+            try:
+                budget = budget_from_headers(request.headers, lim)
+            except BadHeader as exc:
+                raise _refusal(exc) from None
+            body = await _read_body(request, lim.max_body_bytes)
+            try:
+                items, tick = split_body(body, request.headers.get("content-type"), lim)
+            except InvalidRequest as exc:
+                raise _refusal(exc) from None
+            left = budget - (telemetry.now_ns() - start) / 1e9
+            if left <= 0:
+                raise _Refused(
+                    504,
+                    "deadline_exceeded",
+                    f"the budget of {budget * 1e3:.3f} ms was spent before the request could "
+                    "be queued; it was not run",
+                )
+            try:
+                futures = svc.submit(items, left)
+                for f in futures:
+                    answers.append(await asyncio.wrap_future(f))
+            except Exception as exc:
+                raise _refusal(exc) from None
+            return Response(answer_json(name, answers, tick), media_type=JSON)
+        except _Refused as r:
+            status = r.status
+            return r.response()
+        finally:
+            if obs is not None:
+                obs.observe(status, start, answers)
+
+    @app.get("/v1/models", summary="every model: its versions, hashes and states")
+    async def list_models() -> dict[str, Any]:
+        return {"models": [svc.describe() for svc in models.values()]}
+
+    @app.get("/healthz", summary="liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="readiness: every model has an active version that answered a warm-up",
+        responses=responses(503),
+    )
+    async def readyz() -> Response:
+        waiting = [name for name, svc in models.items() if not svc.ready()]
+        if waiting:
+            return _Refused(
+                503, "not_ready", f"not ready: {', '.join(sorted(waiting))}", retry_after=1.0
+            ).response()
+        return Response(b'{"status":"ready"}', media_type=JSON)
+
+    @app.get("/metrics", summary="Prometheus text exposition of the telemetry registry")
+    async def metrics() -> Response:
+        text = await run_in_threadpool(telemetry.render_prometheus)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/stats", summary="what the dashboard plots, now")
+    async def stats() -> dict[str, Any]:
+        now = telemetry.now_ns()
+        out: dict[str, Any] = {"t_ns": now, "models": {}, "alerts": []}
+        for name, svc in models.items():
+            d = svc.describe()
+            out["models"][name] = {
+                "ready": svc.ready(),
+                "active": d.get("active"),
+                "standby": d.get("standby"),
+                "queue_depth": d.get("queue_depth"),
+                "breaker": d.get("breaker"),
+                "latency_ns": observers[name].window(now),
+                **observers[name].counts(),
+            }
+        if alerts is not None:
+            out["alerts"] = [dict(a) for a in alerts.active()]
+        return out
+
+    @app.get("/dashboard", summary="the live dashboard (one page, no build step)")
+    async def dashboard() -> Response:
+        page = resources.files("system0.serving").joinpath("dashboard.html").read_bytes()
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    for action in ADMIN_ACTIONS:
+        _admin_route(app, action, model, auth)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(game_state_schemas())
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _admin_route(
+    app: FastAPI,
+    action: str,
+    model: Callable[[str], ModelService],
+    auth: AdminAuth | None,
+) -> None:
+    extra: dict[str, Any] = {
+        "parameters": [
+            {
+                "name": "Authorization",
+                "in": "header",
+                "required": False,
+                "description": "Bearer <admin token> (system0.security TokenIssuer)",
+                "schema": {"type": "string"},
+            }
+        ]
+    }
+    if action == "deploy":
+        extra["requestBody"] = {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["version"],
+                        "properties": {"version": {"type": "string", "minLength": 1}},
+                    }
+                }
+            },
+        }
+
+    async def handler(name: str, request: Request) -> Response:
+        try:
+            svc = model(name)
+            if auth is None:
+                raise _Refused(
+                    403, "forbidden", "this server takes no admin calls (started without --admin)"
+                )
+            try:
+                subject = auth.authorize(request.headers.get("authorization"), name, action)
+            except AccessDenied as exc:
+                raise _refusal(exc) from None
+            call: Callable[[], object]
+            if action == "deploy":
+                version = _deploy_version(await _read_body(request, 64 * 1024))
+                call = lambda: svc.deploy(version)  # noqa: E731
+            else:
+                call = getattr(svc, action)
+            try:
+                await run_in_threadpool(call)
+            except Exception as exc:
+                raise _refusal(exc) from None
+            doc = {"ok": True, "action": action, "by": subject.id, "model": svc.describe()}
+            return Response(json.dumps(doc).encode(), media_type=JSON)
+        except _Refused as r:
+            return r.response()
+
+    route: Callable[[Callable[..., Awaitable[Response]]], Any] = app.post(
+        f"/v1/models/{{name}}/{action}",
+        summary=f"admin: {action} (RBAC token, action {action!r} on model/<name>)",
+        openapi_extra=extra,
+        responses={200: {"description": "done"}, **responses(401, 403, 404, 409, 422)},
+        name=f"admin_{action}",
+    )
+    route(handler)
+
+
+def _deploy_version(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    version = doc.get("version") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or not version:
+        raise _Refused(
+            422, "invalid", 'the deploy body must be {"version": "<version>"}', reasons=["version"]
+        )
+    return version
