@@ -17,12 +17,14 @@ def _build_parser() -> argparse.ArgumentParser:
     from system0.demo import add_demo_command
     from system0.replay import add_replay_command
     from system0.security.audit_cli import add_audit_commands
+    from system0.serving.cli import add_serving_commands
 
     add_demo_command(sub)
     add_replay_command(sub)
     add_config_commands(sub)
     add_audit_commands(sub)
     add_data_commands(sub)
+    add_serving_commands(sub)
     return parser
 
 
