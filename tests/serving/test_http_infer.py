@@ -118,6 +118,8 @@ def test_unknown_model_and_bad_headers(served: Served) -> None:
         ("x-request-deadline-ms", "-5"),
         ("grpc-timeout", "100x"),
         ("grpc-timeout", "0m"),
+        ("grpc-timeout", "999u"),  # under the least budget (1 ms)
+        ("x-request-deadline-ms", "0.5"),
     ):
         r = served.infer(body(states(1)[0]), **{name: value})
         assert r.status_code == 400, (name, value)

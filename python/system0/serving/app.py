@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from system0.core import telemetry
@@ -193,7 +194,7 @@ def create_app(
     @app.post(
         "/v1/models/{name}/infer",
         summary="answer one GameState or a tick of them",
-        openapi_extra=infer_openapi(),
+        openapi_extra=infer_openapi(lim),
         responses={
             200: {
                 "description": "the answers",
@@ -229,11 +230,16 @@ def create_app(
                 raise _refusal(exc) from None
             left = budget - (telemetry.now_ns() - start) / 1e9
             if left <= 0:
+                # admission, as the engine's: the server could not even queue it in time, so
+                # it is refused (busy: retry) and never runs; 504 is for a queued request
+                # whose deadline passed while it waited
                 raise _Refused(
-                    504,
-                    "deadline_exceeded",
-                    f"the budget of {budget * 1e3:.3f} ms was spent before the request could "
-                    "be queued; it was not run",
+                    429,
+                    "overloaded",
+                    f"the budget of {budget * 1e3:.3f} ms was spent reading and decoding the "
+                    "body, before the request could be queued; it was not run: retry with a "
+                    "larger budget",
+                    retry_after=budget,
                 )
             try:
                 futures = svc.submit(items, left)
@@ -270,7 +276,11 @@ def create_app(
             ).response()
         return Response(b'{"status":"ready"}', media_type=JSON)
 
-    @app.get("/metrics", summary="Prometheus text exposition of the telemetry registry")
+    @app.get(
+        "/metrics",
+        summary="Prometheus text exposition of the telemetry registry",
+        response_class=PlainTextResponse,
+    )
     async def metrics() -> Response:
         text = await run_in_threadpool(telemetry.render_prometheus)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -294,7 +304,11 @@ def create_app(
             out["alerts"] = [dict(a) for a in alerts.active()]
         return out
 
-    @app.get("/dashboard", summary="the live dashboard (one page, no build step)")
+    @app.get(
+        "/dashboard",
+        summary="the live dashboard (one page, no build step)",
+        response_class=HTMLResponse,
+    )
     async def dashboard() -> Response:
         page = resources.files("system0.serving").joinpath("dashboard.html").read_bytes()
         return Response(page, media_type="text/html; charset=utf-8")
@@ -311,11 +325,22 @@ def create_app(
                 routes=app.routes,
             )
             spec.setdefault("components", {}).setdefault("schemas", {}).update(game_state_schemas())
+            _name_the_models(spec, sorted(models))
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _name_the_models(spec: dict[str, Any], names: list[str]) -> None:
+    """Say in the spec which model names are served (an enum on every ``{name}``), so a
+    client, and a fuzzer, knows the names that reach a model."""
+    for item in spec.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "path" and param.get("name") == "name":
+                    param["schema"] = {"type": "string", "enum": names, "title": "Name"}
 
 
 def _admin_route(

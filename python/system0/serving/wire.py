@@ -44,6 +44,9 @@ _GRPC = re.compile(r"^([0-9]{1,8})([HMSmun])$")
 _GRPC_UNIT = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
+_STATE_BYTES = 1024  # a bound on one GameState's JSON size, for the tick limit
+
+
 class BadHeader(ValidationError):
     """A request header could not be read (answered 400)."""
 
@@ -52,12 +55,22 @@ class BadHeader(ValidationError):
 class Limits:
     """The server's limits: ``max_body_bytes`` (413 above it, before the body is read
     whole), ``max_tick`` (states in one request), ``default_budget_s`` (when the request
-    names no deadline) and ``max_budget_s`` (a larger deadline is cut to it)."""
+    names no deadline), ``max_budget_s`` (a larger deadline is cut to it) and
+    ``min_budget_s`` (a smaller one is a bad header: no answer can cross the network and a
+    batching window in less, so it could only ever be refused)."""
 
     max_body_bytes: int = 1 << 20
     max_tick: int = 4096
     default_budget_s: float = 0.05
     max_budget_s: float = 10.0
+    min_budget_s: float = 0.001
+
+    @property
+    def tick_limit(self) -> int:
+        """The most states one request may hold: ``max_tick``, and no more than the body
+        limit holds at 1 KiB a state (the largest encoding of a valid GameState is well
+        under that), so that every tick the spec allows also fits the body limit."""
+        return max(1, min(self.max_tick, self.max_body_bytes // _STATE_BYTES))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_body_bytes <= 1 << 30:
@@ -66,38 +79,43 @@ class Limits:
             )
         if not 1 <= self.max_tick <= 65_536:
             raise ValidationError(f"max_tick must be in [1, 65536], got {self.max_tick}")
-        if not 0 < self.default_budget_s <= self.max_budget_s <= 3600:
+        if not 0 < self.min_budget_s <= self.default_budget_s <= self.max_budget_s <= 3600:
             raise ValidationError(
-                "budgets must satisfy 0 < default_budget_s <= max_budget_s <= 3600, got "
-                f"{self.default_budget_s} and {self.max_budget_s}"
+                "budgets must satisfy 0 < min_budget_s <= default_budget_s <= max_budget_s <= "
+                f"3600, got {self.min_budget_s}, {self.default_budget_s} and {self.max_budget_s}"
             )
 
 
 def budget_from_headers(headers: Mapping[str, str], limits: Limits) -> float:
-    """The request's budget in seconds: ``X-Request-Deadline-Ms`` (a positive number of
-    milliseconds) or ``grpc-timeout`` (``100m``, ``2S``...), else the default; never more
-    than ``limits.max_budget_s``."""
+    """The request's budget in seconds: ``X-Request-Deadline-Ms`` (milliseconds) or
+    ``grpc-timeout`` (``100m``, ``2S``...), else the default; cut to
+    ``limits.max_budget_s``, and refused below ``limits.min_budget_s``."""
     raw = headers.get(DEADLINE_HEADER)
+    name = "X-Request-Deadline-Ms"
     if raw is not None:
         try:
-            ms = float(raw)
+            seconds = float(raw) / 1e3
         except ValueError:
-            raise BadHeader(
-                f"X-Request-Deadline-Ms must be a number of milliseconds, got {raw!r}"
-            ) from None
-        if not (math.isfinite(ms) and ms > 0):
-            raise BadHeader(f"X-Request-Deadline-Ms must be a finite number > 0, got {raw!r}")
-        return min(ms / 1e3, limits.max_budget_s)
-    raw = headers.get(GRPC_TIMEOUT)
-    if raw is not None:
+            raise BadHeader(f"{name} must be a number of milliseconds, got {raw!r}") from None
+        if not math.isfinite(seconds):
+            raise BadHeader(f"{name} must be a finite number of milliseconds, got {raw!r}")
+    elif (raw := headers.get(GRPC_TIMEOUT)) is not None:
+        name = "grpc-timeout"
         m = _GRPC.match(raw.strip())
-        if m is None or int(m.group(1)) == 0:
+        if m is None:
             raise BadHeader(
                 f"grpc-timeout must be 1 to 8 digits and a unit H, M, S, m, u or n (e.g. 100m), "
                 f"got {raw!r}"
             )
-        return min(int(m.group(1)) * _GRPC_UNIT[m.group(2)], limits.max_budget_s)
-    return limits.default_budget_s
+        seconds = int(m.group(1)) * _GRPC_UNIT[m.group(2)]
+    else:
+        return limits.default_budget_s
+    if seconds < limits.min_budget_s:
+        raise BadHeader(
+            f"{name} {raw!r} is under the server's least budget of "
+            f"{limits.min_budget_s * 1e3:g} ms: such a request could never be answered in time"
+        )
+    return min(seconds, limits.max_budget_s)
 
 
 def _media_type(content_type: str | None) -> str:
@@ -138,9 +156,9 @@ def split_body(body: bytes, content_type: str | None, limits: Limits) -> tuple[l
 def _check_tick(n: int, limits: Limits) -> None:
     if n == 0:
         raise InvalidRequest("the tick holds no GameState; send at least one", ("empty_tick",))
-    if n > limits.max_tick:
+    if n > limits.tick_limit:
         raise InvalidRequest(
-            f"the tick holds {n} states, more than the limit {limits.max_tick}; split it",
+            f"the tick holds {n} states, more than the limit {limits.tick_limit}; split it",
             ("tick_too_large",),
         )
 
