@@ -13,7 +13,7 @@ import pytest
 from serving_fixtures import Admin, Served, body, serve, slow_service, states
 
 from system0.errors import CircuitOpen, Overloaded
-from system0.serving.app import _refusal
+from system0.serving.refusals import refusal as _refusal
 from system0.serving.wire import Limits, budget_from_headers
 
 LIMITS = Limits()
@@ -121,7 +121,7 @@ def test_an_open_breaker_is_answered_by_the_fallback_then_503_mapping() -> None:
     finally:
         gen.close()
     # a service without a fallback raises CircuitOpen: the server answers 503 at once
-    r = _refusal(CircuitOpen("breaker open", retry_after=2.5)).response()
-    assert r.status_code == 503 and r.headers["retry-after"] == "3"
-    r = _refusal(Overloaded("full", retry_after=0.0004)).response()
-    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    r = _refusal(CircuitOpen("breaker open", retry_after=2.5))
+    assert r.status == 503 and r.headers()["Retry-After"] == "3"
+    r = _refusal(Overloaded("full", retry_after=0.0004))
+    assert r.status == 429 and r.headers()["Retry-After"] == "1"

@@ -23,9 +23,7 @@ load and warm weights, run on a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -37,22 +35,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from system0.core import telemetry
-from system0.errors import (
-    AccessDenied,
-    CircuitOpen,
-    Closed,
-    DeadlineExceeded,
-    Error,
-    NotFound,
-    Overloaded,
-    ValidationError,
-)
-from system0.interfaces.inference_engine import InvalidRequest
-from system0.serving.admin import ADMIN_ACTIONS, AdminAuth, Unauthenticated
-from system0.serving.observe import ModelObserver
+from system0.errors import AccessDenied
+from system0.serving.admin import ADMIN_ACTIONS, AdminAuth
+from system0.serving.infer_path import FastInfer, InferPath, read_limited
 from system0.serving.openapi import game_state_schemas, infer_openapi, responses
-from system0.serving.service import ModelService, ServedAnswer
-from system0.serving.wire import BadHeader, Limits, answer_json, budget_from_headers, split_body
+from system0.serving.refusals import Refused, refusal
+from system0.serving.service import ModelService
+from system0.serving.wire import Limits
 
 __all__ = ["AlertSource", "Finisher", "create_app"]
 
@@ -71,88 +60,6 @@ class Finisher(Protocol):
     def finish(self) -> object: ...
 
 
-class _Refused(Exception):
-    """An answer other than 200, with everything its JSON body and headers need."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        reasons: Sequence[str] = (),
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.reasons, self.retry_after = list(reasons), retry_after
-
-    def response(self) -> Response:
-        doc: dict[str, Any] = {"error": self.code, "message": self.message}
-        headers: dict[str, str] = {}
-        if self.reasons:
-            doc["reasons"] = self.reasons
-        if self.retry_after is not None:
-            doc["retry_after_s"] = round(self.retry_after, 6)
-            # HTTP's Retry-After is whole seconds: round up, never 0 (that says "now")
-            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
-        if self.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="system0"'
-        return Response(json.dumps(doc).encode(), self.status, headers, media_type=JSON)
-
-
-def _refusal(exc: BaseException) -> _Refused:
-    """The HTTP answer to an error raised on the way to, or by, the engine."""
-    if isinstance(exc, InvalidRequest):
-        return _Refused(422, "invalid_request", str(exc), reasons=exc.reasons)
-    if isinstance(exc, Overloaded):
-        return _Refused(429, "overloaded", str(exc), retry_after=max(exc.retry_after, 0.001))
-    if isinstance(exc, CircuitOpen):
-        return _Refused(503, "circuit_open", str(exc), retry_after=max(exc.retry_after, 0.001))
-    if isinstance(exc, Closed):
-        code = "draining" if type(exc).__name__ == "Draining" else "unavailable"
-        return _Refused(503, code, str(exc), retry_after=1.0)
-    if isinstance(exc, DeadlineExceeded):
-        return _Refused(504, "deadline_exceeded", str(exc))
-    if isinstance(exc, BadHeader):
-        return _Refused(400, "bad_header", str(exc))
-    if isinstance(exc, Unauthenticated):
-        return _Refused(401, "unauthenticated", str(exc))
-    if isinstance(exc, AccessDenied):
-        return _Refused(403, "forbidden", str(exc))
-    if isinstance(exc, NotFound):
-        return _Refused(404, "not_found", str(exc))
-    if isinstance(exc, ValidationError | ValueError):
-        return _Refused(422, "invalid", str(exc))
-    if isinstance(exc, Error):  # a refused rollout: gate, golden set, integrity
-        return _Refused(409, type(exc).__name__, str(exc))
-    raise exc
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit``: by its
-    Content-Length before a byte is read, or while it streams in."""
-    declared = request.headers.get("content-length")
-    too_big = _Refused(
-        413,
-        "body_too_large",
-        f"the body is over the limit of {limit} bytes; split the tick into smaller requests",
-    )
-    if declared is not None:
-        if not declared.isdigit():
-            raise _Refused(400, "bad_header", f"Content-Length {declared!r} is not a number")
-        if int(declared) > limit:
-            raise too_big
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def create_app(
     services: Mapping[str, ModelService] | Sequence[ModelService],
     *,
@@ -168,7 +75,8 @@ def create_app(
         dict(services) if isinstance(services, Mapping) else {s.name: s for s in services}
     )
     lim = limits or Limits()
-    observers = {name: ModelObserver(name) for name in models}
+    path = InferPath(models, lim)
+    observers = path.observers
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -186,10 +94,13 @@ def create_app(
     def model(name: str) -> ModelService:
         svc = models.get(name)
         if svc is None:
-            raise _Refused(
+            raise Refused(
                 404, "not_found", f"no model {name!r} is served here; served: {sorted(models)}"
             )
         return svc
+
+    def respond(r: Refused) -> Response:
+        return Response(r.body(), r.status, r.headers(), media_type=JSON)
 
     @app.post(
         "/v1/models/{name}/infer",
@@ -213,47 +124,10 @@ def create_app(
         },
     )
     async def infer(name: str, request: Request) -> Response:
-        start = telemetry.now_ns()
-        obs = observers.get(name)
-        answers: list[ServedAnswer] = []
-        status = 200
-        try:
-            svc = model(name)
-            try:
-                budget = budget_from_headers(request.headers, lim)
-            except BadHeader as exc:
-                raise _refusal(exc) from None
-            body = await _read_body(request, lim.max_body_bytes)
-            try:
-                items, tick = split_body(body, request.headers.get("content-type"), lim)
-            except InvalidRequest as exc:
-                raise _refusal(exc) from None
-            left = budget - (telemetry.now_ns() - start) / 1e9
-            if left <= 0:
-                # admission, as the engine's: the server could not even queue it in time, so
-                # it is refused (busy: retry) and never runs; 504 is for a queued request
-                # whose deadline passed while it waited
-                raise _Refused(
-                    429,
-                    "overloaded",
-                    f"the budget of {budget * 1e3:.3f} ms was spent reading and decoding the "
-                    "body, before the request could be queued; it was not run: retry with a "
-                    "larger budget",
-                    retry_after=budget,
-                )
-            try:
-                futures = svc.submit(items, left)
-                for f in futures:
-                    answers.append(await asyncio.wrap_future(f))
-            except Exception as exc:
-                raise _refusal(exc) from None
-            return Response(answer_json(name, answers, tick), media_type=JSON)
-        except _Refused as r:
-            status = r.status
-            return r.response()
-        finally:
-            if obs is not None:
-                obs.observe(status, start, answers)
+        # served by the FastInfer layer in front of the app; this declaration documents
+        # the route in the spec and answers the same way should a request reach it
+        status, headers, content = await path.answer(name, request.headers, request.stream())
+        return Response(content, status, headers, media_type=JSON)
 
     @app.get("/v1/models", summary="every model: its versions, hashes and states")
     async def list_models() -> dict[str, Any]:
@@ -271,9 +145,11 @@ def create_app(
     async def readyz() -> Response:
         waiting = [name for name, svc in models.items() if not svc.ready()]
         if waiting:
-            return _Refused(
-                503, "not_ready", f"not ready: {', '.join(sorted(waiting))}", retry_after=1.0
-            ).response()
+            return respond(
+                Refused(
+                    503, "not_ready", f"not ready: {', '.join(sorted(waiting))}", retry_after=1.0
+                )
+            )
         return Response(b'{"status":"ready"}', media_type=JSON)
 
     @app.get(
@@ -330,6 +206,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(FastInfer, path=path)
     return app
 
 
@@ -378,27 +255,29 @@ def _admin_route(
         try:
             svc = model(name)
             if auth is None:
-                raise _Refused(
+                raise Refused(
                     403, "forbidden", "this server takes no admin calls (started without --admin)"
                 )
             try:
                 subject = auth.authorize(request.headers.get("authorization"), name, action)
             except AccessDenied as exc:
-                raise _refusal(exc) from None
+                raise refusal(exc) from None
             call: Callable[[], object]
             if action == "deploy":
-                version = _deploy_version(await _read_body(request, 64 * 1024))
+                declared = request.headers.get("content-length")
+                body = await read_limited(request.stream(), declared, 64 * 1024)
+                version = _deploy_version(body)
                 call = lambda: svc.deploy(version)  # noqa: E731
             else:
                 call = getattr(svc, action)
             try:
                 await run_in_threadpool(call)
             except Exception as exc:
-                raise _refusal(exc) from None
+                raise refusal(exc) from None
             doc = {"ok": True, "action": action, "by": subject.id, "model": svc.describe()}
             return Response(json.dumps(doc).encode(), media_type=JSON)
-        except _Refused as r:
-            return r.response()
+        except Refused as r:
+            return Response(r.body(), r.status, r.headers(), media_type=JSON)
 
     route: Callable[[Callable[..., Awaitable[Response]]], Any] = app.post(
         f"/v1/models/{{name}}/{action}",
@@ -417,7 +296,7 @@ def _deploy_version(body: bytes) -> str:
         doc = None
     version = doc.get("version") if isinstance(doc, dict) else None
     if not isinstance(version, str) or not version:
-        raise _Refused(
+        raise Refused(
             422, "invalid", 'the deploy body must be {"version": "<version>"}', reasons=["version"]
         )
     return version

@@ -28,6 +28,8 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **extra:
         "access_log": False,
         "log_level": "warning",
         "lifespan": "on",
+        # loopback benchmarks and a server behind its own proxy: no header rewriting
+        "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
     }
     options.update(extra)
