@@ -21,10 +21,10 @@ from ratio import Gate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-from loadgen import Run, closed_loop, post  # noqa: E402
-from servers import Server, running  # noqa: E402
+from loadgen import Run, closed_loop, post
+from servers import Server, running
 
-from system0.serving.pinned import WARMUP_STATE  # noqa: E402
+from system0.serving.pinned import WARMUP_STATE
 
 CLIENTS = 64
 REQUESTS = 3000  # per round: about a second at the plain endpoint's rate

@@ -131,13 +131,8 @@ APPS = {"system0": system0_app, "plain": plain_app, "batched": batched_app}
 def main(argv: list[str]) -> None:
     from system0.serving.server import run
 
-    import os
-
-    if os.environ.get("SWITCH"):
-        sys.setswitchinterval(float(os.environ["SWITCH"]))
     name, port = argv[0], int(argv[1])
-    app = APPS[name]()
-    run(app, "127.0.0.1", port)
+    run(APPS[name](), "127.0.0.1", port)
 
 
 if __name__ == "__main__":

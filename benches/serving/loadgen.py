@@ -166,8 +166,6 @@ def closed_loop(port: int, raw: bytes, n: int, concurrency: int = 64) -> Run:
     return _loop_run(_closed("127.0.0.1", port, raw, n, concurrency))
 
 
-def open_loop(
-    port: int, raw: bytes, rate: float, duration_s: float, connections: int = 256
-) -> Run:
+def open_loop(port: int, raw: bytes, rate: float, duration_s: float, connections: int = 256) -> Run:
     """``rate`` requests a second for ``duration_s``, at fixed intended send times."""
     return _loop_run(_open("127.0.0.1", port, raw, rate, duration_s, connections))

@@ -1,4 +1,10 @@
-"""The protocol between the HTTP server and what serves a model (a deployment)."""
+"""The serving contract: what the HTTP server codes against.
+
+A ``ModelService`` answers ticks of game states with one model version per call, and exposes
+the blue/green lifecycle (deploy, promote, rollback, drain). ``serving.deployment.Deployment``
+implements it; the HTTP layer (``serving.app``) only sees this protocol, so a replica set or a
+Ray Serve handle can stand behind the same routes.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ __all__ = ["ModelService", "ServedAnswer"]
 
 @dataclass(frozen=True, slots=True)
 class ServedAnswer:
-    """One answer of a served model."""
+    """One answered game state: the engine's result plus the version and guard that shaped it."""
 
     action: int
     outputs: npt.NDArray[np.float32]
@@ -31,26 +37,41 @@ class ServedAnswer:
 
 
 class ModelService(Protocol):
-    """A named model as the server sees it."""
+    """A named model served with blue/green slots; every method is thread-safe."""
 
     name: str
 
     def submit(self, items: Sequence[bytes], budget: float) -> list[Future[ServedAnswer]]:
-        """GameState JSON/msgpack bodies; raises InvalidRequest, Overloaded, CircuitOpen,
-        Draining(Closed)."""
+        """Answer GameState JSON/msgpack bodies, all by one version.
+
+        Raises InvalidRequest, Overloaded, CircuitOpen, Draining(Closed).
+        """
         ...
 
-    def ready(self) -> bool: ...
+    def ready(self) -> bool:
+        """True once a warm-up inference through the real path succeeded on the active slot."""
+        ...
 
     def describe(self) -> dict[str, Any]:
-        """``{"name", "active", "standby", "versions": [{version, content_hash, config_hash,
-        state}]}``."""
+        """The served state.
+
+        ``{"name", "active", "standby",
+        "versions": [{version, content_hash, config_hash, state}]}``.
+        """
         ...
 
-    def deploy(self, version: str) -> None: ...
+    def deploy(self, version: str) -> None:
+        """Load into the idle slot, warm, golden check, gate check; no switch."""
+        ...
 
-    def promote(self) -> None: ...
+    def promote(self) -> None:
+        """Atomic switch to the idle slot (the previous version stays warm)."""
+        ...
 
-    def rollback(self) -> None: ...
+    def rollback(self) -> None:
+        """Atomic switch back to the previous version (< 10 ms)."""
+        ...
 
-    def drain(self) -> None: ...
+    def drain(self) -> None:
+        """Stop admitting (Draining), finish in-flight work."""
+        ...
