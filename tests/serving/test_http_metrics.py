@@ -65,3 +65,33 @@ def test_readiness_waits_for_the_warm_up() -> None:
         assert served.client.get("/readyz").status_code == 200
     finally:
         gen.close()
+
+
+class _Firing:
+    """An alert source as the alert manager is one: the alerts firing now."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, object]] = []
+
+    def active(self) -> list[dict[str, object]]:
+        return list(self.alerts)
+
+
+def test_stats_carry_the_firing_alerts_and_the_window() -> None:
+    from serving_fixtures import pinned, serve
+
+    firing = _Firing()
+    gen = serve(pinned(), alerts=firing)
+    served = next(gen)
+    try:
+        assert served.client.get("/v1/stats").json()["alerts"] == []
+        firing.alerts.append({"alertname": "LatencyHigh", "model": "policy"})
+        for _ in range(5):
+            served.infer(body(states(1)[0]))
+        stats = served.client.get("/v1/stats").json()
+        assert stats["alerts"] == [{"alertname": "LatencyHigh", "model": "policy"}]
+        m = stats["models"]["policy"]
+        assert m["latency_ns"]["count"] == 5 and m["latency_ns"]["p99"] > 0
+        assert m["statuses"] == {"200": 5} and m["breaker"] == "closed"
+    finally:
+        gen.close()

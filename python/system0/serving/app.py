@@ -48,10 +48,15 @@ __all__ = ["AlertSource", "Finisher", "create_app"]
 JSON = "application/json"
 
 
-class AlertSource(Protocol):
-    """What the dashboard shows of alerting: the alerts firing now, as plain dicts."""
+class _AlertLike(Protocol):
+    def as_json(self) -> dict[str, Any]: ...
 
-    def active(self) -> Sequence[Mapping[str, Any]]: ...
+
+class AlertSource(Protocol):
+    """What the dashboard shows of alerting: the alerts firing now (``AlertManager.active()``
+    of ``system0.serving.alerts``: objects with ``as_json()``, or plain mappings)."""
+
+    def active(self) -> Sequence[_AlertLike | Mapping[str, Any]]: ...
 
 
 class Finisher(Protocol):
@@ -177,7 +182,9 @@ def create_app(
                 **observers[name].counts(),
             }
         if alerts is not None:
-            out["alerts"] = [dict(a) for a in alerts.active()]
+            out["alerts"] = [
+                dict(a) if isinstance(a, Mapping) else a.as_json() for a in alerts.active()
+            ]
         return out
 
     @app.get(
