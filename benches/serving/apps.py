@@ -1,6 +1,7 @@
 """The three servers the serving benchmark compares, each run by
 ``system0.serving.server.run`` with the same settings (uvloop, httptools, no access log,
-the startup heap frozen out of the collector's sight), one process each: ``python benches/serving/apps.py {system0,plain,batched} PORT``.
+the startup heap frozen out of the collector's sight), one process each:
+``python benches/serving/apps.py {system0,plain,batched} PORT``.
 
 * ``system0``: the model server (``create_app`` over a ``PinnedService``: the codec reads
   the body, the engine batches, deadlines, admission, metrics and histograms on);
