@@ -16,6 +16,7 @@ for name in (
     "kernels/normalize.py",
     "kernels/policy_head.py",
     "data/game_state.proto",
+    "serving/dashboard.html",
 ):
     assert (root / name).is_file(), f"wheel lacks system0/{name}"
 assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {core.__file__}"

@@ -30,6 +30,9 @@ class Gate:
     # latency gate stated on p50s, and steadier where one side is far more sensitive to a
     # noisy neighbour than the other
     per_call: bool = False
+    # a further condition the measured runs must meet (e.g. "at equal or better p99"):
+    # called after the timing, it returns what failed, or None
+    check: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Result:
     gate: Gate
     ours_ns: float
     peer_ns: float
+    problem: str | None = None
 
     @property
     def ratio(self) -> float:
@@ -44,7 +48,7 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.ratio >= self.gate.gate
+        return self.ratio >= self.gate.gate and self.problem is None
 
 
 def _round(fn: Callable[[int], None], n: int) -> float:
@@ -82,7 +86,8 @@ def measure(gate: Gate) -> Result:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return Result(gate, *(_p50s(gate) if gate.per_call else _best_rounds(gate)))
+        ours, peer = _p50s(gate) if gate.per_call else _best_rounds(gate)
+        return Result(gate, ours, peer, gate.check() if gate.check is not None else None)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -97,5 +102,6 @@ def report(results: list[Result]) -> str:
         lines.append(
             f"{r.gate.name:<52} {r.ours_ns:>8.1f} ns {r.peer_ns:>8.1f} ns {r.ratio:>6.1f}x "
             f"{r.gate.gate:>5.1f}x {r.gate.goal:>5.1f}x  {mark}  (peer: {r.gate.peer_name})"
+            + (f"  {r.problem}" if r.problem else "")
         )
     return "\n".join(lines)

@@ -49,6 +49,7 @@ def main() -> int:
                 "gate": r.gate.gate,
                 "goal": r.gate.goal,
                 "peer": r.gate.peer_name,
+                "problem": r.problem,
             }
             for r in results
         ]

@@ -1,4 +1,6 @@
-"""Real parts for the serving tests: a registry on disk, small real MLPs, GameState bodies."""
+"""Real parts for the serving tests: a registry on disk, small real MLPs, GameState bodies, and
+the server tests' admin (a real token issuer, RBAC policy and ledger) and server on loopback
+(helpers in serving_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from system0.data.serialization import FEATURE_NAMES
 from system0.game.simulator import MatchSimulator
 from system0.interfaces.model_interface import MLPWeights, save_mlp
+from system0.security.access_control import Enforcer, Policy
 from system0.security.audit import AuditLedger
-from system0.security.encryption import Keyring
+from system0.security.encryption import Keyring, SigningKey
+from system0.security.identity import TokenIssuer, TokenVerifier
+from system0.serving.admin import AdminAuth
 from system0.serving.registry import ModelRegistry
+from system0.serving.wire import Limits
+
+from .serving_fixtures import AUDIENCE, ISSUER, POLICY, Admin, Served, pinned, serve
 
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -90,3 +99,20 @@ def ledger(tmp_path: pathlib.Path) -> Iterator[AuditLedger]:
 
 def events(ledger: AuditLedger) -> list[dict[str, Any]]:
     return [ledger.read(i).json() for i in range(ledger.size)]
+
+
+@pytest.fixture
+def admin(tmp_path: pathlib.Path) -> Iterator[Admin]:
+    key = Ed25519PrivateKey.generate()
+    ledger = AuditLedger.open(
+        tmp_path / "audit", keyring=Keyring.generate(), signing_key=SigningKey.generate()
+    )
+    verifier = TokenVerifier(key.public_key(), audience=AUDIENCE, issuer=ISSUER)
+    auth = AdminAuth(verifier, Enforcer(Policy.from_dict(POLICY)), ledger)
+    yield Admin(auth, TokenIssuer(key, ISSUER), ledger)
+    ledger.close()
+
+
+@pytest.fixture
+def served(admin: Admin) -> Iterator[Served]:
+    yield from serve(pinned(), auth=admin.auth, limits=Limits(max_body_bytes=64 * 1024))
