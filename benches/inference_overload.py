@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import time
-from concurrent.futures import Future, wait
 from typing import Any
 
 import numpy as np
@@ -88,22 +87,26 @@ def main() -> int:
     # 1. sustainable rate: keep the queue full, count answers per second
     n = int(3 * args.max_batch / (args.batch_ms / 1e3))
     t0 = time.perf_counter()
-    wait([eng.submit(rows[i % 4096], 60.0) for i in range(n)])
+    for f in [eng.submit(rows[i % 4096], 60.0) for i in range(n)]:
+        f.exception()  # waits for the answer, whatever it is
     rate = n / (time.perf_counter() - t0)
 
     # 2. offer 2R open-loop
     offered = 2 * rate
-    futs: list[Future[Any]] = []
+    futs: list[Any] = []
     rejected = 0
+    refusal_ns: list[int] = []  # how long a refused submit took to say so
     max_depth = 0
     start = time.perf_counter()
     sent = 0
     while (now := time.perf_counter()) - start < args.seconds:
         due = int((now - start) * offered)
         while sent < due:
+            t_sub = time.perf_counter_ns()
             try:
                 futs.append(eng.submit(rows[sent % 4096], budget))
             except Overloaded:
+                refusal_ns.append(time.perf_counter_ns() - t_sub)
                 rejected += 1
             sent += 1
         max_depth = max(max_depth, len(eng.queue))
@@ -131,11 +134,17 @@ def main() -> int:
         f"accepted latency p50 {np.quantile(lat, 0.5):.2f} ms, p99 {p99:.2f} ms, "
         f"budget {args.budget_ms} ms"
     )
+    refusal_p99_us = float(np.quantile(refusal_ns, 0.99)) / 1e3 if refusal_ns else float("nan")
+    print(
+        f"refusals answered in p50 {np.quantile(refusal_ns, 0.5) / 1e3:.1f} us, "
+        f"p99 {refusal_p99_us:.1f} us (goal < 20 us)"
+    )
     print(
         f"batch-1 overhead: direct p50 {d:.1f} us, engine p50 {e:.1f} us, added {e - d:.1f} us "
-        f"= {e / d:.2f}x (goal <= 30 us and <= 2x; gated in benches/gates/gate_inference.py)"
+        f"= {e / d:.2f}x (goal <= 5 us and <= 1.3x; gated at 1.6x in benches/gates/gate_inference.py)"
     )
     ok = p99 <= args.budget_ms and rejected > 0 and max_depth <= admissible
+    ok = ok and refusal_p99_us < 20.0
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -40,11 +40,12 @@ the fallback flag, so that every decision can be replayed bit for bit.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,8 +53,8 @@ import numpy as np
 import numpy.typing as npt
 
 from system0 import _core
-from system0.core import energy as _energy
 from system0._core import EngineBatch, EngineFuture
+from system0.core import energy as _energy
 from system0.core import telemetry
 from system0.core.error_handling import CircuitBreaker
 from system0.errors import Closed, Error, ValidationError
@@ -189,6 +190,18 @@ class QueueView:
 
     def __len__(self) -> int:
         return int(self._core.depth)
+
+
+# Engines still open at exit are closed by atexit, before the interpreter stops its daemon
+# threads: a batcher thread waiting in Rust (the GIL released) must not be the one that
+# finds the interpreter gone when it takes the GIL back.
+_OPEN: weakref.WeakSet[InferenceEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_engines() -> None:
+    for engine in list(_OPEN):
+        engine.close(timeout=1.0)
 
 
 def _copy_answer(src: EngineFuture, dst: asyncio.Future[InferenceResult]) -> None:
@@ -344,6 +357,7 @@ class InferenceEngine:
         ]
         for t in self._threads:
             t.start()
+        _OPEN.add(self)
 
     # --- submission --------------------------------------------------------------------------
 
@@ -559,8 +573,10 @@ class InferenceEngine:
         still unanswered after ``timeout`` (a hung model) is answered with ``Closed``."""
         self._core.close()
         for t in self._threads:
-            t.join(timeout)
+            if t is not threading.current_thread():
+                t.join(timeout)
         self._core.abandon()
+        _OPEN.discard(self)
 
     def __enter__(self) -> InferenceEngine:
         return self
