@@ -141,7 +141,8 @@ def main() -> int:
     )
     print(
         f"batch-1 overhead: direct p50 {d:.1f} us, engine p50 {e:.1f} us, added {e - d:.1f} us "
-        f"= {e / d:.2f}x (goal <= 5 us and <= 1.3x; gated at 1.6x in benches/gates/gate_inference.py)"
+        f"= {e / d:.2f}x (goal <= 5 us and <= 1.3x; gated at 1.6x in "
+        "benches/gates/gate_inference.py)"
     )
     ok = p99 <= args.budget_ms and rejected > 0 and max_depth <= admissible
     ok = ok and refusal_p99_us < 20.0

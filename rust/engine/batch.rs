@@ -116,7 +116,10 @@ impl<A: Answer, C: Send> Gathered<A, C> {
         self.batch_id = engine.next_batch_id();
         self.ids = BatchIds::new();
         self.start_real_ns = crate::clock::now_ns();
-        engine.running(self.batch_id, self.reqs.iter().map(|r| r.slot.clone()).collect());
+        engine.running(
+            self.batch_id,
+            self.reqs.iter().map(|r| r.slot.clone()).collect(),
+        );
         callbacks
     }
 
@@ -164,7 +167,12 @@ impl<A: Answer, C: Send> Gathered<A, C> {
     }
 
     /// The model failed and there is no fallback: every live request gets `error()`.
-    pub fn fail(&mut self, engine: &Engine<A, C>, message: &str, mut error: impl FnMut() -> A) -> Vec<C> {
+    pub fn fail(
+        &mut self,
+        engine: &Engine<A, C>,
+        message: &str,
+        mut error: impl FnMut() -> A,
+    ) -> Vec<C> {
         let n = self.reqs.len() as u64;
         engine.metrics.count(Outcome::Failed, n);
         let end_real = crate::clock::now_ns();
@@ -199,7 +207,13 @@ impl<A: Answer, C: Send> Gathered<A, C> {
             let parent = self.reqs.first().and_then(|r| r.parent.as_ref());
             spans::inline(parent, self.start_real_ns, end_real, facts);
         } else {
-            spans::batch(&engine.cfg.name, self.ids, self.start_real_ns, end_real, facts);
+            spans::batch(
+                &engine.cfg.name,
+                self.ids,
+                self.start_real_ns,
+                end_real,
+                facts,
+            );
         }
     }
 

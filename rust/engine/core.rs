@@ -34,10 +34,16 @@ impl Config {
     pub fn check(&self) -> CoreResult<()> {
         let bad = |m: String| Err(CoreError::InvalidArgument(m));
         if !(1..=4096).contains(&self.max_batch) {
-            return bad(format!("max_batch must be in [1, 4096], got {}", self.max_batch));
+            return bad(format!(
+                "max_batch must be in [1, 4096], got {}",
+                self.max_batch
+            ));
         }
         if self.max_wait_ns > 1_000_000_000 {
-            return bad(format!("max_wait must be in [0, 1] seconds, got {} ns", self.max_wait_ns));
+            return bad(format!(
+                "max_wait must be in [0, 1] seconds, got {} ns",
+                self.max_wait_ns
+            ));
         }
         if self.width == 0 {
             return bad("the model must take at least one feature".into());
@@ -53,10 +59,16 @@ impl Config {
             ));
         }
         if !(1..=1_000_000).contains(&self.capacity) {
-            return bad(format!("queue_capacity must be in [1, 1e6], got {}", self.capacity));
+            return bad(format!(
+                "queue_capacity must be in [1, 1e6], got {}",
+                self.capacity
+            ));
         }
         if !(0.1..=1.0).contains(&self.headroom) {
-            return bad(format!("headroom must be in [0.1, 1], got {}", self.headroom));
+            return bad(format!(
+                "headroom must be in [0.1, 1], got {}",
+                self.headroom
+            ));
         }
         Ok(())
     }
@@ -97,7 +109,11 @@ pub struct Engine<A, C> {
 impl<A: Answer, C: Send> Engine<A, C> {
     pub fn new(cfg: Config) -> CoreResult<Self> {
         cfg.check()?;
-        let qcfg = queue::Config::new(&format!("{}.queue", cfg.name), cfg.capacity as i64, "reject")?;
+        let qcfg = queue::Config::new(
+            &format!("{}.queue", cfg.name),
+            cfg.capacity as i64,
+            "reject",
+        )?;
         Ok(Engine {
             queue: Queue::new(qcfg)?,
             metrics: Metrics::new(&cfg.name, cfg.max_batch)?,
@@ -180,7 +196,13 @@ impl<A: Answer, C: Send> Engine<A, C> {
     }
 
     /// A request ready to queue or run inline (its row already checked).
-    pub fn pending(&self, x: Box<[f32]>, now_ns: u64, budget_ns: u64, parent: Option<Parent>) -> Pending<A, C> {
+    pub fn pending(
+        &self,
+        x: Box<[f32]>,
+        now_ns: u64,
+        budget_ns: u64,
+        parent: Option<Parent>,
+    ) -> Pending<A, C> {
         Pending {
             x,
             slot: Arc::new(Slot::new()),
@@ -252,9 +274,9 @@ impl<A: Answer, C: Send> Engine<A, C> {
             let end = reqs[0].enqueued_ns + self.cfg.max_wait_ns;
             let left = end.saturating_sub(crate::clock::now_ns());
             let until = Instant::now() + Duration::from_nanos(left);
-            if let Some(more) = self
-                .queue
-                .get_many(self.cfg.max_batch - 1, Some(until), true, &mut discard)
+            if let Some(more) =
+                self.queue
+                    .get_many(self.cfg.max_batch - 1, Some(until), true, &mut discard)
             {
                 reqs.extend(more);
             }

@@ -59,7 +59,12 @@ pub struct Metrics {
     pub size: Arc<Histogram>,
 }
 
-fn family(name: &str, kind: Kind, labels: &[&str], unit: &str) -> CoreResult<Arc<crate::telemetry::registry::Family>> {
+fn family(
+    name: &str,
+    kind: Kind,
+    labels: &[&str],
+    unit: &str,
+) -> CoreResult<Arc<crate::telemetry::registry::Family>> {
     default_registry().register(
         name,
         kind,
@@ -73,7 +78,9 @@ fn family(name: &str, kind: Kind, labels: &[&str], unit: &str) -> CoreResult<Arc
 fn histogram(name: &str, engine: &str, unit: &str) -> CoreResult<Arc<Histogram>> {
     match family(name, Kind::Histogram, &["engine"], unit)?.child(vec![engine.to_owned()])? {
         Metric::Histogram(h) => Ok(h),
-        _ => Err(CoreError::Internal(format!("metric '{name}' is not a histogram"))),
+        _ => Err(CoreError::Internal(format!(
+            "metric '{name}' is not a histogram"
+        ))),
     }
 }
 

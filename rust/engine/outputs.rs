@@ -4,7 +4,11 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refused {
     /// Fewer rows than requests, or no columns.
-    Shape { rows: usize, cols: usize, need: usize },
+    Shape {
+        rows: usize,
+        cols: usize,
+        need: usize,
+    },
     /// NaN or infinity in a real (not padding) row.
     NonFinite { row: usize },
 }

@@ -110,7 +110,10 @@ impl Shared {
         reasons: Vec<String>,
         index: Option<usize>,
     ) -> PyErr {
-        let kw = [("index", index.into_pyobject(py).map(|o| o.into_any().unbind()))];
+        let kw = [(
+            "index",
+            index.into_pyobject(py).map(|o| o.into_any().unbind()),
+        )];
         let made = (|| -> PyResult<Bound<'_, PyAny>> {
             let d = pyo3::types::PyDict::new(py);
             for (k, v) in kw {
@@ -150,7 +153,11 @@ fn parent(py: Python<'_>) -> PyResult<Option<Parent>> {
         return Ok(None);
     };
     let f = CURRENT_CONTEXT.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("system0._core")?.getattr("current_context")?.unbind())
+        Ok::<_, PyErr>(
+            py.import("system0._core")?
+                .getattr("current_context")?
+                .unbind(),
+        )
     })?;
     let ctx = f.call0(py)?;
     let ctx = ctx.bind(py);
@@ -220,7 +227,12 @@ impl PyEngineCore {
             }
         }
         let Some(validate) = &s.validator else {
-            return Err(s.invalid(py, "request is not a float32 row".into(), vec!["shape".into()], None));
+            return Err(s.invalid(
+                py,
+                "request is not a float32 row".into(),
+                vec!["shape".into()],
+                None,
+            ));
         };
         let x = match validate.bind(py).call1((request,)) {
             Ok(x) => x,
@@ -254,7 +266,12 @@ impl PyEngineCore {
         Ok(v.into_boxed_slice())
     }
 
-    fn queue_many(&self, py: Python<'_>, rows: Vec<Box<[f32]>>, budget: u64) -> PyResult<Vec<Py<PyEngineFuture>>> {
+    fn queue_many(
+        &self,
+        py: Python<'_>,
+        rows: Vec<Box<[f32]>>,
+        budget: u64,
+    ) -> PyResult<Vec<Py<PyEngineFuture>>> {
         let s = &self.shared;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -273,7 +290,12 @@ impl PyEngineCore {
 
     /// The feature rows of GameState byte strings, or `InvalidRequest` naming the first bad
     /// one (with every broken rule of it as `"{code}:{path}"`).
-    fn decode(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], single: bool) -> PyResult<Vec<Box<[f32]>>> {
+    fn decode(
+        &self,
+        py: Python<'_>,
+        items: &[Bound<'_, PyAny>],
+        single: bool,
+    ) -> PyResult<Vec<Box<[f32]>>> {
         let s = &self.shared;
         if s.engine.cfg.width != N_FEATURES {
             return Err(PyValueError::new_err(format!(
@@ -304,10 +326,20 @@ impl PyEngineCore {
                 false => Source::Bytes(&owned[i]),
             })
             .collect();
-        let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| featurize(&[], &sources, None)));
-        let outcome = if sources.len() >= 16 { without_gil(py, run) } else { run() };
+        let run = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                featurize(&[], &sources, None)
+            }))
+        };
+        let outcome = if sources.len() >= 16 {
+            without_gil(py, run)
+        } else {
+            run()
+        };
         let f = outcome.map_err(|_| {
-            PyErr::from(CoreError::Internal("GameState decoding panicked; please report this input".into()))
+            PyErr::from(CoreError::Internal(
+                "GameState decoding panicked; please report this input".into(),
+            ))
         })??;
         if let Some(&(first, _)) = f.errors.first() {
             s.engine.metrics.count(Outcome::Invalid, 1);
@@ -315,21 +347,37 @@ impl PyEngineCore {
                 .errors
                 .iter()
                 .filter(|(i, _)| *i == first)
-                .map(|(_, e)| if e.path.is_empty() { e.code.to_owned() } else { format!("{}:{}", e.code, e.path) })
+                .map(|(_, e)| {
+                    if e.path.is_empty() {
+                        e.code.to_owned()
+                    } else {
+                        format!("{}:{}", e.code, e.path)
+                    }
+                })
                 .collect();
             let mut refused: Vec<u32> = f.errors.iter().map(|(i, _)| *i).collect();
             refused.dedup();
             let prefix = if single {
                 String::new()
             } else if refused.len() > 1 {
-                format!("request {first} ({} of {} refused): ", refused.len(), items.len())
+                format!(
+                    "request {first} ({} of {} refused): ",
+                    refused.len(),
+                    items.len()
+                )
             } else {
                 format!("request {first}: ")
             };
-            let msg = format!("{prefix}GameState breaks its contract: {}", reasons.join(", "));
+            let msg = format!(
+                "{prefix}GameState breaks its contract: {}",
+                reasons.join(", ")
+            );
             return Err(s.invalid(py, msg, reasons, (!single).then_some(first as usize)));
         }
-        Ok(f.features.chunks_exact(N_FEATURES).map(|r| r.to_vec().into_boxed_slice()).collect())
+        Ok(f.features
+            .chunks_exact(N_FEATURES)
+            .map(|r| r.to_vec().into_boxed_slice())
+            .collect())
     }
 }
 
@@ -374,7 +422,12 @@ impl PyEngineCore {
     }
 
     /// Validate, admit and queue one request; its future, or the refusal raised at once.
-    fn submit(&self, py: Python<'_>, request: &Bound<'_, PyAny>, budget: &Bound<'_, PyAny>) -> PyResult<Py<PyEngineFuture>> {
+    fn submit(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        budget: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyEngineFuture>> {
         let s = &self.shared;
         s.engine.check_open()?;
         let b = budget_ns(budget)?;
@@ -388,7 +441,12 @@ impl PyEngineCore {
 
     /// Admit and queue the rows of a `(k, width)` float32 matrix (already validated by the
     /// caller; checked again for shape and finiteness here).
-    fn submit_rows(&self, py: Python<'_>, matrix: &Bound<'_, PyAny>, budget: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyEngineFuture>>> {
+    fn submit_rows(
+        &self,
+        py: Python<'_>,
+        matrix: &Bound<'_, PyAny>,
+        budget: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Py<PyEngineFuture>>> {
         let s = &self.shared;
         s.engine.check_open()?;
         let b = budget_ns(budget)?;
@@ -400,18 +458,36 @@ impl PyEngineCore {
         }
         if shape.len() != 2 || shape[1] != width {
             s.engine.metrics.count(Outcome::Invalid, 1);
-            return Err(s.invalid(py, format!("requests must be rows of {width} feature values, got shape {shape:?}"), vec!["shape".into()], Some(0)));
+            return Err(s.invalid(
+                py,
+                format!("requests must be rows of {width} feature values, got shape {shape:?}"),
+                vec!["shape".into()],
+                Some(0),
+            ));
         }
-        let rows: Vec<Box<[f32]>> = v.chunks_exact(width).map(|r| r.to_vec().into_boxed_slice()).collect();
+        let rows: Vec<Box<[f32]>> = v
+            .chunks_exact(width)
+            .map(|r| r.to_vec().into_boxed_slice())
+            .collect();
         if let Some(i) = rows.iter().position(|r| !finite(r)) {
             s.engine.metrics.count(Outcome::Invalid, 1);
-            return Err(s.invalid(py, format!("request {i}: request holds NaN or infinity"), vec!["non_finite".into()], Some(i)));
+            return Err(s.invalid(
+                py,
+                format!("request {i}: request holds NaN or infinity"),
+                vec!["non_finite".into()],
+                Some(i),
+            ));
         }
         self.queue_many(py, rows, b)
     }
 
     /// One GameState (JSON or msgpack bytes), decoded and featurized in Rust, then queued.
-    fn submit_bytes(&self, py: Python<'_>, data: &Bound<'_, PyAny>, budget: &Bound<'_, PyAny>) -> PyResult<Py<PyEngineFuture>> {
+    fn submit_bytes(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        budget: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyEngineFuture>> {
         let s = &self.shared;
         s.engine.check_open()?;
         let b = budget_ns(budget)?;
@@ -425,12 +501,19 @@ impl PyEngineCore {
 
     /// A tick of GameStates as bytes: all decoded in one Rust call and queued in one step;
     /// one bad item refuses the whole call (nothing queued).
-    fn submit_many_bytes(&self, py: Python<'_>, items: &Bound<'_, PyAny>, budget: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyEngineFuture>>> {
+    fn submit_many_bytes(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        budget: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Py<PyEngineFuture>>> {
         let s = &self.shared;
         s.engine.check_open()?;
         let b = budget_ns(budget)?;
         if items.cast::<PyBytes>().is_ok() {
-            return Err(PyValueError::new_err("items must be a sequence of bytes; wrap a single one in a list"));
+            return Err(PyValueError::new_err(
+                "items must be a sequence of bytes; wrap a single one in a list",
+            ));
         }
         let list: Vec<Bound<'_, PyAny>> = if let Ok(l) = items.cast::<PyList>() {
             l.iter().collect()
@@ -443,7 +526,11 @@ impl PyEngineCore {
 
     /// Validate and admit one request for an inline run on the caller's thread (the caller
     /// holds the run lock and found the engine idle): the opened batch of one, or the refusal.
-    fn inline(slf: &Bound<'_, Self>, request: &Bound<'_, PyAny>, budget: &Bound<'_, PyAny>) -> PyResult<Py<PyEngineBatch>> {
+    fn inline(
+        slf: &Bound<'_, Self>,
+        request: &Bound<'_, PyAny>,
+        budget: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyEngineBatch>> {
         let py = slf.py();
         let me = slf.get();
         let s = &me.shared;
@@ -458,13 +545,15 @@ impl PyEngineCore {
         let cbs = g.open(&s.engine, s.now(py)?);
         run_callbacks(py, cbs);
         if g.rows() == 0 {
-            return Err(match slot.with_answer(|a| match a {
-                PyAnswer::Error(e) => e.clone(),
-                _ => CoreError::Internal("inline request answered before it ran".into()),
-            }) {
-                Some(e) => e.into(),
-                None => CoreError::Internal("inline request lost".into()).into(),
-            });
+            return Err(
+                match slot.with_answer(|a| match a {
+                    PyAnswer::Error(e) => e.clone(),
+                    _ => CoreError::Internal("inline request answered before it ran".into()),
+                }) {
+                    Some(e) => e.into(),
+                    None => CoreError::Internal("inline request lost".into()).into(),
+                },
+            );
         }
         PyEngineBatch::wrap(py, s, g, Some(slot))
     }
@@ -499,7 +588,11 @@ impl PyEngineCore {
         let o = match outcome {
             "invalid" => Outcome::Invalid,
             "overloaded" => Outcome::Overloaded,
-            _ => return Err(PyValueError::new_err(format!("unknown outcome {outcome:?}; use 'invalid' or 'overloaded'"))),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown outcome {outcome:?}; use 'invalid' or 'overloaded'"
+                )))
+            }
         };
         self.shared.engine.metrics.count(o, n);
         Ok(())
@@ -518,7 +611,20 @@ impl PyEngineCore {
     /// `(submitted, completed, fallbacks, rejected_overloaded, rejected_invalid,
     /// deadline_exceeded, failed, batches, inline, {size: batches})`.
     #[allow(clippy::type_complexity)]
-    fn tally(&self) -> (u64, u64, u64, u64, u64, u64, u64, u64, u64, std::collections::BTreeMap<usize, u64>) {
+    fn tally(
+        &self,
+    ) -> (
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        std::collections::BTreeMap<usize, u64>,
+    ) {
         let t = self.shared.engine.metrics.tally();
         (
             t.submitted,
@@ -565,7 +671,12 @@ enum Read {
 
 fn cancelled_error(py: Python<'_>) -> PyErr {
     let t = CANCELLED.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("concurrent.futures")?.getattr("CancelledError")?.cast_into::<pyo3::types::PyType>()?.unbind())
+        Ok::<_, PyErr>(
+            py.import("concurrent.futures")?
+                .getattr("CancelledError")?
+                .cast_into::<pyo3::types::PyType>()?
+                .unbind(),
+        )
     });
     match t {
         Ok(t) => PyErr::from_type(t.bind(py).clone(), ()),
@@ -580,7 +691,11 @@ impl PyEngineFuture {
             return Ok(());
         }
         let end = match timeout {
-            Some(t) if t.is_nan() || t < 0.0 => return Err(PyValueError::new_err(format!("timeout must be >= 0 seconds, got {t}"))),
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be >= 0 seconds, got {t}"
+                )))
+            }
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
             None => None,
         };
@@ -605,14 +720,27 @@ impl PyEngineFuture {
     fn read(&self, py: Python<'_>) -> Option<Read> {
         self.slot.with_answer(|a| match a {
             PyAnswer::Ok { built: Some(r), .. } => Read::Built(r.clone_ref(py)),
-            PyAnswer::Ok { out, row, wait, total, .. } => Read::Build(out.clone(), *row, *wait, *total),
+            PyAnswer::Ok {
+                out,
+                row,
+                wait,
+                total,
+                ..
+            } => Read::Build(out.clone(), *row, *wait, *total),
             PyAnswer::Error(e) => Read::Error(e.clone()),
             PyAnswer::Raised(e) => Read::Raised(e.clone_ref(py)),
             PyAnswer::Cancelled => Read::Cancelled,
         })
     }
 
-    fn build(&self, py: Python<'_>, out: &BatchOut, row: usize, wait: u64, total: u64) -> PyResult<Py<PyAny>> {
+    fn build(
+        &self,
+        py: Python<'_>,
+        out: &BatchOut,
+        row: usize,
+        wait: u64,
+        total: u64,
+    ) -> PyResult<Py<PyAny>> {
         let outputs = out.outputs.bind(py).get_item(row)?;
         let reason: Bound<'_, PyAny> = match &out.reason {
             Some(r) => r.bind(py).clone().into_any(),
@@ -645,9 +773,13 @@ impl PyEngineFuture {
 
     fn outcome(&self, py: Python<'_>) -> PyResult<Result<Py<PyAny>, PyErr>> {
         match self.read(py) {
-            None => Err(CoreError::Internal("the answer was read before it was settled".into()).into()),
+            None => {
+                Err(CoreError::Internal("the answer was read before it was settled".into()).into())
+            }
             Some(Read::Built(r)) => Ok(Ok(r)),
-            Some(Read::Build(out, row, wait, total)) => Ok(Ok(self.build(py, &out, row, wait, total)?)),
+            Some(Read::Build(out, row, wait, total)) => {
+                Ok(Ok(self.build(py, &out, row, wait, total)?))
+            }
             Some(Read::Error(e)) => Ok(Err(e.into())),
             Some(Read::Raised(e)) => Ok(Err(PyErr::from_value(e.into_bound(py)))),
             Some(Read::Cancelled) => Err(cancelled_error(py)),
@@ -718,7 +850,10 @@ impl PyEngineFuture {
         } else {
             "pending"
         };
-        format!("<EngineFuture {} state={state}>", self.shared.engine.cfg.name)
+        format!(
+            "<EngineFuture {} state={state}>",
+            self.shared.engine.cfg.name
+        )
     }
 }
 
@@ -738,7 +873,12 @@ pub struct PyEngineBatch {
 }
 
 impl PyEngineBatch {
-    fn wrap(py: Python<'_>, shared: &Arc<Shared>, mut g: Gathered<PyAnswer, Callback>, inline_slot: Option<Arc<PySlot>>) -> PyResult<Py<Self>> {
+    fn wrap(
+        py: Python<'_>,
+        shared: &Arc<Shared>,
+        mut g: Gathered<PyAnswer, Callback>,
+        inline_slot: Option<Arc<PySlot>>,
+    ) -> PyResult<Py<Self>> {
         let width = shared.engine.cfg.width;
         let matrix = OnceLock::new();
         if inline_slot.is_some() {
@@ -788,7 +928,12 @@ impl PyEngineBatch {
     /// the action of each row computed. `check=False` (a fallback's answer) skips the
     /// finite check.
     #[pyo3(signature = (outputs, check=true))]
-    fn set_outputs(&self, py: Python<'_>, outputs: &Bound<'_, PyAny>, check: bool) -> PyResult<bool> {
+    fn set_outputs(
+        &self,
+        py: Python<'_>,
+        outputs: &Bound<'_, PyAny>,
+        check: bool,
+    ) -> PyResult<bool> {
         let n = self.gathered.lock().rows();
         let arr = as_f32(py, outputs)?;
         let buf = PyBuffer::<f32>::get(&arr)?;
@@ -830,13 +975,25 @@ impl PyEngineBatch {
 
     /// The actions of the rows, int64 (for the flight recorder).
     fn actions(&self) -> Vec<i64> {
-        self.outputs.lock().as_ref().map(|(_, a)| a.clone()).unwrap_or_default()
+        self.outputs
+            .lock()
+            .as_ref()
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
     }
 
     /// Answer every request from the outputs taken by `set_outputs` (`reason`: the fallback
     /// answered). Times are on the engine clock.
     #[pyo3(signature = (reason, start_ns, model_ns, end_ns, joules=None))]
-    fn finish(&self, py: Python<'_>, reason: Option<String>, start_ns: u64, model_ns: u64, end_ns: u64, joules: Option<f64>) -> PyResult<()> {
+    fn finish(
+        &self,
+        py: Python<'_>,
+        reason: Option<String>,
+        start_ns: u64,
+        model_ns: u64,
+        end_ns: u64,
+        joules: Option<f64>,
+    ) -> PyResult<()> {
         let Some((outputs, actions)) = self.outputs.lock().take() else {
             return Err(CoreError::Internal("finish() before set_outputs()".into()).into());
         };
@@ -853,14 +1010,25 @@ impl PyEngineBatch {
             batch_id,
             model_ns,
         });
-        let facts = BatchFacts { reason, joules, ..Default::default() };
-        let cbs = self.gathered.lock().finish(&self.shared.engine, start_ns, end_ns, model_ns, facts, |row, wait, total| PyAnswer::Ok {
-            out: out.clone(),
-            row,
-            wait,
-            total,
-            built: None,
-        });
+        let facts = BatchFacts {
+            reason,
+            joules,
+            ..Default::default()
+        };
+        let cbs = self.gathered.lock().finish(
+            &self.shared.engine,
+            start_ns,
+            end_ns,
+            model_ns,
+            facts,
+            |row, wait, total| PyAnswer::Ok {
+                out: out.clone(),
+                row,
+                wait,
+                total,
+                built: None,
+            },
+        );
         run_callbacks(py, cbs);
         Ok(())
     }
@@ -872,7 +1040,12 @@ impl PyEngineBatch {
             exc.get_type().name().map_or("?".into(), |n| n.to_string()),
             exc.str().map_or("?".into(), |s| s.to_string())
         );
-        let cbs = self.gathered.lock().fail(&self.shared.engine, &message, || PyAnswer::Raised(exc.clone().unbind()));
+        let cbs = self
+            .gathered
+            .lock()
+            .fail(&self.shared.engine, &message, || {
+                PyAnswer::Raised(exc.clone().unbind())
+            });
         run_callbacks(py, cbs);
         Ok(())
     }
@@ -882,7 +1055,10 @@ impl PyEngineBatch {
         let Some(slot) = &self.inline_slot else {
             return Err(PyValueError::new_err("not an inline batch"));
         };
-        let f = PyEngineFuture { slot: slot.clone(), shared: self.shared.clone() };
+        let f = PyEngineFuture {
+            slot: slot.clone(),
+            shared: self.shared.clone(),
+        };
         f.outcome(py)?
     }
 
@@ -906,13 +1082,19 @@ impl PyEngineBatch {
         self.inline
     }
 
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("a null view was passed"));
         }
         let me = slf.get();
         let Some((m, shape)) = me.matrix.get() else {
-            return Err(PyBufferError::new_err("the batch is not open yet; call open() first"));
+            return Err(PyBufferError::new_err(
+                "the batch is not open yet; call open() first",
+            ));
         };
         // SAFETY: `view` is a valid Py_buffer to fill (the caller's); the matrix lives in a
         // OnceLock of the exporter, never mutated or moved after it is set, and `obj` keeps
@@ -930,7 +1112,11 @@ impl PyEngineBatch {
             };
             (*view).ndim = 2;
             let shape = shape.as_ptr() as *mut ffi::Py_ssize_t;
-            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND { shape } else { std::ptr::null_mut() };
+            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+                shape
+            } else {
+                std::ptr::null_mut()
+            };
             (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
                 me.strides.as_ptr() as *mut _
             } else {
@@ -953,8 +1139,13 @@ impl Drop for PyEngineBatch {
         if g.rows() == 0 {
             return;
         }
-        let msg = format!("{}: the batch was dropped before it was answered", self.shared.engine.cfg.name);
-        let cbs = g.fail(&self.shared.engine, &msg, || PyAnswer::Error(CoreError::Internal(msg.clone())));
+        let msg = format!(
+            "{}: the batch was dropped before it was answered",
+            self.shared.engine.cfg.name
+        );
+        let cbs = g.fail(&self.shared.engine, &msg, || {
+            PyAnswer::Error(CoreError::Internal(msg.clone()))
+        });
         Python::attach(|py| run_callbacks(py, cbs));
     }
 }
@@ -962,7 +1153,10 @@ impl Drop for PyEngineBatch {
 /// The matrix with its shape, as the buffer export describes it.
 fn shaped(m: Vec<f32>, width: usize) -> (Box<[f32]>, [ffi::Py_ssize_t; 2]) {
     let h = m.len() / width;
-    (m.into_boxed_slice(), [h as ffi::Py_ssize_t, width as ffi::Py_ssize_t])
+    (
+        m.into_boxed_slice(),
+        [h as ffi::Py_ssize_t, width as ffi::Py_ssize_t],
+    )
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

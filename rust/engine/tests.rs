@@ -98,7 +98,10 @@ fn scan_takes_the_first_max_and_refuses_nan_in_real_rows_only() {
     let out = [0.1, 0.7, 0.7, 0.9, 0.0, 0.0, f32::NAN, 1.0, 0.0];
     assert_eq!(scan(&out, 3, 2).unwrap(), vec![1, 0]);
     assert_eq!(scan(&out, 3, 3), Err(Refused::NonFinite { row: 2 }));
-    assert!(matches!(scan(&out, 3, 4), Err(Refused::Shape { rows: 3, .. })));
+    assert!(matches!(
+        scan(&out, 3, 4),
+        Err(Refused::Shape { rows: 3, .. })
+    ));
     assert!(matches!(scan(&out, 0, 1), Err(Refused::Shape { .. })));
 }
 
@@ -120,20 +123,32 @@ fn config_pads_to_the_next_bucket_and_refuses_absurd_settings() {
 #[test]
 fn a_batch_runs_padded_and_answers_each_row_with_its_own() {
     let e = engine(4, 16, vec![4]);
-    let slots: Vec<_> = (0..3).map(|i| queue(&e, i as f32, 100, 1_000_000)).collect();
+    let slots: Vec<_> = (0..3)
+        .map(|i| queue(&e, i as f32, 100, 1_000_000))
+        .collect();
     let mut g = take(&e);
     assert!(g.open(&e, 100).is_empty());
     assert_eq!((g.rows(), g.padded), (3, 4));
     assert_eq!(&g.matrix[..6], &[0.0, -0.0, 1.0, -1.0, 2.0, -2.0]);
     assert!(g.matrix[6..].iter().all(|&v| v == 0.0));
     assert!(!e.is_idle(), "a running batch counts as busy");
-    let cbs = g.finish(&e, 100, 200, 50, BatchFacts::default(), |row, wait, total| {
-        assert_eq!((wait, total), (0, 100));
-        A::Row(row)
-    });
+    let cbs = g.finish(
+        &e,
+        100,
+        200,
+        50,
+        BatchFacts::default(),
+        |row, wait, total| {
+            assert_eq!((wait, total), (0, 100));
+            A::Row(row)
+        },
+    );
     assert!(cbs.is_empty() && e.is_idle());
     for (i, s) in slots.iter().enumerate() {
-        assert_eq!(s.with_answer(|a| matches!(a, A::Row(r) if *r == i)), Some(true));
+        assert_eq!(
+            s.with_answer(|a| matches!(a, A::Row(r) if *r == i)),
+            Some(true)
+        );
     }
     let t = e.metrics.tally();
     assert_eq!((t.submitted, t.completed, t.batches), (3, 3, 1));
@@ -176,14 +191,20 @@ fn admission_refuses_when_the_expected_wait_exceeds_the_budget() {
     }
     let many = e.admit(3, 1_000_000_000);
     assert!(many.is_ok());
-    assert!(e.admit(8, 20_000_000).unwrap_err().to_string().contains("last of 8"));
+    assert!(e
+        .admit(8, 20_000_000)
+        .unwrap_err()
+        .to_string()
+        .contains("last of 8"));
     assert_eq!(e.metrics.tally().rejected_overloaded, 9);
 }
 
 #[test]
 fn a_full_queue_answers_what_it_cannot_take() {
     let e = engine(1, 2, vec![]);
-    let ps = (0..5).map(|i| e.pending(row(i as f32), 0, 1_000, None)).collect();
+    let ps = (0..5)
+        .map(|i| e.pending(row(i as f32), 0, 1_000, None))
+        .collect();
     let (slots, _) = e.enqueue_many(ps);
     assert_eq!(slots.len(), 5);
     assert!(slots[..2].iter().all(|s| !s.is_done()));
@@ -205,7 +226,10 @@ fn abandon_answers_everything_queued_or_running_with_closed() {
     assert!(e.check_open().is_err());
     e.abandon();
     for s in [&running, &queued] {
-        assert_eq!(s.with_answer(|a| matches!(a, A::Err(m) if m.contains("closed"))), Some(true));
+        assert_eq!(
+            s.with_answer(|a| matches!(a, A::Err(m) if m.contains("closed"))),
+            Some(true)
+        );
     }
     // the model's late answer is refused by the slot: still exactly one answer
     g.finish(&e, 0, 1, 1, BatchFacts::default(), |r, _, _| A::Row(r));

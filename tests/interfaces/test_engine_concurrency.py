@@ -100,7 +100,8 @@ def test_every_request_is_answered_exactly_once(
                 if what == 0:
                     got = [eng.submit(np.full(WIDTH, 0.1, np.float32), budget)]
                 elif what == 1:
-                    got = eng.submit_many(np.zeros((rng.randrange(1, 9), WIDTH), np.float32), budget)
+                    tick = np.zeros((rng.randrange(1, 9), WIDTH), np.float32)
+                    got = eng.submit_many(tick, budget)
                 elif what == 2:
                     got = eng.submit_many_bytes([STATE] * rng.randrange(1, 9), budget)
                 else:

@@ -244,7 +244,6 @@ def _default_validator(features: int) -> Validator:
     return check
 
 
-
 class InferenceEngine:
     """Dynamic batching, admission control, deadlines and a breaker around one model.
 
@@ -521,9 +520,7 @@ class InferenceEngine:
             out = batch.outputs
             acts = np.array(batch.actions(), np.int64)
             self._record(
-                DecisionBatch(
-                    batch_id, x, n, out[:n], acts, fb, reason, batch.inline, model_ns
-                )
+                DecisionBatch(batch_id, x, n, out[:n], acts, fb, reason, batch.inline, model_ns)
             )
         batch.finish(reason, start, model_ns, clock(), joules)
 
