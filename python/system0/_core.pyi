@@ -1,7 +1,7 @@
 """Typed stubs of the Rust extension ``system0._core`` (checked by mypy.stubtest)."""
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, TypeVar, final
@@ -761,6 +761,7 @@ class EngineFuture:
     def cancelled(self) -> bool: ...
     def cancel(self) -> bool: ...
     def add_done_callback(self, f: Callable[[EngineFuture], object]) -> None: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
 
 @final
 class EngineBatch:

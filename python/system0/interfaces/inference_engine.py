@@ -261,7 +261,8 @@ class InferenceEngine:
 
     The futures are ``EngineFuture`` objects (Rust): ``result``, ``exception``, ``done``,
     ``running``, ``cancelled``, ``cancel`` and ``add_done_callback`` as on
-    ``concurrent.futures.Future``; ``concurrent.futures.wait`` and ``as_completed``, which
+    ``concurrent.futures.Future``, and ``await future`` in a coroutine;
+    ``concurrent.futures.wait`` and ``as_completed``, which
     read that class's private fields, do not take them (loop over ``result()`` instead).
     """
 

@@ -14,6 +14,7 @@ use crate::error::CoreError;
 use crate::gil::without_gil;
 
 static CANCELLED: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
+static AWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The answer to one request: `concurrent.futures.Future`'s reading side (`result`,
 /// `exception`, `done`, `running`, `cancelled`, `cancel`, `add_done_callback`).
@@ -200,6 +201,20 @@ impl PyEngineFuture {
         if let Some(cb) = me.slot.add_callback((f, slf.clone().unbind())) {
             run_callbacks(py, vec![cb]);
         }
+    }
+
+    /// `await future`: the answer through an asyncio future of the running loop (the facade's
+    /// `awaitable`, which the answering thread completes with `call_soon_threadsafe`).
+    fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let f = AWAITABLE.get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("system0.interfaces.inference_engine")?
+                    .getattr("awaitable")?
+                    .unbind(),
+            )
+        })?;
+        f.bind(py).call1((slf,))?.call_method0("__await__")
     }
 
     fn __repr__(&self) -> String {
