@@ -219,3 +219,30 @@ def test_close_lets_the_queued_requests_run_first() -> None:
     threading.Timer(0.05, model.gate.set).start()
     eng.close(timeout=5)
     assert all(f.result(0).fallback is False for f in futs)
+
+
+def test_a_raising_fallback_fails_its_requests_and_the_engine_lives_on() -> None:
+    model = Gated()
+    calls = {"n": 0}
+
+    def fallback(x: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        raise RuntimeError("fallback broke too")
+
+    with InferenceEngine(model, max_wait=0.0, fallback=fallback) as eng:
+        model.gate.clear()  # the gate times out after 10 s in _forward: fail it sooner
+        model.seen.clear()
+        eng.model._forward = _raise  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="fallback broke"):
+            eng.infer(np.zeros(WIDTH, np.float32), 5)
+        fut = eng.submit(np.zeros(WIDTH, np.float32), 5)
+        assert isinstance(fut.exception(5), RuntimeError)
+        del eng.model._forward  # the model works again
+        model.gate.set()
+        r = eng.infer(np.zeros(WIDTH, np.float32), 5)
+    assert not r.fallback and calls["n"] == 2
+    assert eng.stats.inline == 1  # the engine was idle again after the failure
+
+
+def _raise(x: Any) -> Any:
+    raise ValueError("model broke")

@@ -465,7 +465,11 @@ class InferenceEngine:
                 if core.idle():
                     batch = core.inline(request, budget)
                     n, batch_id, padded = batch.open()
-                    self._run(batch, n, batch_id, padded)
+                    try:
+                        self._run(batch, n, batch_id, padded)
+                    except BaseException as exc:  # a raising fallback: answer, then raise
+                        batch.fail(exc)
+                        raise
                     result: InferenceResult = batch.inline_result()
                     return result
             finally:
