@@ -9,8 +9,8 @@ awaitable form, ``infer`` the blocking one). On the way:
 * **admission**: the engine keeps a moving estimate of how long a batch takes; when the work
   already queued means this request would wait longer than its budget, it is refused at once
   with ``Overloaded`` (``retry_after`` = the expected wait), never queued to fail later;
-* **bounded queue** (``system0.core.error_handling.BoundedQueue``, reject policy): a full queue
-  is ``Overloaded`` too;
+* **bounded queue** (the Rust queue of ``rust/queue``, reject policy): a full queue is
+  ``Overloaded`` too;
 * **dynamic batcher**: a worker takes the first waiting request, then gathers more for at most
   ``max_wait`` seconds or until ``max_batch``; with ``buckets`` the batch is padded up to the
   next bucket size (static shapes for jax and CUDA graphs);
@@ -26,6 +26,13 @@ awaitable form, ``infer`` the blocking one). On the way:
   span is the child of the span that was current at ``submit``; a request submitted with no
   current span has no trace to join and gets none, its timing being in the histograms and
   its batch's span). An inline call records one span, both request and batch.
+
+All of that per request (admission, queue, gathering, deadlines, the answer slots, counters,
+histograms and spans) runs in the Rust engine core (``rust/engine``, ``_core.EngineCore``)
+without the GIL; Python is entered once per batch, by the thread that runs it: the model gets
+the batch's float32 matrix without a copy, and the argmax, the non-finite check and the
+answers are Rust's. ``submit_bytes`` / ``submit_many_bytes`` take GameState JSON or msgpack
+bytes, decoded and featurized in Rust with no Python object per request (the HTTP path).
 
 When the engine is idle (nothing queued, no batch running), a blocking ``infer`` runs its
 request on the caller's thread instead of handing it to the worker: the same checks,
