@@ -53,7 +53,7 @@ REFUSED_AT_ONCE = (Closed, Overloaded)
 
 
 @settings(
-    max_examples=15,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
