@@ -8,6 +8,7 @@ pub mod clock;
 pub mod codec;
 pub mod crypto;
 pub mod energy;
+pub mod engine;
 pub mod error;
 pub mod features;
 pub mod gil;
@@ -39,5 +40,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     codec::py::register(m)?;
     features::py::register(m)?;
     request::py::register(m)?;
+    engine::py::register(m)?;
     Ok(())
 }

@@ -9,8 +9,8 @@ awaitable form, ``infer`` the blocking one). On the way:
 * **admission**: the engine keeps a moving estimate of how long a batch takes; when the work
   already queued means this request would wait longer than its budget, it is refused at once
   with ``Overloaded`` (``retry_after`` = the expected wait), never queued to fail later;
-* **bounded queue** (``system0.core.error_handling.BoundedQueue``, reject policy): a full queue
-  is ``Overloaded`` too;
+* **bounded queue** (the Rust queue of ``rust/queue``, reject policy): a full queue is
+  ``Overloaded`` too;
 * **dynamic batcher**: a worker takes the first waiting request, then gathers more for at most
   ``max_wait`` seconds or until ``max_batch``; with ``buckets`` the batch is padded up to the
   next bucket size (static shapes for jax and CUDA graphs);
@@ -27,6 +27,13 @@ awaitable form, ``infer`` the blocking one). On the way:
   current span has no trace to join and gets none, its timing being in the histograms and
   its batch's span). An inline call records one span, both request and batch.
 
+All of that per request (admission, queue, gathering, deadlines, the answer slots, counters,
+histograms and spans) runs in the Rust engine core (``rust/engine``, ``_core.EngineCore``)
+without the GIL; Python is entered once per batch, by the thread that runs it: the model gets
+the batch's float32 matrix without a copy, and the argmax, the non-finite check and the
+answers are Rust's. ``submit_bytes`` / ``submit_many_bytes`` take GameState JSON or msgpack
+bytes, decoded and featurized in Rust with no Python object per request (the HTTP path).
+
 When the engine is idle (nothing queued, no batch running), a blocking ``infer`` runs its
 request on the caller's thread instead of handing it to the worker: the same checks,
 breaker and telemetry, without a thread switch (what makes a batch-1 call cheap).
@@ -40,12 +47,12 @@ the fallback flag, so that every decision can be replayed bit for bit.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import atexit
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,16 +60,19 @@ import numpy as np
 import numpy.typing as npt
 
 from system0 import _core
+from system0._core import EngineBatch, EngineFuture
 from system0.core import energy as _energy
-from system0.core import telemetry, tracing
-from system0.core.error_handling import BoundedQueue, CircuitBreaker, Policy
-from system0.errors import Closed, DeadlineExceeded, Error, Overloaded, ValidationError
+from system0.core import telemetry
+from system0.core.error_handling import CircuitBreaker
+from system0.errors import Closed, Error, ValidationError
 from system0.interfaces.model_interface import AIModelInterface
 
 __all__ = [
     "BatchRecord",
     "BatchValidator",
     "DecisionBatch",
+    "EngineFuture",
+    "EngineStats",
     "InferenceEngine",
     "InferenceResult",
     "InvalidRequest",
@@ -158,22 +168,13 @@ class BatchRecord:
     joules: float | None
 
 
-_PENDING = object()
 _NUMBER = (int, float)  # built once: `int | float` would build a union on every call
 
 
 @dataclass(slots=True)
-class _Request:
-    x: npt.NDArray[np.float32]
-    future: Future[InferenceResult] | None  # None: an inline call, answered by return
-    submit_ns: int
-    deadline_ns: int
-    parent: Any
-    enqueued_ns: int = 0  # process clock (real time), for the batching window
-
-
-@dataclass(slots=True)
 class EngineStats:
+    """A snapshot of the engine's tallies (``engine.stats``; each read atomically in Rust)."""
+
     submitted: int = 0
     completed: int = 0
     fallbacks: int = 0
@@ -183,7 +184,53 @@ class EngineStats:
     batches: int = 0
     inline: int = 0
     recorder_errors: int = 0
+    failed: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """What callers may read of the engine's queue (it lives in Rust): its capacity and depth."""
+
+    capacity: int
+    _core: Any
+
+    def __len__(self) -> int:
+        return int(self._core.depth)
+
+
+# Engines still open at exit are closed by atexit, before the interpreter stops its daemon
+# threads: a batcher thread waiting in Rust (the GIL released) must not be the one that
+# finds the interpreter gone when it takes the GIL back.
+_OPEN: weakref.WeakSet[InferenceEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_engines() -> None:
+    for engine in list(_OPEN):
+        engine.close(timeout=1.0)
+
+
+def _copy_answer(src: EngineFuture, dst: asyncio.Future[InferenceResult]) -> None:
+    if dst.done():
+        return
+    if src.cancelled():
+        dst.cancel()
+        return
+    exc = src.exception()
+    if exc is None:
+        dst.set_result(src.result())
+    else:
+        dst.set_exception(exc)
+
+
+def awaitable(fut: EngineFuture) -> asyncio.Future[InferenceResult]:
+    """An asyncio future of the running loop that takes ``fut``'s answer when it comes (the
+    engine's thread hands it over with ``call_soon_threadsafe``)."""
+    loop = asyncio.get_running_loop()
+    out: asyncio.Future[InferenceResult] = loop.create_future()
+    fut.add_done_callback(lambda f: loop.call_soon_threadsafe(_copy_answer, f, out))
+    return out
 
 
 def _default_validator(features: int) -> Validator:
@@ -218,6 +265,12 @@ class InferenceEngine:
     before the batch's futures are set, so it must be quick; an exception in it is counted
     in ``stats.recorder_errors`` and never reaches a request). Call ``close()`` when done
     (or use it as a context manager).
+
+    The futures are ``EngineFuture`` objects (Rust): ``result``, ``exception``, ``done``,
+    ``running``, ``cancelled``, ``cancel`` and ``add_done_callback`` as on
+    ``concurrent.futures.Future``, and ``await future`` in a coroutine;
+    ``concurrent.futures.wait`` and ``as_completed``, which
+    read that class's private fields, do not take them (loop over ``result()`` instead).
     """
 
     def __init__(
@@ -278,76 +331,54 @@ class InferenceEngine:
             # Python callable there costs two calls per model call
             clock=None if clock is _core.now_ns else clock,
         )
-        self.queue = BoundedQueue(queue_capacity, Policy.REJECT, name=f"{name}.queue")
-        self.stats = EngineStats()
+        lab = (name,)
+        # the families are made here, with their help text; the Rust core records into them
+        telemetry.histogram("engine_queue_wait_ns", ("engine",)).labels(*lab)
+        telemetry.histogram("engine_model_ns", ("engine",)).labels(*lab)
+        telemetry.histogram("engine_total_ns", ("engine",)).labels(*lab)
+        telemetry.histogram("engine_batch_size", ("engine",), unit="rows").labels(*lab)
+        telemetry.counter("engine_requests", ("engine", "outcome"))
+        self._g_joules = telemetry.gauge("engine_batch_joules", ("engine",)).labels(*lab)
+        self._core = _core.EngineCore(
+            name,
+            model.num_features,
+            max_batch,
+            self.max_wait_ns,
+            list(bks),
+            queue_capacity,
+            headroom,
+            InferenceResult,
+            InvalidRequest,
+            validator=self.validate,
+            fast_rows=self._default_validation,
+            clock=None if clock is _core.now_ns else clock,
+        )
+        self.queue = QueueView(queue_capacity, self._core)
         self.batches: list[BatchRecord] = []
         self._history = history
-        self._lock = threading.Lock()  # stats and estimates
+        self._recorder_errors = 0
         self._run_lock = threading.Lock()  # held while a batch runs: one model call at a time
-        self._busy = 0
-        self._batch_ids = itertools.count(1)
-        self._est_batch_ns = 0.0  # moving average of one batch's model time
-        self._closed = False
-        lab = (name,)
-        self._h_wait = telemetry.histogram("engine_queue_wait_ns", ("engine",)).labels(*lab)
-        self._h_model = telemetry.histogram("engine_model_ns", ("engine",)).labels(*lab)
-        self._h_total = telemetry.histogram("engine_total_ns", ("engine",)).labels(*lab)
-        self._h_size = telemetry.histogram("engine_batch_size", ("engine",), unit="rows").labels(
-            *lab
-        )
-        outcomes = telemetry.counter("engine_requests", ("engine", "outcome"))
-        self._c = {
-            o: outcomes.labels(name, o)
-            for o in (
-                "ok",
-                "fallback",
-                "overloaded",
-                "invalid",
-                "deadline_exceeded",
-                "failed",
-            )
-        }
-        self._g_joules = telemetry.gauge("engine_batch_joules", ("engine",)).labels(*lab)
         self._threads = [
             threading.Thread(target=self._worker, name=f"{name}-batcher-{i}", daemon=True)
             for i in range(workers)
         ]
         for t in self._threads:
             t.start()
+        _OPEN.add(self)
 
     # --- submission --------------------------------------------------------------------------
 
-    def _budget_ns(self, budget: float) -> int:
-        """``budget`` in ns, once the engine is known open and the budget sane."""
-        if self._closed:
-            raise Closed(f"{self.name} is closed; create a new engine")
-        if not (isinstance(budget, _NUMBER) and math.isfinite(budget) and budget > 0):
-            raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
-        return int(budget * 1e9)
-
-    def _refuse(self, expected: float, budget_ns: int, n: int, what: str) -> Overloaded:
-        """Count ``n`` requests refused by admission and the error that says why."""
-        self._count("overloaded", n)
-        return Overloaded(
-            f"{self.name}: expected wait {expected / 1e6:.2f} ms {what}exceeds the budget "
-            f"{budget_ns / 1e6:.2f} ms; retry later or with a larger budget",
-            depth=len(self.queue),
-            retry_after=expected / 1e9,
+    @property
+    def stats(self) -> EngineStats:
+        """The tallies now (a copy: read it again for fresh figures)."""
+        sub, done, fb, over, inv, late, failed, batches, inline, sizes = self._core.tally()
+        return EngineStats(
+            sub, done, fb, over, inv, late, batches, inline, self._recorder_errors, failed, sizes
         )
 
-    def _admit(self, request: Any, budget: float) -> _Request:
-        budget_ns = self._budget_ns(budget)
-        try:
-            x = self.validate(request)
-        except InvalidRequest:
-            self._count("invalid")
-            raise
-        now = self.clock()
-        expected = self.expected_wait_ns()
-        if expected > budget_ns * self.headroom:
-            raise self._refuse(expected, budget_ns, 1, "")
-        parent = tracing.current_context()
-        return _Request(x, None, now, now + budget_ns, parent, _core.now_ns())
+    @property
+    def closed(self) -> bool:
+        return bool(self._core.closed)
 
     def expected_wait_ns(self, behind: int = 0) -> float:
         """How long a request submitted now would take to be answered, by the estimate:
@@ -355,16 +386,13 @@ class InferenceEngine:
         average of a batch's model time, plus the batching wait when it would not fill a batch.
         ``behind``: how many requests submitted together come before it.
         """
-        ahead = len(self.queue) + self._busy * self.max_batch + behind
-        batches = ahead // self.max_batch + 1
-        gather = self.max_wait_ns if ahead + 1 < self.max_batch else 0
-        return batches * self._est_batch_ns + gather
+        return float(self._core.expected_wait_ns(behind))
 
-    def submit(self, request: Any, budget: float) -> Future[InferenceResult]:
+    def submit(self, request: Any, budget: float) -> EngineFuture:
         """Queue one request with ``budget`` seconds to answer; raises at once when refused."""
-        return self._enqueue(self._admit(request, budget))
+        return self._core.submit(request, budget)
 
-    def submit_many(self, requests: Any, budget: float) -> list[Future[InferenceResult]]:
+    def submit_many(self, requests: Any, budget: float) -> list[EngineFuture]:
         """Queue several requests at once with one budget (one tick's worth, say): checked
         together, admitted together and queued in one step, which costs a fraction of as
         many ``submit`` calls. Raises, with nothing queued, on a bad budget, an invalid
@@ -372,46 +400,46 @@ class InferenceEngine:
         wait longer than the budget (``Overloaded``). A request the full queue cannot take
         gets a future that already holds ``Overloaded``.
         """
-        budget_ns = self._budget_ns(budget)
+        if self.closed:
+            raise Closed(f"{self.name} is closed; create a new engine")
+        if not (isinstance(budget, _NUMBER) and math.isfinite(budget) and budget > 0):
+            raise ValueError(f"budget must be a finite number of seconds > 0, got {budget!r}")
+        fast = (
+            self._default_validation
+            and isinstance(requests, np.ndarray)
+            and requests.dtype == np.float32
+            and requests.ndim == 2
+        )
+        if fast:
+            return self._core.submit_rows(requests, budget)
         try:
             rows = self._validate_many(requests)
         except InvalidRequest:
-            self._count("invalid")
+            self._core.count("invalid", 1)
             raise
-        k = len(rows)
-        if k == 0:
-            return []
-        now = self.clock()
-        expected = self.expected_wait_ns(behind=k - 1)
-        if expected > budget_ns * self.headroom:
-            raise self._refuse(expected, budget_ns, k, f"for the last of {k} requests ")
-        parent, enqueued, deadline = tracing.current_context(), _core.now_ns(), now + budget_ns
-        reqs = [_Request(x, Future(), now, deadline, parent, enqueued) for x in rows]
-        try:
-            queued = self.queue.put_many(reqs)
-        except Overloaded:
-            queued = 0
-        with self._lock:
-            self.stats.submitted += queued
-        if queued < k:
-            self._count("overloaded", k - queued)
-            full = Overloaded(
-                f"{self.name}: the queue is full ({len(self.queue)} waiting); "
-                f"{k - queued} of {k} requests were refused",
-                depth=len(self.queue),
-                retry_after=self.expected_wait_ns() / 1e9,
-            )
-            for r in reqs[queued:]:
-                r.future.set_exception(full)  # type: ignore[union-attr]
-        return [r.future for r in reqs]  # type: ignore[misc]
+        width = self.model.num_features
+        matrix = np.ascontiguousarray(rows, np.float32).reshape(len(rows), width)
+        return self._core.submit_rows(matrix, budget)
 
-    def _validate_many(self, requests: Any) -> list[npt.NDArray[np.float32]]:
+    def submit_bytes(self, data: bytes, budget: float) -> EngineFuture:
+        """Queue one GameState given as JSON or msgpack bytes, decoded and featurized in Rust
+        (no Python object made of it); a broken contract is :class:`InvalidRequest` with the
+        codec's reason codes."""
+        return self._core.submit_bytes(data, budget)
+
+    def submit_many_bytes(self, items: Sequence[bytes], budget: float) -> list[EngineFuture]:
+        """Queue a tick of GameStates given as bytes, decoded in one Rust call and queued in
+        one step. One bad item refuses the whole call, with nothing queued
+        (:class:`InvalidRequest` naming its ``index``); otherwise as :meth:`submit_many`."""
+        return self._core.submit_many_bytes(items, budget)
+
+    def _validate_many(self, requests: Any) -> Any:
         """Each request as its feature row, the whole tick checked in one pass: by the
         validator's ``validate_many`` when it has one (:class:`BatchValidator`), or with the
         default contract as one array; a failure is then located row by row."""
         many = getattr(self.validate, "validate_many", None)
         if many is not None:
-            return list(many(requests))
+            return many(requests)
         if self._default_validation:
             try:
                 x = np.ascontiguousarray(requests, dtype=np.float32)
@@ -423,180 +451,96 @@ class InferenceEngine:
                 and x.shape[1] == self.model.num_features
                 and math.isfinite(_core.perf_absmax(x))
             ):
-                return list(x)
+                return x
         rows = []
         for i, r in enumerate(requests):
             try:
-                rows.append(self.validate(r))
+                rows.append(np.ascontiguousarray(self.validate(r), np.float32))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"request {i}: {exc}", exc.reasons, index=i) from exc
         return rows
 
-    def _enqueue(self, req: _Request) -> Future[InferenceResult]:
-        fut: Future[InferenceResult] = Future()
-        req.future = fut
-        try:
-            self.queue.put_nowait(req)
-        except Overloaded:
-            self._count("overloaded")
-            raise
-        with self._lock:
-            self.stats.submitted += 1
-        return fut
-
     async def asubmit(self, request: Any, budget: float) -> InferenceResult:
         """The awaitable form of :meth:`submit`."""
-        return await asyncio.wrap_future(self.submit(request, budget))
+        return await awaitable(self.submit(request, budget))
 
     def infer(self, request: Any, budget: float) -> InferenceResult:
         """Blocking: the answer, or the typed error. Runs inline when the engine is idle."""
-        req = self._admit(request, budget)
-        if len(self.queue) == 0 and self._run_lock.acquire(blocking=False):
+        core = self._core
+        if core.idle() and self._run_lock.acquire(blocking=False):
             try:
-                return self._run_inline(req)
+                if core.idle():
+                    batch = core.inline(request, budget)
+                    n, batch_id, padded = batch.open()
+                    try:
+                        self._run(batch, n, batch_id, padded)
+                    except BaseException as exc:  # a raising fallback: answer, then raise
+                        batch.fail(exc)
+                        raise
+                    result: InferenceResult = batch.inline_result()
+                    return result
             finally:
                 self._run_lock.release()
-        return self._enqueue(req).result()
+        answer: InferenceResult = core.submit(request, budget).result()
+        return answer
 
     # --- the batcher -------------------------------------------------------------------------
 
     def _worker(self) -> None:
-        q = self.queue
+        core = self._core
         while True:
             try:
-                first = q.get(timeout=0.1)
-            except DeadlineExceeded:
-                continue
+                batch = core.next_batch(0.1)  # waits in Rust, the GIL released
             except Closed:
                 return
-            batch: list[_Request] = [first]
-            if self.max_batch > 1:
-                # the window is real time even under a fake clock: it is a real wait
-                left = first.enqueued_ns + self.max_wait_ns - _core.now_ns()
-                try:
-                    batch.extend(q.get_many(self.max_batch - 1, timeout=max(0.0, left / 1e9)))
-                except Closed:
-                    pass
+            if batch is None:
+                continue
             with self._run_lock:
-                self._busy = 1
                 try:
-                    answers = self._run_batch(batch)
+                    n, batch_id, padded = batch.open()
+                    if n:
+                        self._run(batch, n, batch_id, padded)
                 except BaseException as exc:  # never lose a future, never kill the thread
-                    answers = [exc] * len(batch)
-                finally:
-                    self._busy = 0
-            for r, a in zip(batch, answers, strict=True):
-                fut = r.future
-                if fut is None:
-                    continue
-                if isinstance(a, BaseException):
-                    fut.set_exception(a)
-                else:
-                    fut.set_result(a)
+                    batch.fail(exc)
 
-    def _run_inline(self, req: _Request) -> InferenceResult:
-        """Run one request on the caller's thread (the run lock held): a batch of one whose
-        span is both the request's and the batch's (``inline=True``), with the fewest steps
-        on the way, since a batch-1 call is where the engine's own cost shows."""
-        if req.deadline_ns <= self.clock() + int(self._est_batch_ns):
-            self._count("deadline_exceeded")
-            raise DeadlineExceeded(
-                f"{self.name}: the expected model time leaves no room in the budget; "
-                "the request was not run"
-            )
-        batch_id = next(self._batch_ids)
-        x = req.x[None, :]
-        padded = self.buckets[0] if self.buckets else 1
-        if padded > 1:  # the model only knows the bucket sizes: pad up to the smallest
-            x = np.concatenate([x, np.zeros((padded - 1, x.shape[1]), np.float32)])
+    def _run(self, batch: EngineBatch, n: int, batch_id: int, padded: int) -> None:
+        """Run one opened batch (the run lock held): the model through the breaker, or the
+        fallback when that fails; then the records and the answers (settled in Rust)."""
+        x: npt.NDArray[np.float32] = np.asarray(batch)  # the Rust matrix, not a copy
+        clock = self.clock
+        start = clock()
+        counters = _energy.read_counters(energy=True, cpu=False) if self.energy else None
+        reason: str | None = None
         try:
-            with tracing.span("engine.request", parent=req.parent, inline=True) as span:
-                out, reason, start, model_ns, joules = self._execute(x, 1, span)
-        except Exception:  # the model failed and there is no fallback
-            self._count("failed")
-            raise
-        end = self.clock()
-        self._settle(1, padded, batch_id, model_ns, reason is not None, joules, inline=True)
-        wait = start - req.submit_ns if start > req.submit_ns else 0
-        total = end - req.submit_ns if end > req.submit_ns else 0
-        self._h_wait.record(wait)
-        self._h_total.record(total)
-        row = out[0]
-        action = int(row.argmax())
-        if self.recorder is not None:
-            acts = np.array([action], np.int64)
-            self._record(
-                DecisionBatch(batch_id, x, 1, out, acts, reason is not None, reason, True, model_ns)
-            )
-        return InferenceResult(
-            row, action, reason is not None, reason, 1, batch_id, wait, model_ns, total
-        )
-
-    def _run_batch(self, batch: list[_Request]) -> list[InferenceResult | BaseException]:
-        """Run one batch; one answer per request, in order (a result or the error to raise)."""
-        now = self.clock()
-        answers: list[InferenceResult | BaseException] = [_PENDING] * len(batch)  # type: ignore[list-item]
-        live: list[int] = []
-        # a request that would finish after its deadline by the estimate is not run either:
-        # its answer would be useless, and the model time is better spent on the others
-        finish = now + int(self._est_batch_ns)
-        for i, r in enumerate(batch):
-            if r.deadline_ns <= finish:
-                self._count("deadline_exceeded")
-                answers[i] = DeadlineExceeded(
-                    f"{self.name}: deadline {'passed' if r.deadline_ns <= now else 'too close'} "
-                    f"after {(now - r.submit_ns) / 1e6:.2f} ms in the queue; the request was "
-                    "not run"
-                )
-            else:
-                live.append(i)
-        if not live:
-            return answers
-        n = len(live)
-        # one row each: concatenate and reshape is 4x faster than np.stack at 64 rows
-        x = np.concatenate([batch[i].x for i in live]).reshape(n, -1)
-        padded = n
-        if self.buckets:
-            padded = next(b for b in self.buckets if b >= n)
-            if padded > n:
-                x = np.concatenate([x, np.zeros((padded - n, x.shape[1]), np.float32)])
-        batch_id = next(self._batch_ids)  # itertools.count: atomic under the GIL
-        try:
-            with tracing.span("engine.batch", engine=self.name, size=n, padded=padded) as bspan:
-                out, reason, start, model_ns, joules = self._execute(x, n, bspan)
-        except Exception as exc:  # the model failed and there is no fallback
-            self._count("failed", n)
-            for i in live:
-                answers[i] = exc
-            return answers
+            self.breaker.call(self._call_model, x, batch)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self.fallback is None:
+                batch.fail(exc)
+                return
+            batch.set_outputs(self.fallback(x[:n]), False)
+        model_ns = clock() - start
+        joules: float | None = None
+        if counters is not None:
+            joules = _energy.read_counters(energy=True, cpu=False).since(counters).total_joules
+            if joules is not None:
+                self._g_joules.set(joules)
         fb = reason is not None
-        self._settle(n, padded, batch_id, model_ns, fb, joules, inline=False)
-        end = self.clock()
-        link: dict[str, Any] = {
-            "batch.trace_id": bspan.trace_id_hex,
-            "batch.span_id": bspan.span_id_hex,
-        }
-        acts = out.argmax(axis=1)
-        actions = acts.tolist()
-        h_wait, h_total, span = self._h_wait, self._h_total, tracing.span
-        for j, i in enumerate(live):
-            r = batch[i]
-            wait = start - r.submit_ns if start > r.submit_ns else 0
-            total = end - r.submit_ns if end > r.submit_ns else 0
-            h_wait.record(wait)
-            h_total.record(total)
-            answers[i] = InferenceResult(
-                out[j], actions[j], fb, reason, n, batch_id, wait, model_ns, total, j
-            )
-            # the request's own span, in its caller's trace, pointing at the batch it rode in;
-            # a request submitted outside any trace has no trace to join, and its timing is
-            # already in the histograms and its batch's span: it gets no span of its own
-            if r.parent is not None:
-                with span("engine.request", parent=r.parent, **link):
-                    pass
+        if len(self.batches) < self._history:
+            self.batches.append(BatchRecord(batch_id, n, padded, model_ns, fb, joules))
         if self.recorder is not None:
-            self._record(DecisionBatch(batch_id, x, n, out, acts, fb, reason, False, model_ns))
-        return answers
+            out = batch.outputs
+            acts = np.array(batch.actions(), np.int64)
+            self._record(
+                DecisionBatch(batch_id, x, n, out[:n], acts, fb, reason, batch.inline, model_ns)
+            )
+        batch.finish(reason, start, model_ns, clock(), joules)
+
+    def _call_model(self, x: npt.NDArray[np.float32], batch: EngineBatch) -> None:
+        """The model on ``x``; its outputs go to the batch, where Rust checks them for NaN
+        and infinity (a failure of the model, for the breaker) and takes each row's action."""
+        if not batch.set_outputs(self._infer(x)):
+            raise NonFiniteOutput(f"{self.model.name} returned NaN or infinity")
 
     def _record(self, decisions: DecisionBatch) -> None:
         """Hand one settled batch to the flight recorder; its failure is counted, not raised:
@@ -610,103 +554,7 @@ class InferenceEngine:
             _log.exception(
                 "%s: the flight recorder failed on batch %d", self.name, decisions.batch_id
             )
-            with self._lock:
-                self.stats.recorder_errors += 1
-
-    def _execute(
-        self, x: npt.NDArray[np.float32], n: int, span: Any
-    ) -> tuple[npt.NDArray[Any], str | None, int, int, float | None]:
-        """The model on ``x`` through the breaker, or the fallback when that fails: the first
-        ``n`` output rows, the fallback reason (None: the model answered), the start time,
-        the model time and the joules (None: not measured). Raises the model's error when
-        there is no fallback."""
-        start = self.clock()
-        counters = _energy.read_counters(energy=True, cpu=False) if self.energy else None
-        reason: str | None = None
-        try:
-            out = self.breaker.call(self._call_model, x)[:n]
-        except Exception as exc:
-            out, reason = self._fall_back(exc, x, n, span)
-        model_ns = self.clock() - start
-        joules: float | None = None
-        if counters is not None:
-            joules = _energy.read_counters(energy=True, cpu=False).since(counters).total_joules
-            if joules is not None:
-                span.set_attribute("energy.joules", joules)
-                self._g_joules.set(joules)
-        return out, reason, start, model_ns, joules
-
-    def _fall_back(
-        self, exc: Exception, x: npt.NDArray[np.float32], n: int, span: Any
-    ) -> tuple[npt.NDArray[Any], str]:
-        """The fallback's answer for the first ``n`` rows after the model failed with ``exc``
-        (CircuitOpen, the model's own error, NonFiniteOutput), and the reason; re-raises
-        ``exc`` when there is no fallback."""
-        reason = f"{type(exc).__name__}: {exc}"
-        span.set_attribute("fallback.reason", reason)
-        if self.fallback is None:
-            raise exc
-        return np.asarray(self.fallback(x[:n])), reason
-
-    def _settle(
-        self,
-        n: int,
-        padded: int,
-        batch_id: int,
-        model_ns: int,
-        fb: bool,
-        joules: float | None,
-        *,
-        inline: bool,
-    ) -> None:
-        """Account for one answered batch: the estimate, histograms, counters and stats."""
-        self._learn(model_ns)
-        self._h_model.record(model_ns)
-        self._h_size.record(n)
-        with self._lock:
-            st = self.stats
-            if inline:  # a submitted request was counted when it was queued
-                st.submitted += n
-                st.inline += 1
-            st.batches += 1
-            st.completed += n
-            if fb:
-                st.fallbacks += n
-            st.batch_sizes[n] = st.batch_sizes.get(n, 0) + 1
-            if len(self.batches) < self._history:
-                self.batches.append(BatchRecord(batch_id, n, padded, model_ns, fb, joules))
-        self._c["fallback" if fb else "ok"].inc(n)
-
-    def _call_model(self, x: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
-        out = np.asarray(self._infer(x))
-        if out.dtype == np.float32 and out.flags.c_contiguous:
-            finite = math.isfinite(_core.perf_absmax(out))
-        else:
-            finite = out.dtype.kind != "f" or bool(np.isfinite(out).all())
-        if not finite:
-            raise NonFiniteOutput(f"{self.model.name} returned NaN or infinity")
-        return out
-
-    def _learn(self, model_ns: int) -> None:
-        est = self._est_batch_ns
-        if est == 0:
-            self._est_batch_ns = float(model_ns)
-            return
-        # one stalled batch (a GC pause, a noisy neighbour) moves the estimate at most 4x the
-        # current value's share, so it does not shed a burst of healthy requests; a lasting
-        # slowdown still raises it within a few batches
-        self._est_batch_ns = 0.8 * est + 0.2 * min(float(model_ns), 4.0 * est)
-
-    def _count(self, outcome: str, n: int = 1) -> None:
-        self._c[outcome].inc(n)
-        with self._lock:
-            st = self.stats
-            if outcome == "overloaded":
-                st.rejected_overloaded += n
-            elif outcome == "invalid":
-                st.rejected_invalid += n
-            elif outcome == "deadline_exceeded":
-                st.deadline_exceeded += n
+            self._recorder_errors += 1  # only the thread holding the run lock gets here
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -727,14 +575,17 @@ class InferenceEngine:
                 if b == sizes[-1]:
                     best = min(best, self.clock() - start)
         if best < math.inf:
-            self._est_batch_ns = float(best)
+            self._core.seed_estimate(float(best))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let the workers finish what is queued, and join them."""
-        self._closed = True
-        self.queue.close()
+        """Stop accepting, let the workers finish what is queued, and join them; whatever is
+        still unanswered after ``timeout`` (a hung model) is answered with ``Closed``."""
+        self._core.close()
         for t in self._threads:
-            t.join(timeout)
+            if t is not threading.current_thread():
+                t.join(timeout)
+        self._core.abandon()
+        _OPEN.discard(self)
 
     def __enter__(self) -> InferenceEngine:
         return self
