@@ -17,8 +17,8 @@ def _build_parser() -> argparse.ArgumentParser:
     from system0.demo import add_demo_command
     from system0.replay import add_replay_command
     from system0.security.audit_cli import add_audit_commands
-    from system0.testing.gate_cli import add_gate_commands
     from system0.serving.cli import add_serving_commands
+    from system0.testing.gate_cli import add_gate_commands
 
     add_demo_command(sub)
     add_replay_command(sub)

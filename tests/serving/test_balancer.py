@@ -89,7 +89,7 @@ def test_scaling_down_drains_before_closing_and_never_routes_to_a_closed_replica
         """A real engine that records a call arriving after close (what must never be)."""
 
         def submit(self, request: Any, budget: float) -> Future[InferenceResult]:
-            if self._closed:
+            if self.closed:
                 sent_to_closed.append(self.name)
             return super().submit(request, budget)
 
@@ -162,4 +162,4 @@ def test_a_replica_that_fails_to_build_leaves_no_engine_running() -> None:
 
     with pytest.raises(FileNotFoundError, match="weights missing"):
         ReplicaSet(factory, 3, name="fail")
-    assert len(built) == 2 and all(e._closed for e in built)
+    assert len(built) == 2 and all(e.closed for e in built)

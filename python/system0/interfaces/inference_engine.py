@@ -64,7 +64,7 @@ from system0._core import EngineBatch, EngineFuture
 from system0.core import energy as _energy
 from system0.core import telemetry
 from system0.core.error_handling import CircuitBreaker
-from system0.errors import Closed, Error, ValidationError
+from system0.errors import Closed, InvalidRequest, NonFiniteOutput
 from system0.interfaces.model_interface import AIModelInterface
 
 __all__ = [
@@ -86,19 +86,6 @@ Recorder = Callable[["DecisionBatch"], None]
 _log = logging.getLogger("system0.interfaces.inference_engine")
 
 
-class InvalidRequest(ValidationError):
-    """A request broke its contract; ``reasons`` holds machine-readable reason codes
-    (``"{code}:{path}"`` for a GameState, as the codec writes them), ``index`` the position
-    of the refused request among those submitted together (None for a single one)."""
-
-    def __init__(
-        self, message: str, reasons: Sequence[str] = (), *, index: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.reasons = tuple(reasons)
-        self.index = index
-
-
 @runtime_checkable
 class BatchValidator(Protocol):
     """A validator that also checks a whole tick at once: ``validate_many(requests)`` returns
@@ -108,10 +95,6 @@ class BatchValidator(Protocol):
     def __call__(self, request: Any) -> npt.NDArray[np.float32]: ...
 
     def validate_many(self, requests: Sequence[Any]) -> npt.NDArray[np.float32]: ...
-
-
-class NonFiniteOutput(Error, ValueError):
-    """The model returned NaN or infinity: counted as a model failure by the breaker."""
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 4x, on every request

@@ -30,17 +30,15 @@ smallest ``retry_after`` of them). ``load()`` reports the figures the autoscaler
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from system0.core import telemetry
 from system0.errors import Closed, Overloaded
-from system0.interfaces.inference_engine import InferenceEngine, InferenceResult
+from system0.interfaces.inference_engine import EngineFuture, InferenceEngine, InferenceResult
 
 __all__ = ["EngineFactory", "LoadSample", "Replica", "ReplicaInfo", "ReplicaSet"]
 
@@ -207,23 +205,23 @@ class ReplicaSet:
             self._rejected += n
         self._c_rejected.inc(n)
 
-    def _settle_on(self, rep: Replica, fut: Future[InferenceResult]) -> None:
+    def _settle_on(self, rep: Replica, fut: EngineFuture) -> None:
         """When ``fut`` is answered: release its reservation and time it."""
 
-        def done(f: Future[InferenceResult]) -> None:
+        def done(f: EngineFuture) -> None:
             self._release(rep, 1)
             if not f.cancelled() and f.exception() is None:
                 self._latency.record(f.result().total_ns)
 
         fut.add_done_callback(done)
 
-    def submit(self, request: Any, budget: float) -> Future[InferenceResult]:
+    def submit(self, request: Any, budget: float) -> EngineFuture:
         """Queue one request on the least-outstanding replica (see ``InferenceEngine``)."""
         rep, fut = self._route(1, lambda e: e.submit(request, budget))
         self._settle_on(rep, fut)
         return fut
 
-    def submit_many(self, requests: Any, budget: float) -> list[Future[InferenceResult]]:
+    def submit_many(self, requests: Any, budget: float) -> list[EngineFuture]:
         """Queue a tick on one replica (so it rides in as few batches as it can, and is
         refused whole, as ``InferenceEngine.submit_many`` refuses it)."""
         requests = requests if isinstance(requests, list | tuple) else list(requests)
@@ -231,6 +229,17 @@ class ReplicaSet:
         if n == 0:
             return []
         rep, futs = self._route(n, lambda e: e.submit_many(requests, budget))
+        for f in futs:
+            self._settle_on(rep, f)
+        return futs
+
+    def submit_many_bytes(self, items: Sequence[bytes], budget: float) -> list[EngineFuture]:
+        """Queue a tick of GameState JSON/msgpack bodies on one replica (the engine's bytes
+        path: decoded in Rust, refused whole)."""
+        n = len(items)
+        if n == 0:
+            return []
+        rep, futs = self._route(n, lambda e: e.submit_many_bytes(items, budget))
         for f in futs:
             self._settle_on(rep, f)
         return futs
@@ -244,7 +253,8 @@ class ReplicaSet:
 
     async def asubmit(self, request: Any, budget: float) -> InferenceResult:
         """The awaitable form of :meth:`submit`."""
-        return await asyncio.wrap_future(self.submit(request, budget))
+        result: InferenceResult = await self.submit(request, budget)
+        return result
 
     # --- size --------------------------------------------------------------------------------
 

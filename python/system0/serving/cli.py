@@ -152,7 +152,7 @@ def _admin_auth(args: argparse.Namespace) -> Any:
             "--admin-policy and --admin-key go together (the RBAC policy and the "
             "public key of the token issuer)"
         )
-    from system0.core.config_signing import load_public_key
+    from system0.core.config.signing import load_public_key
     from system0.run_folder import create_keys, open_keys
     from system0.security.access_control import Enforcer, Policy
     from system0.security.audit import AuditLedger

@@ -49,7 +49,7 @@ from system0.errors import (
     ValidationError,
 )
 from system0.game.simulator import ACTIONS
-from system0.interfaces.inference_engine import InferenceResult, InvalidRequest
+from system0.interfaces.inference_engine import EngineFuture, InferenceResult, InvalidRequest
 from system0.interfaces.model_interface import AIModelInterface
 from system0.security.audit import AuditLedger
 from system0.serving.engine_io import StateEngine, state_engine, submit_states
@@ -243,7 +243,7 @@ class Deployment:
         self,
         loaded: _Loaded,
         items: Sequence[bytes],
-        inner: list[Future[InferenceResult]],
+        inner: list[EngineFuture],
         match: str,
     ) -> list[Future[ServedAnswer]]:
         outer: list[Future[ServedAnswer]] = [Future() for _ in inner]
@@ -253,7 +253,7 @@ class Deployment:
         left = [len(inner)]
         lock = threading.Lock()
 
-        def one_done(_: Future[InferenceResult]) -> None:
+        def one_done(_: EngineFuture) -> None:
             with lock:
                 left[0] -= 1
                 last = left[0] == 0
@@ -276,7 +276,7 @@ class Deployment:
         self,
         loaded: _Loaded,
         items: Sequence[bytes],
-        inner: list[Future[InferenceResult]],
+        inner: list[EngineFuture],
         outer: list[Future[ServedAnswer]],
         match: str,
     ) -> None:

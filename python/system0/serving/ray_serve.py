@@ -34,7 +34,6 @@ engine's typed errors, rebuilt with their fields (Ray would carry only the messa
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -209,7 +208,7 @@ class EngineDeployment:
         ``("error", fields)`` that :class:`RayServeClient` raises as the typed error."""
         try:
             futures = self.engine.submit_many(list(states), budget_s or self.budget_s)
-            results = [await asyncio.wrap_future(f) for f in futures]
+            results = [await f for f in futures]
         except (Overloaded, InvalidRequest, DeadlineExceeded, CircuitOpen, Closed) as exc:
             return "error", _refusal(exc)
         return "ok", results

@@ -32,7 +32,6 @@ import platform
 import re
 import time
 from collections import deque
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from system0.core.config import AIConfig
 from system0.errors import Overloaded, ValidationError
 from system0.game.contract import state_validator
 from system0.game.heuristic import heuristic_probabilities
-from system0.interfaces.inference_engine import InferenceEngine, InferenceResult
+from system0.interfaces.inference_engine import EngineFuture, InferenceEngine
 from system0.interfaces.model_interface import AIModelInterface
 from system0.testing.results import Check, SuiteResult
 from system0.testing.states import match_states, state_bytes
@@ -196,7 +195,7 @@ def _latency_round(engine: InferenceEngine, raw: list[bytes], budget: float) -> 
 
 def _throughput(engine: InferenceEngine, raw: list[bytes], budget: float) -> tuple[int, int, float]:
     ticks = [raw[i : i + TICK] for i in range(0, len(raw) - TICK + 1, TICK)]
-    flight: deque[list[Future[InferenceResult]]] = deque()
+    flight: deque[list[EngineFuture]] = deque()
     answered = refused = 0
     start = time.perf_counter()
     end = start + THROUGHPUT_S
@@ -216,7 +215,7 @@ def _throughput(engine: InferenceEngine, raw: list[bytes], budget: float) -> tup
     return answered, refused, time.perf_counter() - start
 
 
-def _settle(futures: list[Future[InferenceResult]]) -> int:
+def _settle(futures: list[EngineFuture]) -> int:
     ok = 0
     for f in futures:
         try:
