@@ -260,7 +260,7 @@ impl<A: Answer, C: Send> Engine<A, C> {
     }
 
     /// Wait (until `until`) for a first request, then gather company for at most `max_wait`
-    /// after it was queued, or until `max_batch`. The window is real time even under a fake
+    /// after it was queued (less when its budget leaves less room), or until `max_batch`. The window is real time even under a fake
     /// engine clock: it is a real wait.
     pub fn next_batch(&self, until: Option<Instant>) -> Next<A, C> {
         let mut discard = Vec::new();
@@ -271,7 +271,13 @@ impl<A: Answer, C: Send> Engine<A, C> {
         };
         let mut reqs = vec![first];
         if self.cfg.max_batch > 1 {
-            let end = reqs[0].enqueued_ns + self.cfg.max_wait_ns;
+            // Never hold a request for company past the point where its batch could still
+            // run in its budget (the admission share of it, less one batch's expected time):
+            // a 1 ms budget must not sit out a 2 ms window and expire unrun.
+            let first = &reqs[0];
+            let budget = first.deadline_ns.saturating_sub(first.submit_ns) as f64;
+            let room = (budget * self.cfg.headroom - self.est.get()).max(0.0) as u64;
+            let end = first.enqueued_ns + self.cfg.max_wait_ns.min(room);
             let left = end.saturating_sub(crate::clock::now_ns());
             let until = Instant::now() + Duration::from_nanos(left);
             if let Some(more) =

@@ -246,3 +246,15 @@ def test_a_raising_fallback_fails_its_requests_and_the_engine_lives_on() -> None
 
 def _raise(x: Any) -> Any:
     raise ValueError("model broke")
+
+
+def test_a_short_budget_is_not_held_for_company_past_its_deadline() -> None:
+    # a 0.5 s batching window and 20 ms budgets: the tail of a tick that does not fill its
+    # batch leaves the window early enough to run in time instead of expiring unrun
+    items = [json.dumps(state(i)).encode() for i in range(10)]
+    with InferenceEngine(mlp_model(), max_batch=8, max_wait=0.5) as eng:
+        eng.warmup()
+        futs = eng.submit_many_bytes(items, 0.02)
+        results = [f.result(timeout=5) for f in futs]
+    assert [r.batch_size for r in results] == [8] * 8 + [2] * 2
+    assert max(r.total_ns for r in results) < 20_000_000
