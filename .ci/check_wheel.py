@@ -17,10 +17,13 @@ for name in (
     "kernels/policy_head.py",
     "data/game_state.proto",
     "serving/dashboard.html",
+    "testing/golden/policy-f8381c0bbe41.json",
+    "testing/baselines/perf.json",
 ):
     assert (root / name).is_file(), f"wheel lacks system0/{name}"
 assert "site-packages" in str(pathlib.Path(core.__file__)), f"not the wheel: {core.__file__}"
 assert system0.__version__ == core.__version__
+assert list((root / "testing" / "red_team").iterdir()), "wheel lacks the red-team scenarios"
 weights = list((root / "game" / "weights").iterdir())
 assert any(w.name.startswith("policy-") for w in weights), "wheel lacks the demo policy weights"
 from system0.data.serialization import FEATURE_NAMES  # noqa: E402
