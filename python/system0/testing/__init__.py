@@ -4,7 +4,7 @@ contract, engine, perf, adversarial and red-team suites into one signed-able
 line, and :func:`~system0.testing.deploy_check.require_passing_report` is what a deploy asks
 before a version goes live."""
 
-from system0.testing.deploy_check import require_passing_report
+from system0.testing.deploy_check import require_passing_report, version_gate_check
 from system0.testing.golden import GoldenSet, golden_check
 from system0.testing.report import GateReport
 from system0.testing.results import Check, SuiteResult
@@ -19,4 +19,5 @@ __all__ = [
     "SuiteResult",
     "golden_check",
     "require_passing_report",
+    "version_gate_check",
 ]

@@ -8,17 +8,39 @@ check that failed, in this order (a field of a report is trusted only once its s
 3. ``report for another model <hash>``: the report is for other weights;
 4. ``report for another config <hash>``: it is for another configuration;
 5. ``failed: <suite>, ...``: the gate ran and said no.
+
+:func:`version_gate_check` is that check as a deployment's ``gate_check``: a registry version's
+report lives in its own folder (``ROOT/NAME/VERSION/gate/gate-report.json``, where
+``system0 gate ROOT/NAME/VERSION --out ROOT/NAME/VERSION/gate`` writes it), so the report
+travels with the weights it judged and a deploy finds it without being told where.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from system0.errors import Error, GateRefused, IntegrityError, ValidationError
 from system0.testing.report import GateReport, VerifyKey
 
-__all__ = ["require_passing_report"]
+__all__ = ["GATE_REPORT", "GatedVersion", "require_passing_report", "version_gate_check"]
+
+GATE_REPORT = Path("gate") / "gate-report.json"  # inside a registry version's folder
+
+
+class GatedVersion(Protocol):
+    """What the check reads of a registry version (``system0.serving.registry.ModelVersion``)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def content_hash(self) -> str: ...
+
+    @property
+    def config_hash(self) -> str | None: ...
 
 
 def require_passing_report(
@@ -72,3 +94,16 @@ def require_passing_report(
         details = "; ".join(s.summary() for s in report.suites if not s.passed)
         raise GateRefused(f"failed: {', '.join(report.failed)} ({details})", "failed")
     return report
+
+
+def version_gate_check(verify_key: VerifyKey) -> Callable[[GatedVersion], None]:
+    """A deployment's ``gate_check``: the version deploys only with a passing report, signed by
+    the holder of ``verify_key``'s private half, for its exact content and config hashes, found
+    at ``<version folder>/gate/gate-report.json``."""
+
+    def check(version: GatedVersion) -> None:
+        require_passing_report(
+            version.path / GATE_REPORT, version.content_hash, version.config_hash, verify_key
+        )
+
+    return check
