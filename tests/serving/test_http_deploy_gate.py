@@ -98,3 +98,16 @@ def test_the_server_deploys_only_a_gated_version(
         dep.close()
     refused = [e for e in admin.entries() if e.get("event") == "deploy_refused"]
     assert len(refused) == 3, admin.entries()
+
+
+def test_system0_serve_from_a_registry_refuses_an_ungated_version(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.publish("policy", policy_weights_path())
+    _, public = generate_keypair(tmp_path / "gate.key")
+    done = run_cli(tmp_path, "serve", "--registry", "registry", "--port", "0")
+    assert done.returncode == 2 and "--registry needs --gate-key" in done.stderr
+    done = run_cli(
+        tmp_path, "serve", "--registry", "registry", "--gate-key", str(public), "--port", "0"
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "GateRefused: no report" in done.stderr and "gate-report.json" in done.stderr

@@ -178,6 +178,39 @@ def _admin_auth(args: argparse.Namespace) -> Any:
     return AdminAuth(verifier, enforcer, ledger)
 
 
+def _deployment(args: argparse.Namespace, engine: dict[str, Any], auth: Any) -> Any:
+    """Blue/green over a registry (``--registry``): every deploy must pass its golden set and
+    carry a passing gate report signed for ``--gate-key`` (no deploy without a pass); the
+    ``--version`` (default: the latest) is deployed and switched in before the server opens."""
+    from system0.serving.deployment import Deployment
+    from system0.serving.engine_io import state_engine
+    from system0.serving.registry import ModelRegistry
+    from system0.testing import GoldenSet, golden_check, version_gate_check
+
+    if not args.gate_key:
+        raise ConfigError(
+            "--registry needs --gate-key (the public key the gate reports are signed with): "
+            "no version deploys without a passing, signed gate report"
+        )
+    registry = ModelRegistry(args.registry)
+    golden = GoldenSet.load(args.golden) if args.golden else golden_check
+    dep = Deployment(
+        args.name,
+        registry,
+        engine_factory=lambda model: state_engine(model, **engine),
+        golden_check=golden,
+        gate_check=version_gate_check(args.gate_key),
+        audit=auth.audit if auth is not None else None,
+    )
+    try:
+        dep.deploy(args.version or registry.latest(args.name).version)
+        dep.promote()
+    except BaseException:
+        dep.close()
+        raise
+    return dep
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         return _run_server(args)
@@ -208,29 +241,37 @@ def _run_server(args: argparse.Namespace) -> int:
         recording = ServedRecording(
             out, mode=args.record, rate=args.record_rate, seed=args.seed, config=config
         )
-    weights = Path(args.weights) if args.weights else policy_weights_path()
-    service = PinnedService.from_weights(
-        args.name,
-        weights,
-        backend=args.backend,
-        recording=recording,
-        max_batch=inf.max_batch,
-        max_wait=inf.max_wait_ms / 1e3,
-        queue_capacity=inf.queue_capacity,
-    )
-    service.warm()
+    engine = {
+        "max_batch": inf.max_batch,
+        "max_wait": inf.max_wait_ms / 1e3,
+        "queue_capacity": inf.queue_capacity,
+    }
+    auth = _admin_auth(args)
+    service: Any
+    if args.registry:
+        if recording is not None:
+            raise ConfigError("--record serves one pinned version: leave out --registry")
+        service = _deployment(args, engine, auth)
+    else:
+        weights = Path(args.weights) if args.weights else policy_weights_path()
+        service = PinnedService.from_weights(
+            args.name, weights, backend=args.backend, recording=recording, **engine
+        )
+        service.warm()
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         default_budget_s=inf.latency_budget_ms / 1e3,
         max_budget_s=max(srv.request_timeout_ms, inf.latency_budget_ms) / 1e3,
     )
     finisher = _Announced(recording) if recording is not None else None
-    app = create_app([service], auth=_admin_auth(args), limits=limits, recorder=finisher)
+    app = create_app([service], auth=auth, limits=limits, recorder=finisher)
     host, port = args.host or srv.host, args.port or srv.port
+    active = service.describe()
+    pinned = {v["version"]: v for v in active["versions"]}.get(active["active"], {})
     print(
-        f"system0 serve: {args.name} version {service.version} (weights "
-        f"{service.content_hash[:16]}) on http://{host}:{port}; recording {args.record}"
-        + (f" into {recording.root}" if recording else ""),
+        f"system0 serve: {args.name} version {active['active']} (weights "
+        f"{str(pinned.get('content_hash', ''))[:16]}) on http://{host}:{port}; recording "
+        f"{args.record}" + (f" into {recording.root}" if recording else ""),
         flush=True,
     )
     try:
@@ -260,6 +301,14 @@ def add_serving_commands(sub: Any) -> None:
     """Register ``serve``, ``deploy``, ``promote``, ``rollback``, ``drain``, ``status``."""
     p = sub.add_parser("serve", help="run the model server (HTTP, the serve extra)")
     p.add_argument("--weights", default=None, help="weights file (default: the shipped policy)")
+    p.add_argument(
+        "--registry", default=None, help="serve blue/green from this model registry folder"
+    )
+    p.add_argument("--version", default=None, help="with --registry: default the latest")
+    p.add_argument("--gate-key", default=None, help="with --registry: the gate reports' key")
+    p.add_argument(
+        "--golden", default=None, help="with --registry: golden set (default: the shipped one)"
+    )
     p.add_argument("--name", default="policy", help="the model's name in the routes")
     p.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy")
     p.add_argument("--config", default=None, help="AIConfig YAML (engine and server settings)")
