@@ -3,15 +3,13 @@
 //! who holds the GIL anyway), never by the thread that settled the batch.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use super::{run_callbacks, BatchOut, PyAnswer, PySlot, Shared};
 use crate::error::CoreError;
-use crate::gil::without_gil;
+use crate::gil::{parse_timeout, wait_in_slices, Slice};
 
 static CANCELLED: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
 static AWAITABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -48,36 +46,35 @@ fn cancelled_error(py: Python<'_>) -> PyErr {
 }
 
 impl PyEngineFuture {
-    /// Wait for the answer (GIL released, in slices so that Ctrl-C is seen).
+    /// Wait for the answer: the GIL released, in the one slice loop of `gil.rs` (Ctrl-C is
+    /// seen between slices).
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         if self.slot.is_done() {
             return Ok(());
         }
-        let end = match timeout {
-            Some(t) if t.is_nan() || t < 0.0 => {
-                return Err(PyValueError::new_err(format!(
-                    "timeout must be >= 0 seconds, got {t}"
-                )))
-            }
-            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
-            None => None,
-        };
-        loop {
-            let slice = Instant::now() + Duration::from_millis(100);
-            let until = end.map_or(slice, |e| e.min(slice));
-            let slot = &self.slot;
-            if without_gil(py, || slot.wait(Some(until))) {
-                return Ok(());
-            }
-            if end.is_some_and(|e| Instant::now() >= e) {
-                return Err(PyTimeoutError::new_err(format!(
-                    "{}: no answer within {:.3} s; the request is still pending",
-                    self.shared.engine.cfg.name,
-                    timeout.unwrap_or(0.0)
-                )));
-            }
-            py.check_signals()?;
-        }
+        let name = &self.shared.engine.cfg.name;
+        let until = parse_timeout(|| format!("{name}: result"), timeout)?;
+        let slot = &self.slot;
+        let waited = wait_in_slices(
+            py,
+            until,
+            (),
+            |(), end| {
+                if slot.wait(Some(end)) {
+                    Slice::Done(())
+                } else {
+                    Slice::Again(())
+                }
+            },
+            |_| true,
+        )?;
+        waited.map_err(|()| {
+            CoreError::DeadlineExceeded(format!(
+                "{name}: no answer within {:.3} s; the request is still pending",
+                timeout.unwrap_or(0.0)
+            ))
+            .into()
+        })
     }
 
     fn read(&self, py: Python<'_>) -> Option<Read> {
