@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from import_graph import Package, cycles
 
 import system0
-from tests.import_graph import Package, cycles
 
 ROOT = Path(system0.__file__).parent
 # The extension is private to the package, not to a module: every module may use its names.
