@@ -175,7 +175,7 @@ def test_passphrase_sealed_run(tmp_path: Path) -> None:
 def test_a_different_answer_names_the_decision_and_output(
     run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = replay_mod._load_model
+    real = replay_mod.load_policy
 
     class Nudged:
         def __init__(self, model: Any) -> None:
@@ -189,7 +189,7 @@ def test_a_different_answer_names_the_decision_and_output(
         def introspect(self) -> Any:
             return self.model.introspect()
 
-    monkeypatch.setattr(replay_mod, "_load_model", lambda *a: Nudged(real(*a)))
+    monkeypatch.setattr(replay_mod, "load_policy", lambda *a, **k: Nudged(real(*a, **k)))
     _, report = replay_mod.replay(run)
     assert not report.ok and len(report.mismatches) == report.batches
     first = report.mismatches[0]

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from system0.errors import ConfigError, Error, IntegrityError
+from system0.game.policy import load_policy
 from system0.interfaces.flight_recorder import batch_digest
 from system0.run_folder import (
     AUDIT,
@@ -226,20 +227,9 @@ def verify_run(run: str | Path) -> VerifiedRun:
 # replay ----------------------------------------------------------------------------------------
 
 
-def _load_model(backend: str, weights: Path, device: str) -> Any:
-    from system0.interfaces.model_interface import NumpyModelInterface
-
-    if backend == "numpy":
-        return NumpyModelInterface().load(weights)
-    if backend == "torch":
-        from system0.interfaces.torch_model import TorchModelInterface
-
-        return TorchModelInterface(device=device).load(weights)
-    if backend == "jax":
-        from system0.interfaces.jax_model import JaxModelInterface
-
-        return JaxModelInterface().load(weights)
-    raise ConfigError(f"backend must be numpy, torch or jax, got {backend!r}")
+def _device(backend: str, device: str) -> dict[str, Any]:
+    # only torch places a model on a device; numpy and jax take no such option
+    return {"device": device} if backend == "torch" else {}
 
 
 def _first_difference(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int | None:
@@ -335,7 +325,7 @@ def replay(
         if match not in played:
             raise ConfigError(f"--match {match}: the run played matches 0..{len(played) - 1}")
         batches = {b: d for b, d in batches.items() if match in d["matches"]}
-    model = _load_model(backend, v.run / policy["file"], device)
+    model = load_policy(backend, weights=v.run / policy["file"], **_device(backend, device))
     n_actions = int(next(iter(batches.values()))["outputs"].shape[1]) if batches else 8
     fallback = fallback_policy(n_actions)
     mismatches: list[Mismatch] = []

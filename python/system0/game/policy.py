@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any
 
@@ -27,11 +28,16 @@ def policy_weights_path() -> pathlib.Path:
 
 
 def load_policy(
-    backend: str = "numpy", *, monitoring: AIMonitoring | None = None, **options: Any
+    backend: str = "numpy",
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    monitoring: AIMonitoring | None = None,
+    **options: Any,
 ) -> AIModelInterface:
-    """The demo policy on ``numpy`` (no framework), ``torch`` or ``jax``; options go to the
-    interface (``device=``, ``compile=``, ``buckets=``...)."""
-    path = policy_weights_path()
+    """The policy on ``numpy`` (no framework), ``torch`` or ``jax``: the shipped weights, or
+    the ``save_mlp`` file ``weights``; options go to the interface (``device=``,
+    ``compile=``, ``buckets=``...)."""
+    path = policy_weights_path() if weights is None else pathlib.Path(weights)
     if backend == "numpy":
         return NumpyModelInterface(monitoring=monitoring, **options).load(path)
     if backend == "torch":

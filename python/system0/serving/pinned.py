@@ -96,10 +96,11 @@ class PinnedService:
     ) -> PinnedService:
         """The weights file ``weights`` (``save_mlp`` safetensors) served on ``backend``;
         with ``recording``, every decision goes to that version's flight recorder."""
-        from system0.replay import _load_model
+        from system0.game.policy import load_policy
 
         path = Path(weights)
-        model = _load_model(backend, path, "cpu")
+        on_cpu: dict[str, Any] = {"device": "cpu"} if backend == "torch" else {}
+        model = load_policy(backend, weights=path, **on_cpu)
         info = model.introspect()
         version = engine.pop("version", None) or info.content_hash.removeprefix("sha256:")[:12]
         recorder = None
