@@ -264,7 +264,8 @@ def _run_server(args: argparse.Namespace) -> int:
         max_budget_s=max(srv.request_timeout_ms, inf.latency_budget_ms) / 1e3,
     )
     finisher = _Announced(recording) if recording is not None else None
-    app = create_app([service], auth=auth, limits=limits, recorder=finisher)
+    alerts = _alerts(args, inf.latency_budget_ms)
+    app = create_app([service], auth=auth, limits=limits, recorder=finisher, alerts=alerts)
     host, port = args.host or srv.host, args.port or srv.port
     active = service.describe()
     pinned = {v["version"]: v for v in active["versions"]}.get(active["active"], {})
@@ -279,8 +280,26 @@ def _run_server(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # uvicorn re-raises the signal after its graceful shutdown
         pass
     finally:
+        alerts.stop()
         service.close()
     return 0
+
+
+def _alerts(args: argparse.Namespace, budget_ms: float) -> Any:
+    """Alerting on the served models (shown on the dashboard): p99 latency over the budget,
+    error rate over ``--alert-error-rate``, an open breaker; to the log, and to
+    ``--alert-webhook`` (Alertmanager's webhook JSON) when given."""
+    from system0.serving.alert_rules import TelemetrySource, default_rules
+    from system0.serving.alert_sinks import LogSink, WebhookSink
+    from system0.serving.alerts import AlertManager
+
+    sinks: list[Any] = [LogSink()]
+    if args.alert_webhook:
+        sinks.append(WebhookSink(args.alert_webhook))
+    manager = AlertManager(
+        default_rules(budget_ms, args.alert_error_rate), sinks=sinks, source=TelemetrySource()
+    )
+    return manager.start(interval_s=5.0)
 
 
 class _Announced:
@@ -330,6 +349,10 @@ def add_serving_commands(sub: Any) -> None:
     p.add_argument("--issuer", default="system0-auth", help="the tokens' issuer")
     p.add_argument("--audience", default="system0-serve", help="the tokens' audience")
     p.add_argument("--audit", default=None, help="audit ledger folder for refused admin calls")
+    p.add_argument("--alert-webhook", default=None, help="URL the alerts are POSTed to")
+    p.add_argument(
+        "--alert-error-rate", type=float, default=0.05, help="error-rate alert threshold (5 %%)"
+    )
     p.set_defaults(run=_serve)
 
     server = os.environ.get("SYSTEM0_SERVER", DEFAULT_SERVER)
