@@ -352,10 +352,11 @@ class FakeClock:
 def test_a_latency_breach_rolls_back_within_the_window_only(
     registry: ModelRegistry, weights_dir: pathlib.Path, two: dict[str, int]
 ) -> None:
-    # a real slow version: a wide MLP whose batches take milliseconds, not microseconds
-    slow = publish(registry, weights_dir, biased_mlp(5, seed=4, hidden=3000))
+    # a real slow version: a wide MLP whose batches take about 0.5 ms (20,000 hidden units),
+    # well over the 0.2 ms p99 limit on any machine, where the shipped-size one takes 20 us
+    slow = publish(registry, weights_dir, biased_mlp(5, seed=4, hidden=20_000))
     clock = FakeClock()
-    policy = RollbackPolicy(window_s=10, min_requests=12, max_p99_ms=0.5, check_every=6)
+    policy = RollbackPolicy(window_s=10, min_requests=12, max_p99_ms=0.2, check_every=6)
     dep = Deployment(
         "policy",
         registry,
