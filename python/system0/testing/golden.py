@@ -31,6 +31,7 @@ import numpy.typing as npt
 from system0.data.serialization import FEATURE_NAMES
 from system0.errors import GoldenMismatch, ValidationError
 from system0.interfaces.model_interface import AIModelInterface
+from system0.testing.documents import read_document
 from system0.testing.results import Check, SuiteResult
 from system0.testing.states import feature_rows
 
@@ -191,18 +192,7 @@ class GoldenSet:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GoldenSet:
         where = os.fspath(path)
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ValidationError(f"cannot read golden set {where}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ValidationError(f"{where}: golden set is not JSON ({exc})") from None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("format") != FORMAT
-            or doc.get("version") != VERSION
-        ):
-            raise ValidationError(f"{where}: not a {FORMAT} v{VERSION} file")
+        doc = read_document(path, "golden set", FORMAT, VERSION)
         if doc.get("feature_names") != list(FEATURE_NAMES):
             raise ValidationError(
                 f"{where}: recorded for another feature layout; record the golden set again "

@@ -44,6 +44,7 @@ from system0.game.contract import state_validator
 from system0.game.heuristic import heuristic_probabilities
 from system0.interfaces.inference_engine import EngineFuture, InferenceEngine
 from system0.interfaces.model_interface import AIModelInterface
+from system0.testing.documents import read_document
 from system0.testing.results import Check, SuiteResult
 from system0.testing.states import match_states, state_bytes
 from system0.testing.thresholds import MetricThreshold, compare
@@ -112,18 +113,7 @@ class PerfBaseline:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PerfBaseline:
         where = os.fspath(path)
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ValidationError(f"cannot read perf baseline {where}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ValidationError(f"{where}: perf baseline is not JSON ({exc})") from None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("format") != FORMAT
-            or doc.get("version") != VERSION
-        ):
-            raise ValidationError(f"{where}: not a {FORMAT} v{VERSION} file")
+        doc = read_document(path, "perf baseline", FORMAT, VERSION)
         machines = doc.get("machines")
         if not isinstance(machines, dict) or not all(
             isinstance(m, dict) and isinstance(m.get("metrics"), dict) for m in machines.values()
