@@ -29,22 +29,17 @@ from pydantic import Field, field_validator
 
 from system0.core.config import signing
 from system0.core.config.canonical import canonical_json
-from system0.core.config.diff import Change, ConfigDiff, diff
+from system0.core.config.diff import ConfigDiff, diff
 from system0.core.config.fork import (
-    emergency_override,
     fork_for_experiment,
-    parse_overrides,
-    set_audit_sink,
 )
 from system0.core.config.migrations import migrate
 from system0.core.config.schema import (
     SCHEMA_VERSION,
-    BreakerConfig,
     InferenceConfig,
     Lineage,
     ModelConfig,
     MonitoringConfig,
-    Override,
     Section,
     SecurityConfig,
     ServingConfig,
@@ -356,30 +351,11 @@ def content_hash(config: AIConfig) -> str:
 
 
 __all__ = [
-    "SCHEMA_VERSION",
     "AIConfig",
-    "BreakerConfig",
-    "Change",
-    "ConfigDiff",
-    "InferenceConfig",
-    "Lineage",
-    "ModelConfig",
-    "MonitoringConfig",
-    "Override",
-    "SecurityConfig",
-    "ServingConfig",
-    "StorageConfig",
-    "TrainingConfig",
-    "canonical_json",
     "check_signature",
     "content_hash",
-    "diff",
-    "emergency_override",
-    "fork_for_experiment",
     "load_from_text",
     "load_from_yaml",
-    "parse_overrides",
-    "set_audit_sink",
     "sign_file",
     "validate_config",
     "validate_document",

@@ -14,6 +14,7 @@ from typing import Any
 
 from system0.core.config import aiconfig as cfg
 from system0.core.config import signing
+from system0.core.config.diff import diff
 from system0.errors import ConfigError, Error
 
 Command = Callable[[argparse.Namespace], int]
@@ -71,7 +72,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    result = cfg.diff(_load(args.a), _load(args.b), include_lineage=args.lineage)
+    result = diff(_load(args.a), _load(args.b), include_lineage=args.lineage)
     sys.stdout.write(result.to_json() if args.json else result.render())
     return 1 if result else 0
 
